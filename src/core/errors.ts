@@ -1,0 +1,81 @@
+/**
+ * Every error the server raises on purpose is a ServerError with a stable `code`.
+ * Codes are part of the public surface (logs, tests, hooks): never rename one.
+ */
+export const ErrorCode = {
+  // byte readers
+  BufferTruncated: 'ERR_BUFFER_TRUNCATED',
+  // handshake
+  HandshakeVersion: 'ERR_RTMP_HANDSHAKE_VERSION',
+  HandshakeTimeout: 'ERR_RTMP_HANDSHAKE_TIMEOUT',
+  // chunk stream
+  ChunkSize: 'ERR_RTMP_CHUNK_SIZE',
+  ChunkStreamId: 'ERR_RTMP_CHUNK_STREAM_ID',
+  ChunkNoPreviousHeader: 'ERR_RTMP_CHUNK_NO_PREVIOUS_HEADER',
+  MessageTooLarge: 'ERR_RTMP_MESSAGE_TOO_LARGE',
+  MessageLengthChanged: 'ERR_RTMP_MESSAGE_LENGTH_CHANGED',
+  // messages and commands
+  MessageMalformed: 'ERR_RTMP_MESSAGE_MALFORMED',
+  CommandMalformed: 'ERR_RTMP_COMMAND_MALFORMED',
+  AggregateMalformed: 'ERR_RTMP_AGGREGATE_MALFORMED',
+  // AMF
+  AmfTruncated: 'ERR_AMF_TRUNCATED',
+  AmfUnknownMarker: 'ERR_AMF_UNKNOWN_MARKER',
+  AmfBadReference: 'ERR_AMF_BAD_REFERENCE',
+  AmfTooDeep: 'ERR_AMF_TOO_DEEP',
+  AmfTooLarge: 'ERR_AMF_TOO_LARGE',
+  AmfUnsupported: 'ERR_AMF_UNSUPPORTED',
+  // connection / session
+  ConnectionTimeout: 'ERR_RTMP_TIMEOUT',
+  ConnectionLimit: 'ERR_RTMP_CONNECTION_LIMIT',
+  ProtocolViolation: 'ERR_RTMP_PROTOCOL',
+  AppNotFound: 'ERR_RTMP_APP_NOT_FOUND',
+  StreamBusy: 'ERR_LIVE_STREAM_BUSY',
+  StreamNameInvalid: 'ERR_STREAM_NAME_INVALID',
+  Refused: 'ERR_ACCESS_REFUSED',
+  // client
+  ClientClosed: 'ERR_RTMP_CLIENT_CLOSED',
+  ClientRejected: 'ERR_RTMP_CLIENT_REJECTED',
+  // media
+  FlvMalformed: 'ERR_FLV_MALFORMED',
+  CodecConfigMalformed: 'ERR_CODEC_CONFIG_MALFORMED',
+  // configuration
+  ConfigSyntax: 'ERR_CONFIG_SYNTAX',
+  ConfigUnknownDirective: 'ERR_CONFIG_UNKNOWN_DIRECTIVE',
+  ConfigBadContext: 'ERR_CONFIG_BAD_CONTEXT',
+  ConfigBadValue: 'ERR_CONFIG_BAD_VALUE',
+  ConfigUnsupported: 'ERR_CONFIG_UNSUPPORTED',
+  ConfigInclude: 'ERR_CONFIG_INCLUDE',
+  // command line
+  Usage: 'ERR_USAGE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ServerError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ServerError';
+    this.code = code;
+  }
+}
+
+/** The one way to make a coded error. */
+export function serverError(code: ErrorCode, message: string, cause?: unknown): ServerError {
+  return cause === undefined ? new ServerError(code, message) : new ServerError(code, message, { cause });
+}
+
+export function isServerError(e: unknown, code?: ErrorCode): e is ServerError {
+  return e instanceof ServerError && (code === undefined || e.code === code);
+}
+
+/** A short, loggable description of anything thrown. */
+export function describeError(e: unknown): { code: string; message: string } {
+  if (e instanceof ServerError) return { code: e.code, message: e.message };
+  if (e instanceof Error) {
+    const code = (e as Error & { code?: unknown }).code;
+    return { code: typeof code === 'string' ? code : 'ERR_INTERNAL', message: e.message };
+  }
+  return { code: 'ERR_INTERNAL', message: String(e) };
+}
