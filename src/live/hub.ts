@@ -1,0 +1,60 @@
+import type { LiveReader } from './reader.js';
+import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type PublisherInfo, type StreamOptions } from './stream.js';
+
+/**
+ * All live streams of one server, by application and name. A stream exists
+ * while it has a publisher or a reader (a reader may wait for a publisher).
+ */
+export class LiveHub {
+  private readonly streams = new Map<string, LiveStream>();
+
+  get(app: string, name: string): LiveStream | undefined {
+    return this.streams.get(streamKey(app, name));
+  }
+
+  list(): LiveStream[] {
+    return [...this.streams.values()];
+  }
+
+  private obtain(app: string, name: string, options: StreamOptions): LiveStream {
+    const key = streamKey(app, name);
+    let s = this.streams.get(key);
+    if (s === undefined) {
+      s = new LiveStream(app, name, options);
+      this.streams.set(key, s);
+    }
+    return s;
+  }
+
+  /** Throws ERR_LIVE_STREAM_BUSY when the name already has a publisher. */
+  publish(app: string, name: string, pub: PublisherInfo, options: StreamOptions = DEFAULT_STREAM_OPTIONS): LiveStream {
+    const s = this.obtain(app, name, options);
+    try {
+      s.attachPublisher(pub);
+    } catch (e) {
+      this.forgetIfIdle(s);
+      throw e;
+    }
+    return s;
+  }
+
+  unpublish(stream: LiveStream, pub: PublisherInfo): void {
+    stream.detachPublisher(pub);
+    this.forgetIfIdle(stream);
+  }
+
+  subscribe(app: string, name: string, reader: LiveReader, options: StreamOptions = DEFAULT_STREAM_OPTIONS): LiveStream {
+    const s = this.obtain(app, name, options);
+    s.addReader(reader);
+    return s;
+  }
+
+  unsubscribe(stream: LiveStream, reader: LiveReader): void {
+    stream.removeReader(reader);
+    this.forgetIfIdle(stream);
+  }
+
+  private forgetIfIdle(s: LiveStream): void {
+    if (s.idle && this.streams.get(s.key) === s) this.streams.delete(s.key);
+  }
+}

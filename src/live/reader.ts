@@ -1,0 +1,111 @@
+import type { MediaFrame } from './frame.js';
+import { FrameKind } from './frame.js';
+
+/**
+ * Where a reader's frames go: an RTMP player, an HTTP-FLV response, a recorder.
+ * The sink owns its output queue (for sockets: the socket's own write buffer)
+ * and reports how much is waiting, so the reader can bound it.
+ */
+export interface FrameSink {
+  /** bytes accepted by write() and not yet handed to the peer */
+  queuedBytes(): number;
+  write(frame: MediaFrame): void;
+  /** optional batching: frames written between cork() and uncork() go out in one system call */
+  cork?(): void;
+  uncork?(): void;
+  /** the stream got a publisher (also called at attach time when it already has one) */
+  onStreamStart(info: StreamInfo): void;
+  /** the publisher left; the reader stays attached and resumes on the next publish */
+  onStreamStop(info: StreamInfo): void;
+}
+
+export interface StreamInfo {
+  readonly app: string;
+  readonly name: string;
+}
+
+export interface ReaderLimits {
+  /** start dropping when more than this many bytes are queued */
+  readonly maxQueuedBytes: number;
+  /** resume at a keyframe only when the queue is below this */
+  readonly resumeQueuedBytes: number;
+}
+
+export const DEFAULT_READER_LIMITS: ReaderLimits = { maxQueuedBytes: 4 * 1024 * 1024, resumeQueuedBytes: 1024 * 1024 };
+
+/**
+ * One consumer of a live stream, with a bounded queue. A reader that falls
+ * behind drops media up to the next keyframe (counted); codec headers and
+ * metadata are never dropped; the publisher never waits.
+ */
+export class LiveReader {
+  /** frames dropped because this reader was too slow */
+  dropped = 0;
+  /** number of times the reader entered the dropping state */
+  dropEpisodes = 0;
+  framesOut = 0;
+  bytesOut = 0;
+  private dropping = false;
+  /** video must (re)start on a keyframe: set on attach and after a drop */
+  private needKeyframe = true;
+  /** set when the stream has video: audio-only streams resume on any frame */
+  hasVideo = false;
+  attached = false;
+
+  constructor(
+    readonly sink: FrameSink,
+    readonly limits: ReaderLimits = DEFAULT_READER_LIMITS,
+    readonly onDropEpisode?: (reader: LiveReader) => void,
+  ) {}
+
+  /** Called at (re)start of the stream: the first video frame must be a keyframe. */
+  restart(hasVideo: boolean): void {
+    this.hasVideo = hasVideo;
+    this.needKeyframe = true;
+    this.dropping = false;
+  }
+
+  get isDropping(): boolean {
+    return this.dropping;
+  }
+
+  /** The hot path: one call per frame per reader. */
+  push(frame: MediaFrame): void {
+    if (frame.kind === FrameKind.Data || frame.isSequenceHeader) {
+      this.send(frame);
+      return;
+    }
+    const startPoint = frame.isKeyframe || (!this.hasVideo && frame.kind === FrameKind.Audio);
+    if (this.dropping) {
+      if (startPoint && this.sink.queuedBytes() <= this.limits.resumeQueuedBytes) {
+        this.dropping = false;
+        this.needKeyframe = false;
+      } else {
+        this.dropped++;
+        return;
+      }
+    } else if (this.sink.queuedBytes() > this.limits.maxQueuedBytes) {
+      this.dropping = true;
+      this.dropEpisodes++;
+      this.dropped++;
+      this.onDropEpisode?.(this);
+      return;
+    }
+    if (this.needKeyframe && frame.kind === FrameKind.Video) {
+      if (!frame.isKeyframe) {
+        this.dropped++;
+        return;
+      }
+      this.needKeyframe = false;
+    }
+    this.send(frame);
+  }
+
+  /** Sends without the drop policy (cached headers, GOP replay). */
+  send(frame: MediaFrame): void {
+    if (frame.kind === FrameKind.Video && frame.isKeyframe) this.needKeyframe = false;
+    this.framesOut++;
+    this.bytesOut += frame.payload.length;
+    this.sink.write(frame);
+  }
+}

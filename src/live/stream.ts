@@ -1,0 +1,230 @@
+import { ErrorCode, serverError } from '../core/errors.js';
+import { FrameKind, MediaFrame, frameFlags } from './frame.js';
+import type { LiveReader, StreamInfo } from './reader.js';
+
+export interface PublisherInfo {
+  /** connection id or another unique tag, for logs and stats */
+  readonly id: string;
+  readonly remote: string;
+  /** asks the publisher's transport to stop (drop_idle_publisher, control API) */
+  stop(reason: string): void;
+}
+
+export interface StreamOptions {
+  /** keep the frames since the last keyframe so a new reader starts at once */
+  readonly gopCache: boolean;
+  /** a GOP larger than this is not cached (the reader waits for the next keyframe) */
+  readonly maxGopBytes: number;
+}
+
+export const DEFAULT_STREAM_OPTIONS: StreamOptions = { gopCache: true, maxGopBytes: 32 * 1024 * 1024 };
+
+export interface StreamStats {
+  bytesIn: number;
+  framesIn: number;
+  videoFrames: number;
+  audioFrames: number;
+  publishedAt: number;
+  /** drops summed over readers that have left */
+  droppedByGoneReaders: number;
+}
+
+/**
+ * One live stream (application + name): its publisher, the cached metadata,
+ * codec headers and GOP, and its readers. Knows nothing of RTMP or files.
+ */
+export class LiveStream implements StreamInfo {
+  publisher: PublisherInfo | undefined = undefined;
+  metadata: MediaFrame | undefined = undefined;
+  videoHeader: MediaFrame | undefined = undefined;
+  audioHeader: MediaFrame | undefined = undefined;
+  hasVideo = false;
+  hasAudio = false;
+  readonly readers = new Set<LiveReader>();
+  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, droppedByGoneReaders: 0 };
+
+  private gop: MediaFrame[] = [];
+  private gopBytes = 0;
+  private gopValid = false;
+  /** timestamp mapping: out = raw + offset, clamped to stay monotonic per kind */
+  private offset = 0;
+  private sessionStarted = false;
+  private everPublished = false;
+  private lastOut = 0;
+  private lastAudioOut = 0;
+  private lastVideoOut = 0;
+  private batchDepth = 0;
+
+  constructor(
+    readonly app: string,
+    readonly name: string,
+    readonly options: StreamOptions = DEFAULT_STREAM_OPTIONS,
+  ) {}
+
+  get key(): string {
+    return streamKey(this.app, this.name);
+  }
+
+  get active(): boolean {
+    return this.publisher !== undefined;
+  }
+
+  /** The GOP cache as it stands (for tests and stats). */
+  get cachedGop(): readonly MediaFrame[] {
+    return this.gopValid ? this.gop : [];
+  }
+
+  attachPublisher(pub: PublisherInfo): void {
+    if (this.publisher !== undefined) {
+      throw serverError(ErrorCode.StreamBusy, `stream ${this.key} is already being published by ${this.publisher.id}`);
+    }
+    this.publisher = pub;
+    this.metadata = undefined;
+    this.videoHeader = undefined;
+    this.audioHeader = undefined;
+    this.hasVideo = false;
+    this.hasAudio = false;
+    this.resetGop();
+    this.sessionStarted = false;
+    this.stats.publishedAt = Date.now();
+    for (const r of this.readers) {
+      r.restart(false);
+      r.sink.onStreamStart(this);
+    }
+  }
+
+  detachPublisher(pub: PublisherInfo): void {
+    if (this.publisher !== pub) return;
+    this.publisher = undefined;
+    this.resetGop();
+    for (const r of this.readers) r.sink.onStreamStop(this);
+  }
+
+  /** Frames between beginBatch() and endBatch() leave in one write per reader. */
+  beginBatch(): void {
+    if (this.batchDepth++ === 0) {
+      for (const r of this.readers) r.sink.cork?.();
+    }
+  }
+
+  endBatch(): void {
+    if (this.batchDepth > 0 && --this.batchDepth === 0) {
+      for (const r of this.readers) r.sink.uncork?.();
+    }
+  }
+
+  /** The publisher's hot path: classify, cache, fan out. */
+  pushMedia(kind: FrameKind, rawTimestamp: number, payload: Buffer): MediaFrame {
+    const timestamp = this.mapTimestamp(kind, rawTimestamp);
+    const frame = new MediaFrame(kind, timestamp, payload, frameFlags(kind, payload));
+    this.stats.framesIn++;
+    this.stats.bytesIn += payload.length;
+    if (kind === FrameKind.Video) {
+      this.stats.videoFrames++;
+      if (!this.hasVideo) {
+        this.hasVideo = true;
+        for (const r of this.readers) r.hasVideo = true;
+      }
+    } else if (kind === FrameKind.Audio) {
+      this.stats.audioFrames++;
+      this.hasAudio = true;
+    }
+    this.cache(frame);
+    for (const r of this.readers) r.push(frame);
+    return frame;
+  }
+
+  addReader(reader: LiveReader): void {
+    this.readers.add(reader);
+    reader.attached = true;
+    if (this.batchDepth > 0) reader.sink.cork?.();
+    if (this.publisher !== undefined) {
+      reader.restart(this.hasVideo);
+      reader.sink.onStreamStart(this);
+      this.replayTo(reader);
+    }
+  }
+
+  removeReader(reader: LiveReader): void {
+    if (this.readers.delete(reader)) {
+      reader.attached = false;
+      this.stats.droppedByGoneReaders += reader.dropped;
+      if (this.batchDepth > 0) reader.sink.uncork?.();
+    }
+  }
+
+  /** Nobody publishes and nobody reads: the hub may forget it. */
+  get idle(): boolean {
+    return this.publisher === undefined && this.readers.size === 0;
+  }
+
+  private replayTo(reader: LiveReader): void {
+    if (this.metadata) reader.send(this.metadata);
+    if (this.videoHeader) reader.send(this.videoHeader);
+    if (this.audioHeader) reader.send(this.audioHeader);
+    if (this.gopValid) {
+      for (const f of this.gop) reader.push(f);
+    }
+  }
+
+  private cache(frame: MediaFrame): void {
+    if (frame.kind === FrameKind.Data) {
+      this.metadata = frame;
+      return;
+    }
+    if (frame.isSequenceHeader) {
+      if (frame.kind === FrameKind.Video) this.videoHeader = frame;
+      else this.audioHeader = frame;
+      return;
+    }
+    if (!this.options.gopCache) return;
+    if (frame.isKeyframe) {
+      this.gop.length = 0;
+      this.gopBytes = 0;
+      this.gopValid = true;
+    } else if (!this.gopValid) {
+      // audio-only streams: every audio frame is a start point; keep a short tail
+      if (this.hasVideo || frame.kind !== FrameKind.Audio) return;
+      this.gopValid = true;
+    }
+    this.gop.push(frame);
+    this.gopBytes += frame.payload.length;
+    if (this.gopBytes > this.options.maxGopBytes) this.resetGop();
+    else if (!this.hasVideo && this.gop.length > 64) {
+      // audio-only: a bounded window of recent frames is enough
+      this.gopBytes -= this.gop.shift()!.payload.length;
+    }
+  }
+
+  private resetGop(): void {
+    this.gop = [];
+    this.gopBytes = 0;
+    this.gopValid = false;
+  }
+
+  private mapTimestamp(kind: FrameKind, raw: number): number {
+    if (!this.sessionStarted) {
+      this.sessionStarted = true;
+      // the first session keeps the publisher's clock; later ones continue from where the last stopped
+      this.offset = this.everPublished ? this.lastOut - raw : 0;
+      this.everPublished = true;
+    }
+    let ts = raw + this.offset;
+    if (kind === FrameKind.Audio) {
+      if (ts < this.lastAudioOut) ts = this.lastAudioOut;
+      this.lastAudioOut = ts;
+    } else if (kind === FrameKind.Video) {
+      if (ts < this.lastVideoOut) ts = this.lastVideoOut;
+      this.lastVideoOut = ts;
+    } else if (ts < 0) {
+      ts = 0;
+    }
+    if (ts < 0) ts = 0;
+    if (ts > this.lastOut) this.lastOut = ts;
+    return ts >>> 0;
+  }
+}
+
+export function streamKey(app: string, name: string): string {
+  return `${app}/${name}`;
+}

@@ -1,0 +1,713 @@
+import type { Socket } from 'node:net';
+import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { amfNumber, amfObjectOf, amfString, type AmfObject, type AmfValue } from './amf-types.js';
+import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
+import { StatusCode, commandMessage, dataMessage, decodeCommand, decodeData, onStatusMessage, splitStreamName, type Command } from './commands.js';
+import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControlMessage, windowAckSizeMessage, ackMessage } from './control.js';
+import { ServerHandshake } from './handshake.js';
+import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
+import { MediaWriter, type OutgoingMedia } from './player.js';
+
+export interface ConnectionOptions {
+  /** outgoing chunk size announced after connect */
+  readonly chunkSize: number;
+  readonly windowAckSize: number;
+  readonly peerBandwidth: number;
+  /** largest message a peer may announce */
+  readonly maxMessageSize: number;
+  readonly handshakeTimeout: number;
+  /** no data at all from the peer for this long (ms) closes the connection */
+  readonly idleTimeout: number;
+  /** send a ping after this much silence from the peer (ms, 0 = never) */
+  readonly pingInterval: number;
+  /** close when a ping got no traffic back within this (ms) */
+  readonly pingTimeout: number;
+  readonly maxStreams: number;
+  /** commands and messages queued while an asynchronous command (e.g. a webhook) runs */
+  readonly maxBacklogBytes: number;
+}
+
+export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
+  chunkSize: 4096,
+  windowAckSize: 5_000_000,
+  peerBandwidth: 5_000_000,
+  maxMessageSize: 1024 * 1024,
+  handshakeTimeout: 10_000,
+  idleTimeout: 60_000,
+  pingInterval: 60_000,
+  pingTimeout: 30_000,
+  maxStreams: 32,
+  maxBacklogBytes: 8 * 1024 * 1024,
+};
+
+export interface ConnectInfo {
+  readonly app: string;
+  /** the query string that came with the application name (app?key=value) */
+  readonly query: string;
+  readonly tcUrl: string;
+  readonly flashVer: string;
+  readonly swfUrl: string;
+  readonly pageUrl: string;
+  readonly objectEncoding: number;
+  readonly object: AmfObject;
+  /** extra arguments after the command object */
+  readonly args: readonly AmfValue[];
+}
+
+export type PublishType = 'live' | 'record' | 'append';
+
+export interface PublishInfo {
+  readonly streamId: number;
+  readonly name: string;
+  readonly query: string;
+  readonly type: PublishType;
+}
+
+export interface PlayInfo {
+  readonly streamId: number;
+  readonly name: string;
+  readonly query: string;
+  readonly start: number;
+  readonly duration: number;
+  readonly reset: boolean;
+}
+
+/** What the application layer returns for an accepted publish. */
+export interface PublishHandle {
+  /** audio (8), video (9) or script data (18) with an absolute timestamp */
+  media(kind: number, timestamp: number, payload: Buffer): void;
+  beginBatch(): void;
+  endBatch(): void;
+  /** the publisher stopped (FCUnpublish, deleteStream, closeStream, disconnect) */
+  close(): void;
+}
+
+/** What the application layer returns for an accepted play. */
+export interface PlayHandle {
+  /** resume after a pause: the player must restart on a keyframe */
+  resume(): void;
+  close(): void;
+}
+
+/**
+ * The application layer behind a connection (server.ts implements it). Each
+ * method may refuse by throwing (a ServerError's code picks the status sent).
+ */
+export interface ConnectionHandler {
+  connect(conn: RtmpConnection, info: ConnectInfo): Promise<void> | void;
+  publish(conn: RtmpConnection, info: PublishInfo): Promise<PublishHandle> | PublishHandle;
+  play(conn: RtmpConnection, info: PlayInfo, output: PlayerOutput): Promise<PlayHandle> | PlayHandle;
+  closed(conn: RtmpConnection, error: ServerError | undefined): void;
+}
+
+type NetStream =
+  | { state: 'idle' }
+  | { state: 'publishing'; info: PublishInfo; handle: PublishHandle }
+  | { state: 'playing'; info: PlayInfo; handle: PlayHandle; output: PlayerOutput }
+  | { state: 'pending' };
+
+/**
+ * The output side of a playing NetStream: implements the live hub's frame
+ * sink (structurally) and sends the NetStream status messages.
+ */
+export class PlayerOutput {
+  readonly writer: MediaWriter;
+  private started = false;
+
+  constructor(
+    private readonly conn: RtmpConnection,
+    readonly streamId: number,
+    private readonly publishNotify: boolean,
+  ) {
+    this.writer = new MediaWriter(conn.socket, () => conn.outChunkSize, streamId);
+  }
+
+  queuedBytes(): number {
+    return this.writer.queuedBytes();
+  }
+
+  write(m: OutgoingMedia): void {
+    this.writer.write(m);
+  }
+
+  cork(): void {
+    this.writer.cork();
+  }
+
+  uncork(): void {
+    this.writer.uncork();
+  }
+
+  /** Sent when play is accepted, before any publisher may be there. */
+  begin(name: string, reset: boolean): void {
+    const id = this.streamId;
+    this.conn.send(userControlMessage({ type: 'streamBegin', streamId: id }));
+    if (reset) this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayReset, `Playing and resetting ${name}.`, { details: name }));
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStart, `Started playing ${name}.`, { details: name }));
+    this.conn.send(dataMessage(id, ['|RtmpSampleAccess', true, true]));
+    this.started = true;
+  }
+
+  onStreamStart(info: { name: string }): void {
+    if (!this.started) return;
+    this.conn.send(userControlMessage({ type: 'streamBegin', streamId: this.streamId }));
+    if (this.publishNotify) {
+      this.conn.send(onStatusMessage(this.streamId, 'status', StatusCode.PlayPublishNotify, `${info.name} is now published.`, { details: info.name }));
+    }
+  }
+
+  onStreamStop(info: { name: string }): void {
+    if (!this.started) return;
+    this.conn.send(onStatusMessage(this.streamId, 'status', StatusCode.PlayUnpublishNotify, `${info.name} is now unpublished.`, { details: info.name }));
+    this.conn.send(userControlMessage({ type: 'streamEof', streamId: this.streamId }));
+  }
+}
+
+/**
+ * One server-side RTMP connection: handshake, chunk stream, protocol control,
+ * NetConnection and NetStream commands. Media goes to the handler's publish
+ * handles; playback goes through PlayerOutput.
+ */
+export class RtmpConnection {
+  readonly remote: string;
+  readonly remoteAddress: string;
+  log: Logger;
+  app: string | undefined = undefined;
+  connectInfo: ConnectInfo | undefined = undefined;
+  outChunkSize = 128;
+  readonly connectedAt = Date.now();
+  closed = false;
+
+  private readonly handshake = new ServerHandshake();
+  private handshakeDone = false;
+  private readonly decoder: ChunkDecoder;
+  private readonly streams = new Map<number, NetStream>();
+  private nextStreamId = 1;
+  private peerAckWindow = 0;
+  private lastAckSent = 0;
+  private lastInput = Date.now();
+  private pingSentAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private backlog: RtmpMessage[] = [];
+  private backlogBytes = 0;
+  private publishing: PublishHandle[] = [];
+
+  constructor(
+    /** unique within the server (the server counts connections) */
+    readonly id: string,
+    readonly socket: Socket,
+    private readonly handler: ConnectionHandler,
+    readonly options: ConnectionOptions,
+    logger: Logger,
+    /** sent to players when a publisher arrives (publish_notify) */
+    private readonly publishNotify = false,
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? '?';
+    this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
+    this.log = logger.child({ conn: this.id, remote: this.remote });
+    this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize }, (m) => this.onMessage(m));
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
+    socket.on('close', () => this.cleanup(undefined));
+    this.timer = setInterval(() => this.tick(), Math.max(250, Math.min(1000, options.handshakeTimeout / 4)));
+    this.timer.unref();
+    this.log.debug('accepted');
+  }
+
+  get bytesIn(): number {
+    return this.socket.bytesRead;
+  }
+
+  get bytesOut(): number {
+    return this.socket.bytesWritten;
+  }
+
+  /** Sends one message, chunked at the current output chunk size. */
+  send(m: RtmpMessage): void {
+    if (this.socket.destroyed) return;
+    this.socket.write(encodeMessage(m, this.outChunkSize));
+  }
+
+  /** Ends the connection with a coded reason (logged once). */
+  fail(err: ServerError, level: 'warn' | 'info' | 'debug' = 'warn'): void {
+    if (this.closed) return;
+    this.log[level]({ code: err.code, err: err.message }, 'connection closed on error');
+    this.cleanup(err);
+    this.socket.destroy();
+  }
+
+  /** Politely closes: the peer sees the socket end. */
+  close(): void {
+    if (this.closed) return;
+    this.cleanup(undefined);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (!this.handshakeDone) {
+      if (now - this.connectedAt > this.options.handshakeTimeout) {
+        this.fail(serverError(ErrorCode.HandshakeTimeout, `handshake not finished within ${this.options.handshakeTimeout} ms`));
+      }
+      return;
+    }
+    // output counts as traffic only while it moves: a player that stopped reading
+    // keeps its bytes queued, the drop policy stops new writes, and it goes idle
+    const written = this.socket.bytesWritten;
+    if (written !== this.lastWritten) {
+      this.lastWritten = written;
+      this.lastOutput = now;
+    }
+    const { pingInterval, pingTimeout, idleTimeout } = this.options;
+    const silent = now - this.lastInput;
+    // ping early enough that a live but quiet peer (a player waiting for its publisher) answers before the idle timeout
+    const pingAfter = idleTimeout > 0 ? Math.min(pingInterval, idleTimeout / 2) : pingInterval;
+    if (pingInterval > 0 && silent >= pingAfter) {
+      if (this.pingSentAt <= this.lastInput) {
+        this.pingSentAt = now;
+        this.send(userControlMessage({ type: 'pingRequest', timestamp: (now - this.connectedAt) >>> 0 }));
+      } else if (now - this.pingSentAt >= pingTimeout) {
+        this.fail(serverError(ErrorCode.ConnectionTimeout, `no answer to ping within ${pingTimeout} ms`));
+        return;
+      }
+    }
+    const idle = now - Math.max(this.lastInput, this.lastOutput);
+    if (idleTimeout > 0 && idle >= idleTimeout) {
+      const waiting = this.socket.writableLength;
+      this.fail(serverError(ErrorCode.ConnectionTimeout, waiting > 0 ? `peer read nothing for ${idle} ms (${waiting} bytes waiting)` : `no traffic for ${idle} ms`));
+    }
+  }
+
+  private lastWritten = 0;
+  private lastOutput = Date.now();
+
+  private onData(data: Buffer): void {
+    if (this.closed) return;
+    this.lastInput = Date.now();
+    try {
+      if (!this.handshakeDone) {
+        const step = this.handshake.push(data);
+        for (const b of step.send) this.socket.write(b);
+        if (!step.done) return;
+        this.handshakeDone = true;
+        this.log.debug({ digest: this.handshake.digest }, 'handshake done');
+        if (step.rest.length === 0) return;
+        data = step.rest;
+      }
+      const pubs = this.publishing;
+      for (let i = 0; i < pubs.length; i++) pubs[i]!.beginBatch();
+      try {
+        this.decoder.push(data);
+      } finally {
+        for (let i = 0; i < pubs.length; i++) pubs[i]!.endBatch();
+      }
+      this.maybeAck();
+    } catch (e) {
+      this.fail(toServerError(e));
+    }
+  }
+
+  private maybeAck(): void {
+    if (this.peerAckWindow <= 0) return;
+    const received = this.decoder.bytesReceived;
+    if (received - this.lastAckSent >= this.peerAckWindow) {
+      this.lastAckSent = received;
+      this.send(ackMessage(received >>> 0));
+    }
+  }
+
+  private onMessage(m: RtmpMessage): void {
+    if (this.busy) {
+      this.backlogBytes += m.payload.length;
+      if (this.backlogBytes > this.options.maxBacklogBytes) {
+        throw serverError(ErrorCode.ProtocolViolation, `more than ${this.options.maxBacklogBytes} bytes sent while a command was pending`);
+      }
+      this.backlog.push(m);
+      return;
+    }
+    this.dispatch(m);
+  }
+
+  private dispatch(m: RtmpMessage): void {
+    switch (m.type) {
+      case MessageType.Audio:
+      case MessageType.Video:
+        this.onMedia(m);
+        return;
+      case MessageType.DataAmf0:
+      case MessageType.DataAmf3:
+        this.onDataMessage(m);
+        return;
+      case MessageType.CommandAmf0:
+      case MessageType.CommandAmf3:
+        this.onCommand(decodeCommand(m));
+        return;
+      case MessageType.Aggregate:
+        for (const sub of splitAggregate(m)) this.dispatch(sub);
+        return;
+      case MessageType.SetChunkSize:
+      case MessageType.Abort:
+      case MessageType.Acknowledgement:
+      case MessageType.UserControl:
+      case MessageType.WindowAckSize:
+      case MessageType.SetPeerBandwidth:
+        this.onControl(m);
+        return;
+      case MessageType.SharedObjectAmf0:
+      case MessageType.SharedObjectAmf3:
+        this.log.debug({ type: m.type }, 'shared object message ignored');
+        return;
+      default:
+        this.log.debug({ type: m.type, length: m.payload.length }, 'unknown message type ignored');
+    }
+  }
+
+  private onControl(m: RtmpMessage): void {
+    const c = parseControl(m);
+    switch (c.kind) {
+      case 'setChunkSize':
+        this.log.debug({ size: c.size }, 'peer chunk size');
+        return;
+      case 'abort':
+      case 'ack':
+        return;
+      case 'windowAckSize':
+        this.peerAckWindow = c.size;
+        return;
+      case 'setPeerBandwidth':
+        return;
+      case 'userControl': {
+        const ev = c.event;
+        if (ev.type === 'pingRequest') this.send(userControlMessage({ type: 'pingResponse', timestamp: ev.timestamp }));
+        return;
+      }
+      default: {
+        const never: never = c;
+        throw new TypeError(`unhandled control ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onMedia(m: RtmpMessage): void {
+    const s = this.streams.get(m.streamId);
+    if (s?.state !== 'publishing') return;
+    s.handle.media(m.type, m.timestamp, m.payload);
+  }
+
+  private onDataMessage(m: RtmpMessage): void {
+    const s = this.streams.get(m.streamId);
+    if (s?.state !== 'publishing') return;
+    const d = decodeData(m);
+    // @setDataFrame("onMetaData", {...}) is stored and sent on as onMetaData({...})
+    if (d.name === '@setDataFrame') {
+      if (d.values.length === 0) return;
+      s.handle.media(MessageType.DataAmf0, m.timestamp, dataMessage(0, d.values).payload);
+    } else if (d.name === 'onMetaData') {
+      s.handle.media(MessageType.DataAmf0, m.timestamp, m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload);
+    } else if (d.name === '@clearDataFrame') {
+      return;
+    } else {
+      // other script data (onCuePoint, onTextData...) passes through to players
+      s.handle.media(MessageType.DataAmf0, m.timestamp, m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload);
+    }
+  }
+
+  /** Runs an async step with the message queue held, then drains the backlog. */
+  private hold(work: Promise<void>): void {
+    this.busy = true;
+    work
+      .catch((e: unknown) => this.fail(toServerError(e)))
+      .finally(() => {
+        this.busy = false;
+        this.drain();
+      });
+  }
+
+  private drain(): void {
+    while (!this.busy && this.backlog.length > 0 && !this.closed) {
+      const m = this.backlog.shift()!;
+      this.backlogBytes -= m.payload.length;
+      try {
+        this.dispatch(m);
+      } catch (e) {
+        this.fail(toServerError(e));
+        return;
+      }
+    }
+  }
+
+  private onCommand(c: Command): void {
+    switch (c.name) {
+      case 'connect':
+        this.hold(this.onConnect(c));
+        return;
+      case 'createStream':
+        this.onCreateStream(c);
+        return;
+      case 'releaseStream':
+      case 'FCSubscribe':
+        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
+        return;
+      case 'FCPublish': {
+        const name = amfString(c.args[0] ?? null) ?? '';
+        this.send(commandMessage(0, 'onFCPublish', 0, null, { level: 'status', code: StatusCode.PublishStart, description: name }));
+        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
+        return;
+      }
+      case 'FCUnpublish': {
+        const name = amfString(c.args[0] ?? null) ?? '';
+        this.send(commandMessage(0, 'onFCUnpublish', 0, null, { level: 'status', code: StatusCode.UnpublishSuccess, description: name }));
+        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
+        for (const [id, s] of this.streams) {
+          if (s.state === 'publishing' && s.info.name === splitStreamName(name).name) this.stopStream(id, true);
+        }
+        return;
+      }
+      case 'publish':
+        this.hold(this.onPublish(c));
+        return;
+      case 'play':
+        this.hold(this.onPlay(c));
+        return;
+      case 'deleteStream': {
+        const id = amfNumber(c.args[0] ?? null);
+        if (id !== undefined) {
+          this.stopStream(id, true);
+          this.streams.delete(id);
+        }
+        return;
+      }
+      case 'closeStream':
+        this.stopStream(c.streamId, true);
+        return;
+      case 'pause':
+        this.onPause(c);
+        return;
+      case 'receiveAudio':
+      case 'receiveVideo': {
+        const s = this.streams.get(c.streamId);
+        if (s?.state === 'playing') {
+          const on = c.args[0] !== false;
+          if (c.name === 'receiveAudio') s.output.writer.receiveAudio = on;
+          else s.output.writer.receiveVideo = on;
+        }
+        return;
+      }
+      case 'getStreamLength':
+        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null, 0));
+        return;
+      case '_checkbw':
+        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
+        return;
+      case '_result':
+      case '_error':
+      case 'onBWDone':
+      case '_onbwcheck':
+      case '_onbwdone':
+        return;
+      default:
+        this.log.debug({ command: c.name }, 'unknown command');
+        if (c.transactionId !== 0) {
+          this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: `unknown command ${c.name}` }));
+        }
+    }
+  }
+
+  private async onConnect(c: Command): Promise<void> {
+    if (this.connectInfo !== undefined) {
+      throw serverError(ErrorCode.ProtocolViolation, 'connect sent twice');
+    }
+    const o = amfObjectOf(c.object) ?? {};
+    const str = (k: string): string => amfString(o[k] ?? null) ?? '';
+    const rawApp = str('app').replace(/^\/+|\/+$/g, '');
+    const { name: app, query } = splitStreamName(rawApp);
+    const info: ConnectInfo = {
+      app,
+      query,
+      tcUrl: str('tcUrl'),
+      flashVer: str('flashVer') || str('flashver'),
+      swfUrl: str('swfUrl'),
+      pageUrl: str('pageUrl'),
+      objectEncoding: amfNumber(o['objectEncoding'] ?? null) ?? 0,
+      object: o,
+      args: c.args,
+    };
+    this.log = this.log.child({ app });
+    try {
+      await this.handler.connect(this, info);
+    } catch (e) {
+      const err = toServerError(e);
+      this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.ConnectRejected, description: err.message }));
+      this.log.info({ code: err.code, err: err.message, flashVer: info.flashVer }, 'connect refused');
+      this.close();
+      return;
+    }
+    this.app = app;
+    this.connectInfo = info;
+    this.send(windowAckSizeMessage(this.options.windowAckSize));
+    this.send(setPeerBandwidthMessage(this.options.peerBandwidth, BandwidthLimit.Dynamic));
+    this.send(setChunkSizeMessage(this.options.chunkSize));
+    this.outChunkSize = this.options.chunkSize;
+    const props: AmfObject = { fmsVer: 'FMS/3,0,1,123', capabilities: 31, mode: 1 };
+    const result: AmfObject = {
+      level: 'status',
+      code: StatusCode.ConnectSuccess,
+      description: 'Connection succeeded.',
+      objectEncoding: info.objectEncoding,
+    };
+    // Enhanced RTMP: answer a client's codec negotiation with what we pass through
+    if (o['fourCcList'] !== undefined || o['videoFourCcInfoMap'] !== undefined) {
+      props['fourCcList'] = ['av01', 'vp09', 'vp08', 'hvc1', 'avc1', 'Opus', 'fLaC', 'ac-3', 'ec-3', 'mp4a', '.mp3'];
+    }
+    this.send(commandMessage(0, '_result', c.transactionId, props, result));
+    this.send(commandMessage(0, 'onBWDone', 0, null, 8192));
+    this.log.info({ flashVer: info.flashVer, tcUrl: info.tcUrl }, 'connect');
+  }
+
+  private requireConnected(what: string): void {
+    if (this.connectInfo === undefined) throw serverError(ErrorCode.ProtocolViolation, `${what} before connect`);
+  }
+
+  private onCreateStream(c: Command): void {
+    this.requireConnected('createStream');
+    if (this.streams.size >= this.options.maxStreams) {
+      this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: 'too many streams' }));
+      return;
+    }
+    const id = this.nextStreamId++;
+    this.streams.set(id, { state: 'idle' });
+    this.send(commandMessage(0, '_result', c.transactionId, null, id));
+  }
+
+  private streamFor(c: Command): number {
+    this.requireConnected(c.name);
+    // some clients publish on a stream they never created: accept it like nginx-rtmp does
+    if (!this.streams.has(c.streamId)) {
+      if (this.streams.size >= this.options.maxStreams) throw serverError(ErrorCode.ProtocolViolation, 'too many streams');
+      this.streams.set(c.streamId, { state: 'idle' });
+    }
+    const s = this.streams.get(c.streamId)!;
+    if (s.state !== 'idle') this.stopStream(c.streamId, false);
+    return c.streamId;
+  }
+
+  private async onPublish(c: Command): Promise<void> {
+    const streamId = this.streamFor(c);
+    const raw = amfString(c.args[0] ?? null) ?? '';
+    const typeArg = amfString(c.args[1] ?? null) ?? 'live';
+    const type: PublishType = typeArg === 'record' || typeArg === 'append' ? typeArg : 'live';
+    const { name, query } = splitStreamName(raw);
+    const info: PublishInfo = { streamId, name, query, type };
+    this.streams.set(streamId, { state: 'pending' });
+    let handle: PublishHandle;
+    try {
+      handle = await this.handler.publish(this, info);
+    } catch (e) {
+      const err = toServerError(e);
+      this.streams.set(streamId, { state: 'idle' });
+      const code = err.code === ErrorCode.StreamBusy || err.code === ErrorCode.StreamNameInvalid ? StatusCode.PublishBadName : StatusCode.PublishDenied;
+      this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
+      this.log.info({ stream: name, code: err.code, err: err.message }, 'publish refused');
+      return;
+    }
+    if (this.closed) {
+      handle.close();
+      return;
+    }
+    this.streams.set(streamId, { state: 'publishing', info, handle });
+    this.publishing = [...this.publishing, handle];
+    this.send(userControlMessage({ type: 'streamBegin', streamId }));
+    this.send(onStatusMessage(streamId, 'status', StatusCode.PublishStart, `${name} is now published.`, { details: name, clientid: this.id }));
+    this.log.info({ stream: name, type }, 'publish');
+  }
+
+  private async onPlay(c: Command): Promise<void> {
+    const streamId = this.streamFor(c);
+    const raw = amfString(c.args[0] ?? null) ?? '';
+    const { name, query } = splitStreamName(raw);
+    const start = amfNumber(c.args[1] ?? null) ?? -2;
+    const duration = amfNumber(c.args[2] ?? null) ?? -1;
+    const reset = c.args[3] !== false;
+    const info: PlayInfo = { streamId, name, query, start, duration, reset };
+    this.streams.set(streamId, { state: 'pending' });
+    const output = new PlayerOutput(this, streamId, this.publishNotify);
+    output.begin(name, reset);
+    let handle: PlayHandle;
+    try {
+      handle = await this.handler.play(this, info, output);
+    } catch (e) {
+      const err = toServerError(e);
+      this.streams.set(streamId, { state: 'idle' });
+      const code = err.code === ErrorCode.StreamNameInvalid ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
+      this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
+      this.log.info({ stream: name, code: err.code, err: err.message }, 'play refused');
+      return;
+    }
+    if (this.closed) {
+      handle.close();
+      return;
+    }
+    this.streams.set(streamId, { state: 'playing', info, handle, output });
+    this.log.info({ stream: name, start, duration }, 'play');
+  }
+
+  private onPause(c: Command): void {
+    const s = this.streams.get(c.streamId);
+    if (s?.state !== 'playing') return;
+    const pause = c.args[0] !== false;
+    s.output.writer.paused = pause;
+    if (pause) {
+      this.send(onStatusMessage(c.streamId, 'status', StatusCode.PauseNotify, 'Paused.', { details: s.info.name }));
+    } else {
+      s.handle.resume();
+      this.send(userControlMessage({ type: 'streamBegin', streamId: c.streamId }));
+      this.send(onStatusMessage(c.streamId, 'status', StatusCode.UnpauseNotify, 'Unpaused.', { details: s.info.name }));
+    }
+  }
+
+  /** Ends whatever the NetStream does; the stream id stays valid. */
+  private stopStream(streamId: number, notify: boolean): void {
+    const s = this.streams.get(streamId);
+    if (s === undefined) return;
+    if (s.state === 'publishing') {
+      this.publishing = this.publishing.filter((h) => h !== s.handle);
+      s.handle.close();
+      if (notify && !this.closed) {
+        this.send(onStatusMessage(streamId, 'status', StatusCode.UnpublishSuccess, `${s.info.name} is now unpublished.`, { details: s.info.name }));
+      }
+      this.log.info({ stream: s.info.name, bytesIn: this.bytesIn }, 'unpublish');
+    } else if (s.state === 'playing') {
+      s.handle.close();
+      if (notify && !this.closed) {
+        this.send(onStatusMessage(streamId, 'status', StatusCode.PlayStop, `Stopped playing ${s.info.name}.`, { details: s.info.name }));
+      }
+      this.log.info({ stream: s.info.name, bytesOut: this.bytesOut }, 'play stop');
+    }
+    this.streams.set(streamId, { state: 'idle' });
+  }
+
+  private cleanup(err: ServerError | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.backlog = [];
+    for (const id of [...this.streams.keys()]) this.stopStream(id, false);
+    this.streams.clear();
+    this.log.info(
+      { bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
+      'close',
+    );
+    this.handler.closed(this, err);
+  }
+}
+
+function toServerError(e: unknown): ServerError {
+  if (e instanceof ServerError) return e;
+  const d = describeError(e);
+  return serverError(ErrorCode.ProtocolViolation, d.message, e);
+}

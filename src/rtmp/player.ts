@@ -1,0 +1,76 @@
+import type { Socket } from 'node:net';
+import { encodeMessage } from './chunk.js';
+import { ChunkStreamId, MessageType } from './messages.js';
+
+/**
+ * The shape of a shared media message as the live hub hands it out. Declared
+ * here (structurally) because rtmp sits below live and may not import it.
+ */
+export interface OutgoingMedia {
+  readonly kind: number;
+  readonly timestamp: number;
+  readonly payload: Buffer;
+  /** one cached wire encoding, shared by every player with the same key */
+  wire: Buffer | undefined;
+  wireKey: number;
+}
+
+/** Media kinds as numbers: the RTMP message types 8 (audio), 9 (video), 18 (data). */
+function csidFor(kind: number): number {
+  return kind === MessageType.Audio ? ChunkStreamId.Audio : kind === MessageType.Video ? ChunkStreamId.Video : ChunkStreamId.Data;
+}
+
+/**
+ * Encodes a media message for one output chunk size and message stream id,
+ * reusing the message's cached encoding when another player already made it.
+ * Every message starts with a type-0 header (absolute timestamp), so the same
+ * bytes are right for every player, whatever it received before.
+ */
+export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number): Buffer {
+  const key = chunkSize * 0x10000 + (streamId & 0xffff);
+  if (m.wireKey === key && m.wire !== undefined) return m.wire;
+  const wire = encodeMessage(
+    { csid: csidFor(m.kind), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload },
+    chunkSize,
+  );
+  if (m.wire === undefined) {
+    m.wire = wire;
+    m.wireKey = key;
+  }
+  return wire;
+}
+
+/** Writes shared media to one socket; the socket's buffer is the player's queue. */
+export class MediaWriter {
+  receiveAudio = true;
+  receiveVideo = true;
+  paused = false;
+  bytesWritten = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly chunkSize: () => number,
+    readonly streamId: number,
+  ) {}
+
+  queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(m: OutgoingMedia): void {
+    if (this.paused || this.socket.destroyed) return;
+    if (m.kind === MessageType.Audio && !this.receiveAudio) return;
+    if (m.kind === MessageType.Video && !this.receiveVideo) return;
+    const wire = wireFor(m, this.chunkSize(), this.streamId);
+    this.bytesWritten += wire.length;
+    this.socket.write(wire);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+}

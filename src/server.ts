@@ -1,0 +1,269 @@
+import net from 'node:net';
+import { ErrorCode, ServerError, serverError } from './core/errors.js';
+import type { Logger } from './core/log.js';
+import { AppChain, type AppModule, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
+import { checkStreamName } from './app/names.js';
+import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
+import { FrameKind } from './live/frame.js';
+import { LiveHub } from './live/hub.js';
+import { LiveReader, type ReaderLimits } from './live/reader.js';
+import type { PublisherInfo, StreamOptions } from './live/stream.js';
+import {
+  DEFAULT_CONNECTION_OPTIONS,
+  RtmpConnection,
+  type ConnectInfo,
+  type ConnectionHandler,
+  type ConnectionOptions,
+  type PlayHandle,
+  type PlayInfo,
+  type PlayerOutput,
+  type PublishHandle,
+  type PublishInfo,
+} from './rtmp/connection.js';
+
+/** One configured application, its chain built once per configuration. */
+interface Application {
+  readonly config: ApplicationConfig;
+  readonly chain: AppChain;
+  readonly streamOptions: StreamOptions;
+}
+
+/** Everything one `server {}` block needs at run time; replaced whole on reload. */
+interface ServerBlock {
+  readonly config: RtmpServerConfig;
+  readonly apps: ReadonlyMap<string, Application>;
+  readonly connectionOptions: ConnectionOptions;
+  readonly readerLimits: ReaderLimits;
+}
+
+export interface ServerOptions {
+  readonly logger: Logger;
+  /** modules put in front of the live step of every application (access, notify...) */
+  readonly modules?: (app: ApplicationConfig, logger: Logger) => AppModule[];
+}
+
+const SHUTDOWN_TIMEOUT = 5000;
+
+/** A session's state as the handler sees it. */
+interface Session {
+  readonly conn: RtmpConnection;
+  readonly block: ServerBlock;
+  app: Application | undefined;
+  info: SessionInfo | undefined;
+}
+
+export class RtmpServer {
+  readonly hub = new LiveHub();
+  private config: ServerConfig;
+  private blocks: ServerBlock[] = [];
+  private readonly listeners: { server: net.Server; blockIndex: number }[] = [];
+  private readonly sessions = new Map<RtmpConnection, Session>();
+  private connectionCount = 0;
+  private stopping = false;
+  private readonly log: Logger;
+
+  constructor(
+    config: ServerConfig,
+    private readonly options: ServerOptions,
+  ) {
+    this.config = config;
+    this.log = options.logger;
+    this.blocks = config.rtmp.map((c) => this.buildBlock(c));
+  }
+
+  /** Binds every `listen` of every rtmp server block. */
+  async start(): Promise<void> {
+    for (let i = 0; i < this.config.rtmp.length; i++) {
+      const cfg = this.config.rtmp[i]!;
+      for (const l of cfg.listen) {
+        const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, i));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: l.host, port: l.port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
+        this.listeners.push({ server, blockIndex: i });
+        const a = server.address();
+        if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP listening on ${a.address}:${a.port}`);
+      }
+    }
+  }
+
+  /** The bound addresses (useful with port 0). */
+  addresses(): { host: string; port: number }[] {
+    return this.listeners.flatMap(({ server }) => {
+      const a = server.address();
+      return a !== null && typeof a === 'object' ? [{ host: a.address, port: a.port }] : [];
+    });
+  }
+
+  get port(): number {
+    const a = this.addresses()[0];
+    if (a === undefined) throw new Error('server is not listening');
+    return a.port;
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Takes a new configuration: new and changed applications apply to new
+   * sessions; running sessions keep the applications they connected to.
+   */
+  reload(config: ServerConfig): void {
+    const blocks = config.rtmp.map((c) => this.buildBlock(c));
+    this.config = config;
+    this.blocks = blocks;
+    this.log.info({ source: config.source }, 'configuration reloaded');
+  }
+
+  /** Stops accepting, closes every connection (politely, then by force), resolves when done. */
+  async stop(timeoutMs = SHUTDOWN_TIMEOUT): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closing = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
+    for (const s of [...this.sessions.values()]) s.conn.close();
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of [...this.sessions.values()]) s.conn.socket.destroy();
+    await Promise.all(closing);
+  }
+
+  private buildBlock(config: RtmpServerConfig): ServerBlock {
+    const apps = new Map<string, Application>();
+    for (const a of config.applications) {
+      const modules = this.options.modules?.(a, this.log) ?? [];
+      apps.set(a.name, {
+        config: a,
+        chain: new AppChain(modules),
+        streamOptions: { gopCache: a.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
+      });
+    }
+    const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);
+    return {
+      config,
+      apps,
+      connectionOptions: {
+        ...DEFAULT_CONNECTION_OPTIONS,
+        chunkSize: config.chunkSize,
+        windowAckSize: config.ackWindow,
+        peerBandwidth: config.ackWindow,
+        maxMessageSize: config.maxMessage,
+        idleTimeout: config.timeout,
+        pingInterval: config.ping,
+        pingTimeout: config.pingTimeout,
+        maxStreams: config.maxStreams,
+      },
+      readerLimits: { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 },
+    };
+  }
+
+  private accept(socket: net.Socket, blockIndex: number): void {
+    const block = this.blocks[blockIndex];
+    if (block === undefined || this.stopping) {
+      socket.destroy();
+      return;
+    }
+    const max = block.config.maxConnections;
+    if (max > 0 && this.sessions.size >= max) {
+      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
+      socket.destroy();
+      return;
+    }
+    this.connectionCount++;
+    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, block.connectionOptions, this.log);
+    this.sessions.set(conn, { conn, block, app: undefined, info: undefined });
+  }
+
+  private session(conn: RtmpConnection): Session & { app: Application; info: SessionInfo } {
+    const s = this.sessions.get(conn);
+    if (s?.app === undefined || s.info === undefined) throw serverError(ErrorCode.ProtocolViolation, 'not connected');
+    return s as Session & { app: Application; info: SessionInfo };
+  }
+
+  private readonly handler: ConnectionHandler = {
+    connect: async (conn: RtmpConnection, info: ConnectInfo): Promise<void> => {
+      const s = this.sessions.get(conn);
+      if (s === undefined) throw serverError(ErrorCode.ProtocolViolation, 'unknown connection');
+      const app = s.block.apps.get(info.app);
+      if (app === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" not found`);
+      const session: SessionInfo = {
+        id: conn.id,
+        remoteAddress: conn.remoteAddress,
+        app: info.app,
+        query: info.query,
+        tcUrl: info.tcUrl,
+        flashVer: info.flashVer,
+        swfUrl: info.swfUrl,
+        pageUrl: info.pageUrl,
+        log: conn.log,
+      };
+      await app.chain.connect({ session });
+      s.app = app;
+      s.info = session;
+    },
+
+    publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
+      const { app, info } = this.session(conn);
+      checkStreamName(req.name);
+      const ctx: PublishContext = { session: info, name: req.name, query: req.query, type: req.type };
+      await app.chain.publish(ctx);
+      checkStreamName(ctx.name);
+      const pub: PublisherInfo = {
+        id: conn.id,
+        remote: conn.remote,
+        stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
+      };
+      const stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
+      app.chain.published(ctx, stream);
+      let open = true;
+      return {
+        media: (kind: number, timestamp: number, payload: Buffer) => {
+          if (kind === FrameKind.Audio || kind === FrameKind.Video || kind === FrameKind.Data) stream.pushMedia(kind, timestamp, payload);
+        },
+        beginBatch: () => stream.beginBatch(),
+        endBatch: () => stream.endBatch(),
+        close: () => {
+          if (!open) return;
+          open = false;
+          this.hub.unpublish(stream, pub);
+          app.chain.publishDone(ctx);
+        },
+      };
+    },
+
+    play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {
+      const { app, info, block } = this.session(conn);
+      checkStreamName(req.name);
+      const ctx: PlayContext = { session: info, name: req.name, query: req.query, start: req.start, duration: req.duration };
+      await app.chain.play(ctx);
+      checkStreamName(ctx.name);
+      const log = conn.log.child({ stream: ctx.name });
+      const reader = new LiveReader(output, block.readerLimits, (r) =>
+        log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
+      );
+      const stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
+      let open = true;
+      return {
+        resume: () => reader.restart(stream.hasVideo),
+        close: () => {
+          if (!open) return;
+          open = false;
+          this.hub.unsubscribe(stream, reader);
+          if (reader.dropped > 0) log.info({ dropped: reader.dropped, episodes: reader.dropEpisodes }, 'player dropped frames');
+          app.chain.playDone(ctx);
+        },
+      };
+    },
+
+    closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {
+      const s = this.sessions.get(conn);
+      this.sessions.delete(conn);
+      if (s?.app !== undefined && s.info !== undefined) s.app.chain.disconnect(s.info);
+    },
+  };
+}

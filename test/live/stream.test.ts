@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isServerError, ErrorCode } from '../../src/core/errors.js';
+import { FrameKind, type MediaFrame } from '../../src/live/frame.js';
+import { LiveHub } from '../../src/live/hub.js';
+import { LiveReader, type FrameSink } from '../../src/live/reader.js';
+import type { PublisherInfo } from '../../src/live/stream.js';
+
+const avcHeader = Buffer.from([0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f]);
+const key = (n: number): Buffer => Buffer.from([0x17, 0x01, 0, 0, 0, n & 0xff, 0x65]);
+const inter = (n: number): Buffer => Buffer.from([0x27, 0x01, 0, 0, 0, n & 0xff, 0x41]);
+const aacHeader = Buffer.from([0xaf, 0x00, 0x12, 0x10]);
+const aac = (n: number): Buffer => Buffer.from([0xaf, 0x01, n & 0xff, 0x21]);
+const meta = Buffer.from('02000a6f6e4d657461446174610500', 'hex'); // "onMetaData", null
+
+class FakeSink implements FrameSink {
+  frames: MediaFrame[] = [];
+  events: string[] = [];
+  queued = 0;
+  corks = 0;
+  uncorks = 0;
+  queuedBytes(): number {
+    return this.queued;
+  }
+  write(f: MediaFrame): void {
+    this.frames.push(f);
+  }
+  cork(): void {
+    this.corks++;
+  }
+  uncork(): void {
+    this.uncorks++;
+  }
+  onStreamStart(): void {
+    this.events.push('start');
+  }
+  onStreamStop(): void {
+    this.events.push('stop');
+  }
+  videoTimestamps(): number[] {
+    return this.frames.filter((f) => f.kind === FrameKind.Video).map((f) => f.timestamp);
+  }
+}
+
+function publisher(id: string): PublisherInfo & { stopped: string[] } {
+  const stopped: string[] = [];
+  return { id, remote: '127.0.0.1:1', stop: (r) => stopped.push(r), stopped };
+}
+
+/** Publishes a header set then `gops` GOPs of `len` frames, 40 ms apart, from t0. */
+function feed(hub: LiveHub, pub: PublisherInfo, gops: number, len: number, t0 = 0): void {
+  const s = hub.get('live', 'x')!;
+  s.pushMedia(FrameKind.Data, t0, meta);
+  s.pushMedia(FrameKind.Video, t0, avcHeader);
+  s.pushMedia(FrameKind.Audio, t0, aacHeader);
+  let t = t0;
+  for (let g = 0; g < gops; g++) {
+    for (let i = 0; i < len; i++) {
+      s.pushMedia(FrameKind.Video, t, i === 0 ? key(g) : inter(i));
+      s.pushMedia(FrameKind.Audio, t, aac(i));
+      t += 40;
+    }
+  }
+  void pub;
+}
+
+test('a late reader gets metadata, codec headers, then the GOP from its keyframe', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  hub.publish('live', 'x', pub);
+  feed(hub, pub, 3, 10);
+  const sink = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(sink));
+  const f = sink.frames;
+  assert.equal(f[0]!.kind, FrameKind.Data);
+  assert.ok(f[1]!.isSequenceHeader && f[1]!.kind === FrameKind.Video);
+  assert.ok(f[2]!.isSequenceHeader && f[2]!.kind === FrameKind.Audio);
+  assert.ok(f[3]!.isKeyframe, 'GOP replay starts on a keyframe');
+  assert.equal(f[3]!.timestamp, 2 * 10 * 40);
+  // 10 video + 10 audio frames of the last GOP
+  assert.equal(f.length, 3 + 20);
+  assert.deepEqual(sink.events, ['start']);
+});
+
+test('every reader gets the same frame objects (encode once, send to all)', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  const a = new FakeSink();
+  const b = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(a));
+  hub.subscribe('live', 'x', new LiveReader(b));
+  feed(hub, pub, 1, 5);
+  assert.equal(a.frames.length, b.frames.length);
+  a.frames.forEach((f, i) => assert.equal(f, b.frames[i]));
+  assert.equal(s.readers.size, 2);
+});
+
+test('a reader that arrives before the publisher starts with it, on a keyframe', () => {
+  const hub = new LiveHub();
+  const sink = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(sink));
+  assert.equal(sink.frames.length, 0);
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  assert.deepEqual(sink.events, ['start']);
+  // inter frames before the first keyframe must not reach the reader
+  s.pushMedia(FrameKind.Video, 0, avcHeader);
+  s.pushMedia(FrameKind.Video, 0, inter(1));
+  s.pushMedia(FrameKind.Video, 40, key(1));
+  s.pushMedia(FrameKind.Video, 80, inter(2));
+  const video = sink.frames.filter((f) => f.kind === FrameKind.Video && !f.isSequenceHeader);
+  assert.ok(video[0]!.isKeyframe);
+  assert.equal(video.length, 2);
+});
+
+test('a second publisher is refused and the first keeps publishing', () => {
+  const hub = new LiveHub();
+  const first = publisher('a');
+  hub.publish('live', 'x', first);
+  assert.throws(
+    () => hub.publish('live', 'x', publisher('b')),
+    (e: unknown) => isServerError(e, ErrorCode.StreamBusy),
+  );
+  const sink = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(sink));
+  feed(hub, first, 1, 3);
+  assert.equal(hub.get('live', 'x')!.publisher, first);
+  assert.ok(sink.frames.length > 3);
+});
+
+test('publisher reconnect: readers stay, get stop/start, and timestamps stay monotonic', () => {
+  const hub = new LiveHub();
+  const sink = new FakeSink();
+  const reader = new LiveReader(sink);
+  hub.subscribe('live', 'x', reader);
+  const p1 = publisher('1');
+  const s = hub.publish('live', 'x', p1);
+  feed(hub, p1, 2, 25, 1000); // ends at 1000 + 50*40 - 40 = 2960
+  hub.unpublish(s, p1);
+  assert.equal(hub.get('live', 'x'), s, 'the stream stays while it has a reader');
+  const p2 = publisher('2');
+  hub.publish('live', 'x', p2);
+  feed(hub, p2, 1, 10, 0); // the new encoder starts again at 0
+  assert.deepEqual(sink.events, ['start', 'stop', 'start']);
+  const ts = sink.frames.map((f) => f.timestamp);
+  for (let i = 1; i < ts.length; i++) assert.ok(ts[i]! >= ts[i - 1]!, `timestamp ${ts[i]} after ${ts[i - 1]} at ${i}`);
+  const v = sink.videoTimestamps();
+  assert.ok(v[v.length - 1]! >= 2960 + 9 * 40, 'second session continues after the first');
+});
+
+test('a slow reader drops to the next keyframe, counts it, keeps headers, and the others are unaffected', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  const slow = new FakeSink();
+  const fast = new FakeSink();
+  const episodes: number[] = [];
+  const slowReader = new LiveReader(slow, { maxQueuedBytes: 1000, resumeQueuedBytes: 100 }, (r) => episodes.push(r.dropped));
+  hub.subscribe('live', 'x', slowReader);
+  hub.subscribe('live', 'x', new LiveReader(fast));
+  s.pushMedia(FrameKind.Video, 0, avcHeader);
+  s.pushMedia(FrameKind.Video, 0, key(0));
+  s.pushMedia(FrameKind.Video, 40, inter(1));
+  slow.queued = 5000; // the peer stopped reading
+  s.pushMedia(FrameKind.Video, 80, inter(2));
+  s.pushMedia(FrameKind.Video, 120, inter(3));
+  s.pushMedia(FrameKind.Video, 120, avcHeader); // a new codec header is never dropped
+  s.pushMedia(FrameKind.Video, 160, key(1)); // still too full: dropped
+  slow.queued = 50; // drained
+  s.pushMedia(FrameKind.Video, 200, inter(4)); // not a keyframe: still dropping
+  s.pushMedia(FrameKind.Video, 240, key(2)); // resumes here
+  s.pushMedia(FrameKind.Video, 280, inter(5));
+  assert.equal(slowReader.dropped, 4);
+  assert.equal(slowReader.dropEpisodes, 1);
+  assert.deepEqual(episodes, [1]);
+  const got = slow.frames.map((f) => f.timestamp);
+  assert.deepEqual(got, [0, 0, 40, 120, 240, 280]);
+  assert.equal(fast.frames.length, 10, "the fast reader got every frame");
+});
+
+test('batches cork and uncork each reader once', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  const a = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(a));
+  s.beginBatch();
+  feed(hub, pub, 1, 5);
+  s.endBatch();
+  assert.equal(a.corks, 1);
+  assert.equal(a.uncorks, 1);
+});
+
+test('the hub forgets a stream when nobody publishes or reads it', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  const r = new LiveReader(new FakeSink());
+  hub.subscribe('live', 'x', r);
+  hub.unpublish(s, pub);
+  assert.ok(hub.get('live', 'x'));
+  hub.unsubscribe(s, r);
+  assert.equal(hub.get('live', 'x'), undefined);
+  assert.equal(hub.list().length, 0);
+});
+
+test('audio-only streams start readers at once and keep a bounded cache', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'a', pub);
+  s.pushMedia(FrameKind.Audio, 0, aacHeader);
+  for (let i = 0; i < 500; i++) s.pushMedia(FrameKind.Audio, i * 23, aac(i));
+  assert.ok(s.cachedGop.length <= 64 && s.cachedGop.length > 0);
+  const sink = new FakeSink();
+  hub.subscribe('live', 'a', new LiveReader(sink));
+  assert.ok(sink.frames.length > 1);
+  s.pushMedia(FrameKind.Audio, 500 * 23, aac(1));
+  assert.equal(sink.frames[sink.frames.length - 1]!.timestamp, 500 * 23);
+});
