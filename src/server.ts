@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { ErrorCode, ServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
-import { AppChain, type AppModule, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
+import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
+import { applyMetaMode } from './app/meta.js';
 import { checkStreamName } from './app/names.js';
 import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
@@ -39,7 +40,7 @@ interface ServerBlock {
 export interface ServerOptions {
   readonly logger: Logger;
   /** modules put in front of the live step of every application (access, notify...) */
-  readonly modules?: (app: ApplicationConfig, logger: Logger) => AppModule[];
+  readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
 }
 
 const SHUTDOWN_TIMEOUT = 5000;
@@ -61,6 +62,8 @@ export class RtmpServer {
   private connectionCount = 0;
   private stopping = false;
   private readonly log: Logger;
+  /** every chain built, old configurations' included: their modules are closed at stop */
+  private readonly chains = new Set<AppChain>();
 
   constructor(
     config: ServerConfig,
@@ -130,16 +133,19 @@ export class RtmpServer {
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of [...this.sessions.values()]) s.conn.socket.destroy();
+    await Promise.all([...this.chains].map((c) => c.close(this.log)));
     await Promise.all(closing);
   }
 
   private buildBlock(config: RtmpServerConfig): ServerBlock {
     const apps = new Map<string, Application>();
     for (const a of config.applications) {
-      const modules = this.options.modules?.(a, this.log) ?? [];
+      const modules = this.options.modules?.(a, { hub: this.hub, logger: this.log.child({ app: a.name }) }) ?? [];
+      const chain = new AppChain(modules);
+      this.chains.add(chain);
       apps.set(a.name, {
         config: a,
-        chain: new AppChain(modules),
+        chain,
         streamOptions: { gopCache: a.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
       });
     }
@@ -218,18 +224,31 @@ export class RtmpServer {
         remote: conn.remote,
         stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
       };
+      const live = app.config.live;
       const stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
       app.chain.published(ctx, stream);
       let open = true;
+      // drop_idle_publisher: a publisher that sends no audio/video for that long is disconnected
+      const idleCheck =
+        live.dropIdlePublisher > 0
+          ? setInterval(() => {
+              if (Date.now() - stream.stats.lastMediaAt > live.dropIdlePublisher) pub.stop(`no media for ${live.dropIdlePublisher} ms (drop_idle_publisher)`);
+            }, Math.min(1000, live.dropIdlePublisher)).unref()
+          : undefined;
       return {
         media: (kind: number, timestamp: number, payload: Buffer) => {
-          if (kind === FrameKind.Audio || kind === FrameKind.Video || kind === FrameKind.Data) stream.pushMedia(kind, timestamp, payload);
+          if (kind === FrameKind.Audio || kind === FrameKind.Video) stream.pushMedia(kind, timestamp, payload);
+          else if (kind === FrameKind.Data) {
+            const data = applyMetaMode(live.meta, payload);
+            if (data !== undefined) stream.pushMedia(kind, timestamp, data);
+          }
         },
         beginBatch: () => stream.beginBatch(),
         endBatch: () => stream.endBatch(),
         close: () => {
           if (!open) return;
           open = false;
+          if (idleCheck !== undefined) clearInterval(idleCheck);
           this.hub.unpublish(stream, pub);
           app.chain.publishDone(ctx);
         },
@@ -242,8 +261,14 @@ export class RtmpServer {
       const ctx: PlayContext = { session: info, name: req.name, query: req.query, start: req.start, duration: req.duration };
       await app.chain.play(ctx);
       checkStreamName(ctx.name);
+      const live = app.config.live;
+      if (!live.idleStreams && this.hub.get(info.app, ctx.name)?.active !== true) {
+        throw serverError(ErrorCode.StreamNameInvalid, `stream ${ctx.name} is not published (idle_streams off)`);
+      }
+      output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
       const log = conn.log.child({ stream: ctx.name });
-      const reader = new LiveReader(output, block.readerLimits, (r) =>
+      const limits = { ...block.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
+      const reader = new LiveReader(output, limits, (r) =>
         log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
       );
       const stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);

@@ -1,4 +1,5 @@
 import type { Logger } from '../core/log.js';
+import type { LiveHub } from '../live/hub.js';
 import type { LiveStream } from '../live/stream.js';
 
 /**
@@ -43,6 +44,12 @@ export interface PlayContext {
 
 export type Next = () => Promise<void>;
 
+/** What modules may use besides their configuration: the server's hub and logger. */
+export interface ModuleDeps {
+  readonly hub: LiveHub;
+  readonly logger: Logger;
+}
+
 export interface AppModule {
   readonly name: string;
   connect?(ctx: ConnectContext, next: Next): Promise<void>;
@@ -53,6 +60,8 @@ export interface AppModule {
   publishDone?(ctx: PublishContext): void;
   playDone?(ctx: PlayContext): void;
   disconnect?(session: SessionInfo): void;
+  /** the server stops: end what the module runs (child processes, relays, timers) */
+  close?(): Promise<void> | void;
 }
 
 type Step<C> = (ctx: C, next: Next) => Promise<void>;
@@ -99,6 +108,19 @@ export class AppChain {
 
   disconnect(session: SessionInfo): void {
     for (const m of this.modules) this.safely(session.log, m, () => m.disconnect?.(session));
+  }
+
+  /** Server shutdown: every module's close(), errors logged, never thrown. */
+  async close(log: Logger): Promise<void> {
+    await Promise.all(
+      this.modules.map(async (m) => {
+        try {
+          await m.close?.();
+        } catch (e) {
+          log.error({ module: m.name, err: e instanceof Error ? e.message : String(e) }, 'module failed to close');
+        }
+      }),
+    );
   }
 
   private safely(log: Logger, m: AppModule, f: () => void): void {

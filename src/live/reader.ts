@@ -29,6 +29,10 @@ export interface ReaderLimits {
   readonly maxQueuedBytes: number;
   /** resume at a keyframe only when the queue is below this */
   readonly resumeQueuedBytes: number;
+  /** wait_key: video starts on a keyframe (default on) */
+  readonly waitKey?: boolean;
+  /** wait_video: no audio before the first video frame of a stream that has video */
+  readonly waitVideo?: boolean;
 }
 
 export const DEFAULT_READER_LIMITS: ReaderLimits = { maxQueuedBytes: 4 * 1024 * 1024, resumeQueuedBytes: 1024 * 1024 };
@@ -47,7 +51,9 @@ export class LiveReader {
   bytesOut = 0;
   private dropping = false;
   /** video must (re)start on a keyframe: set on attach and after a drop */
-  private needKeyframe = true;
+  private needKeyframe: boolean;
+  /** wait_video: audio is held back until a video frame went out */
+  private videoSent = false;
   /** set when the stream has video: audio-only streams resume on any frame */
   hasVideo = false;
   attached = false;
@@ -56,13 +62,16 @@ export class LiveReader {
     readonly sink: FrameSink,
     readonly limits: ReaderLimits = DEFAULT_READER_LIMITS,
     readonly onDropEpisode?: (reader: LiveReader) => void,
-  ) {}
+  ) {
+    this.needKeyframe = limits.waitKey !== false;
+  }
 
   /** Called at (re)start of the stream: the first video frame must be a keyframe. */
   restart(hasVideo: boolean): void {
     this.hasVideo = hasVideo;
-    this.needKeyframe = true;
+    this.needKeyframe = this.limits.waitKey !== false;
     this.dropping = false;
+    this.videoSent = false;
   }
 
   get isDropping(): boolean {
@@ -97,13 +106,19 @@ export class LiveReader {
         return;
       }
       this.needKeyframe = false;
+    } else if (frame.kind === FrameKind.Audio && this.limits.waitVideo === true && this.hasVideo && !this.videoSent) {
+      this.dropped++;
+      return;
     }
     this.send(frame);
   }
 
   /** Sends without the drop policy (cached headers, GOP replay). */
   send(frame: MediaFrame): void {
-    if (frame.kind === FrameKind.Video && frame.isKeyframe) this.needKeyframe = false;
+    if (frame.kind === FrameKind.Video) {
+      if (frame.isKeyframe) this.needKeyframe = false;
+      if (!frame.isSequenceHeader) this.videoSent = true;
+    }
     this.framesOut++;
     this.bytesOut += frame.payload.length;
     this.sink.write(frame);

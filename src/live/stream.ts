@@ -25,6 +25,8 @@ export interface StreamStats {
   videoFrames: number;
   audioFrames: number;
   publishedAt: number;
+  /** Date.now() of the last audio/video frame (drop_idle_publisher) */
+  lastMediaAt: number;
   /** drops summed over readers that have left */
   droppedByGoneReaders: number;
 }
@@ -41,7 +43,7 @@ export class LiveStream implements StreamInfo {
   hasVideo = false;
   hasAudio = false;
   readonly readers = new Set<LiveReader>();
-  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, droppedByGoneReaders: 0 };
+  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0 };
 
   private gop: MediaFrame[] = [];
   private gopBytes = 0;
@@ -86,7 +88,7 @@ export class LiveStream implements StreamInfo {
     this.hasAudio = false;
     this.resetGop();
     this.sessionStarted = false;
-    this.stats.publishedAt = Date.now();
+    this.stats.publishedAt = this.stats.lastMediaAt = Date.now();
     for (const r of this.readers) {
       r.restart(false);
       r.sink.onStreamStart(this);
@@ -119,6 +121,7 @@ export class LiveStream implements StreamInfo {
     const frame = new MediaFrame(kind, timestamp, payload, frameFlags(kind, payload));
     this.stats.framesIn++;
     this.stats.bytesIn += payload.length;
+    if (kind !== FrameKind.Data) this.stats.lastMediaAt = Date.now();
     if (kind === FrameKind.Video) {
       this.stats.videoFrames++;
       if (!this.hasVideo) {

@@ -107,6 +107,18 @@ type NetStream =
   | { state: 'playing'; info: PlayInfo; handle: PlayHandle; output: PlayerOutput }
   | { state: 'pending' };
 
+/** Per-application playback behaviour (nginx-rtmp live directives). */
+export interface PlayBehaviour {
+  /** publish_notify: NetStream.Play.PublishNotify when a publisher arrives */
+  readonly publishNotify: boolean;
+  /** play_restart: NetStream.Play.Start / Play.Stop each time the publisher starts / stops */
+  readonly playRestart: boolean;
+  /** idle_streams off: players are disconnected when the publisher leaves */
+  readonly closeOnUnpublish: boolean;
+  /** interleave: audio and video on one chunk stream */
+  readonly interleave: boolean;
+}
+
 /**
  * The output side of a playing NetStream: implements the live hub's frame
  * sink (structurally) and sends the NetStream status messages.
@@ -114,13 +126,18 @@ type NetStream =
 export class PlayerOutput {
   readonly writer: MediaWriter;
   private started = false;
+  private behaviour: PlayBehaviour = { publishNotify: false, playRestart: false, closeOnUnpublish: false, interleave: false };
 
   constructor(
     private readonly conn: RtmpConnection,
     readonly streamId: number,
-    private readonly publishNotify: boolean,
   ) {
     this.writer = new MediaWriter(conn.socket, () => conn.outChunkSize, streamId);
+  }
+
+  configure(b: PlayBehaviour): void {
+    this.behaviour = b;
+    this.writer.interleave = b.interleave;
   }
 
   queuedBytes(): number {
@@ -151,16 +168,25 @@ export class PlayerOutput {
 
   onStreamStart(info: { name: string }): void {
     if (!this.started) return;
-    this.conn.send(userControlMessage({ type: 'streamBegin', streamId: this.streamId }));
-    if (this.publishNotify) {
-      this.conn.send(onStatusMessage(this.streamId, 'status', StatusCode.PlayPublishNotify, `${info.name} is now published.`, { details: info.name }));
+    const id = this.streamId;
+    this.conn.send(userControlMessage({ type: 'streamBegin', streamId: id }));
+    if (this.behaviour.publishNotify) {
+      this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayPublishNotify, `${info.name} is now published.`, { details: info.name }));
+    }
+    if (this.behaviour.playRestart) {
+      this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStart, `Started playing ${info.name}.`, { details: info.name }));
     }
   }
 
   onStreamStop(info: { name: string }): void {
     if (!this.started) return;
-    this.conn.send(onStatusMessage(this.streamId, 'status', StatusCode.PlayUnpublishNotify, `${info.name} is now unpublished.`, { details: info.name }));
-    this.conn.send(userControlMessage({ type: 'streamEof', streamId: this.streamId }));
+    const id = this.streamId;
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayUnpublishNotify, `${info.name} is now unpublished.`, { details: info.name }));
+    if (this.behaviour.playRestart) {
+      this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStop, `Stopped playing ${info.name}.`, { details: info.name }));
+    }
+    this.conn.send(userControlMessage({ type: 'streamEof', streamId: id }));
+    if (this.behaviour.closeOnUnpublish) this.conn.close();
   }
 }
 
@@ -201,8 +227,6 @@ export class RtmpConnection {
     private readonly handler: ConnectionHandler,
     readonly options: ConnectionOptions,
     logger: Logger,
-    /** sent to players when a publisher arrives (publish_notify) */
-    private readonly publishNotify = false,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
@@ -634,7 +658,7 @@ export class RtmpConnection {
     const reset = c.args[3] !== false;
     const info: PlayInfo = { streamId, name, query, start, duration, reset };
     this.streams.set(streamId, { state: 'pending' });
-    const output = new PlayerOutput(this, streamId, this.publishNotify);
+    const output = new PlayerOutput(this, streamId);
     output.begin(name, reset);
     let handle: PlayHandle;
     try {

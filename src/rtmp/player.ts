@@ -16,8 +16,9 @@ export interface OutgoingMedia {
 }
 
 /** Media kinds as numbers: the RTMP message types 8 (audio), 9 (video), 18 (data). */
-function csidFor(kind: number): number {
-  return kind === MessageType.Audio ? ChunkStreamId.Audio : kind === MessageType.Video ? ChunkStreamId.Video : ChunkStreamId.Data;
+function csidFor(kind: number, interleave: boolean): number {
+  if (kind === MessageType.Video || (interleave && kind === MessageType.Audio)) return ChunkStreamId.Video;
+  return kind === MessageType.Audio ? ChunkStreamId.Audio : ChunkStreamId.Data;
 }
 
 /**
@@ -26,11 +27,11 @@ function csidFor(kind: number): number {
  * Every message starts with a type-0 header (absolute timestamp), so the same
  * bytes are right for every player, whatever it received before.
  */
-export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number): Buffer {
-  const key = chunkSize * 0x10000 + (streamId & 0xffff);
+export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, interleave = false): Buffer {
+  const key = chunkSize * 0x20000 + (interleave ? 0x10000 : 0) + (streamId & 0xffff);
   if (m.wireKey === key && m.wire !== undefined) return m.wire;
   const wire = encodeMessage(
-    { csid: csidFor(m.kind), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload },
+    { csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload },
     chunkSize,
   );
   if (m.wire === undefined) {
@@ -45,6 +46,8 @@ export class MediaWriter {
   receiveAudio = true;
   receiveVideo = true;
   paused = false;
+  /** interleave: audio and video on one chunk stream */
+  interleave = false;
   bytesWritten = 0;
 
   constructor(
@@ -61,7 +64,7 @@ export class MediaWriter {
     if (this.paused || this.socket.destroyed) return;
     if (m.kind === MessageType.Audio && !this.receiveAudio) return;
     if (m.kind === MessageType.Video && !this.receiveVideo) return;
-    const wire = wireFor(m, this.chunkSize(), this.streamId);
+    const wire = wireFor(m, this.chunkSize(), this.streamId, this.interleave);
     this.bytesWritten += wire.length;
     this.socket.write(wire);
   }

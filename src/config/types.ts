@@ -1,0 +1,174 @@
+/**
+ * The typed, frozen configuration the server runs from. Produced by the config
+ * loader (nginx-rtmp syntax) or by `defaultConfig()`. Durations are in
+ * milliseconds, sizes in bytes.
+ */
+
+export interface ListenSpec {
+  /** host to bind: '0.0.0.0', '::', '127.0.0.1'... */
+  readonly host: string;
+  readonly port: number;
+  readonly proxyProtocol: boolean;
+  /** `ipv6only=on` on an IPv6 listen (the loader always sets it; default false) */
+  readonly ipv6Only?: boolean;
+  /** TCP keepalive: `so_keepalive=` listen parameter, else the server's `so_keepalive`; undefined = OS default */
+  readonly soKeepalive?: boolean;
+}
+
+export type AccessAction = 'allow' | 'deny';
+export type AccessKind = 'publish' | 'play';
+
+export interface AccessRule {
+  readonly action: AccessAction;
+  readonly kind: AccessKind;
+  /** 'all', an address, or an address/prefix (CIDR), IPv4 or IPv6 */
+  readonly address: string;
+}
+
+export type MetaMode = 'on' | 'copy' | 'off';
+
+export interface LiveSettings {
+  readonly live: boolean;
+  readonly meta: MetaMode;
+  readonly interleave: boolean;
+  readonly waitKey: boolean;
+  readonly waitVideo: boolean;
+  readonly publishNotify: boolean;
+  readonly playRestart: boolean;
+  readonly idleStreams: boolean;
+  /** 0 = off */
+  readonly dropIdlePublisher: number;
+  /** 0 = off */
+  readonly sync: number;
+  /** our extension: keep the last GOP for instant start (nginx-rtmp has none). Default on. */
+  readonly gopCache: boolean;
+}
+
+export interface NotifySettings {
+  readonly onConnect: string | undefined;
+  readonly onPlay: string | undefined;
+  readonly onPublish: string | undefined;
+  readonly onDone: string | undefined;
+  readonly onPlayDone: string | undefined;
+  readonly onPublishDone: string | undefined;
+  readonly onRecordStarted: string | undefined;
+  readonly onRecordDone: string | undefined;
+  readonly onUpdate: string | undefined;
+  readonly updateTimeout: number;
+  readonly updateStrict: boolean;
+  readonly relayRedirect: boolean;
+  readonly method: 'GET' | 'POST';
+}
+
+export interface ExecCommand {
+  /** which event starts it */
+  readonly kind: 'exec' | 'exec_push' | 'exec_pull' | 'exec_static' | 'exec_publish' | 'exec_publish_done' | 'exec_play' | 'exec_play_done' | 'exec_record_started' | 'exec_record_done';
+  /** program and arguments, before variable expansion ($name, $app, $addr, $args ...) */
+  readonly argv: readonly string[];
+}
+
+export interface ExecSettings {
+  readonly commands: readonly ExecCommand[];
+  readonly killSignal: string;
+  readonly respawn: boolean;
+  readonly respawnTimeout: number;
+  readonly options: boolean;
+}
+
+export interface RelayTarget {
+  /** rtmp://host[:port]/app[/name] */
+  readonly url: string;
+  /** remote application: `app=`, else the first path segment of the URL (as nginx-rtmp deduces it) */
+  readonly app: string | undefined;
+  /** `name=`: the local stream this relay is for (push: only this stream; static pull: the local name) */
+  readonly name: string | undefined;
+  /** remote stream name: `playPath=`, else the rest of the URL path after the app */
+  readonly playPath: string | undefined;
+  readonly live: boolean | undefined;
+  readonly isStatic: boolean;
+  /** any other key=value given on the directive line */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export interface RelaySettings {
+  readonly push: readonly RelayTarget[];
+  readonly pull: readonly RelayTarget[];
+  readonly pushReconnect: number;
+  readonly sessionRelay: boolean;
+}
+
+export interface ApplicationConfig {
+  readonly name: string;
+  readonly live: LiveSettings;
+  readonly access: readonly AccessRule[];
+  readonly notify: NotifySettings;
+  readonly exec: ExecSettings;
+  readonly relay: RelaySettings;
+  /** every directive seen for this application with its raw arguments (inherited ones included) */
+  readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
+}
+
+export interface RtmpServerConfig {
+  readonly listen: readonly ListenSpec[];
+  /** outgoing chunk size the server announces */
+  readonly chunkSize: number;
+  /** idle timeout */
+  readonly timeout: number;
+  /** ping interval, 0 = off */
+  readonly ping: number;
+  readonly pingTimeout: number;
+  readonly maxStreams: number;
+  readonly ackWindow: number;
+  /** largest message a client may announce */
+  readonly maxMessage: number;
+  /** 0 = unlimited */
+  readonly maxConnections: number;
+  /** per player output queue bound, in messages (nginx-rtmp semantics) */
+  readonly outQueue: number;
+  readonly outCork: number;
+  readonly buflen: number;
+  readonly applications: readonly ApplicationConfig[];
+}
+
+export interface LogSettings {
+  /** 'stderr', 'stdout' or a file path */
+  readonly destination: string;
+  readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+}
+
+export interface HttpLocation {
+  /** URI prefix (`location /hls`, `location ^~ /hls`), or the exact URI when `exact` */
+  readonly path: string;
+  /** `location = /path` (the loader always sets it) */
+  readonly exact?: boolean;
+  /** `default_type` (nginx default text/plain; the loader always sets it) */
+  readonly defaultType?: string;
+  readonly root: string | undefined;
+  readonly alias: string | undefined;
+  readonly rtmpStat: boolean;
+  readonly rtmpControl: boolean;
+  readonly addHeaders: readonly (readonly [string, string])[];
+  readonly types: Readonly<Record<string, string>>;
+}
+
+export interface HttpServerConfig {
+  readonly listen: readonly ListenSpec[];
+  readonly locations: readonly HttpLocation[];
+}
+
+export interface ServerConfig {
+  /** where the config came from ('<embedded default>' or a path) */
+  readonly source: string;
+  readonly rtmp: readonly RtmpServerConfig[];
+  readonly http: readonly HttpServerConfig[];
+  readonly log: LogSettings;
+  /** warnings produced while loading (ignored nginx directives...) */
+  readonly warnings: readonly string[];
+  /**
+   * `exec_static` commands, whatever block declares them: one global list started
+   * once at startup (nginx-rtmp keeps them in its main conf). Kill signal / respawn
+   * settings are the rtmp block's. Never part of ApplicationConfig.exec.commands.
+   * The loader always sets it.
+   */
+  readonly execStatic?: ExecSettings;
+}
