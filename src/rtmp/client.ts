@@ -17,6 +17,8 @@ export interface ClientOptions {
   readonly connectProperties?: AmfObject;
   /** use the digest handshake (default true, like ffmpeg) */
   readonly digestHandshake?: boolean;
+  /** send commands as AMF0 (type 20, default) or as AMF3 command messages (type 17), like Flash with objectEncoding 3 */
+  readonly commandEncoding?: 'amf0' | 'amf3';
 }
 
 export interface ParsedRtmpUrl {
@@ -37,6 +39,8 @@ export function parseRtmpUrl(url: string): ParsedRtmpUrl {
   const app = m[3]!;
   return { host, port, app, name: m[4] ?? '', tcUrl: `rtmp://${m[1]!}:${port}/${app}` };
 }
+
+const AMF3_COMMAND_PREFIX = Buffer.from([0]);
 
 interface Pending {
   resolve(values: AmfValue[]): void;
@@ -71,6 +75,7 @@ export class RtmpClient {
     readonly url: ParsedRtmpUrl,
     private readonly chunkSize: number,
     maxMessageSize: number,
+    private readonly commandEncoding: 'amf0' | 'amf3',
   ) {
     this.decoder = new ChunkDecoder({ maxMessageSize }, (m) => this.onMessage(m));
   }
@@ -84,7 +89,7 @@ export class RtmpClient {
     const u = parseRtmpUrl(url);
     const timeout = opts.timeout ?? 10_000;
     const socket = net.connect({ host: u.host, port: u.port, noDelay: true });
-    const client = new RtmpClient(socket, u, opts.chunkSize ?? 4096, opts.maxMessageSize ?? 16 * 1024 * 1024);
+    const client = new RtmpClient(socket, u, opts.chunkSize ?? 4096, opts.maxMessageSize ?? 16 * 1024 * 1024, opts.commandEncoding ?? 'amf0');
     const timer = setTimeout(() => client.destroy(serverError(ErrorCode.ConnectionTimeout, `connecting to ${url} took more than ${timeout} ms`)), timeout);
     try {
       await client.handshake(opts.digestHandshake ?? true);
@@ -222,6 +227,10 @@ export class RtmpClient {
 
   send(m: RtmpMessage): void {
     if (this.closed) return;
+    if (m.type === MessageType.CommandAmf0 && this.commandEncoding === 'amf3') {
+      // an AMF3 command message is a 0x00 format byte followed by the AMF0 body
+      m = { ...m, type: MessageType.CommandAmf3, payload: Buffer.concat([AMF3_COMMAND_PREFIX, m.payload]) };
+    }
     this.socket.write(encodeMessage(m, this.chunkSize));
   }
 

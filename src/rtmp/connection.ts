@@ -219,6 +219,8 @@ export class RtmpConnection {
   private backlog: RtmpMessage[] = [];
   private backlogBytes = 0;
   private publishing: PublishHandle[] = [];
+  /** names this connection published or played, for its close log line */
+  private readonly streamNames = new Set<string>();
 
   constructor(
     /** unique within the server (the server counts connections) */
@@ -643,6 +645,7 @@ export class RtmpConnection {
       return;
     }
     this.streams.set(streamId, { state: 'publishing', info, handle });
+    this.streamNames.add(name);
     this.publishing = [...this.publishing, handle];
     this.send(userControlMessage({ type: 'streamBegin', streamId }));
     this.send(onStatusMessage(streamId, 'status', StatusCode.PublishStart, `${name} is now published.`, { details: name, clientid: this.id }));
@@ -676,6 +679,7 @@ export class RtmpConnection {
       return;
     }
     this.streams.set(streamId, { state: 'playing', info, handle, output });
+    this.streamNames.add(name);
     this.log.info({ stream: name, start, duration }, 'play');
   }
 
@@ -723,7 +727,7 @@ export class RtmpConnection {
     for (const id of [...this.streams.keys()]) this.stopStream(id, false);
     this.streams.clear();
     this.log.info(
-      { bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
+      { streams: [...this.streamNames], bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
       'close',
     );
     this.handler.closed(this, err);

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { commandMessage } from '../../src/rtmp/commands.js';
+import { RtmpClient } from '../../src/rtmp/client.js';
+import { MessageType } from '../../src/rtmp/messages.js';
+import { wireFor } from '../../src/rtmp/player.js';
+import { FrameKind, MediaFrame } from '../../src/live/frame.js';
+import { loopbackDefault, sleep, startServer, until } from '../helpers/server.js';
+import { AAC_HEADER, AVC_HEADER, audioFrame, playCounting, publishSynthetic, videoFrame } from '../helpers/synthetic.js';
+
+test('a message is encoded once per chunk size and stream id; the same Buffer serves every player', () => {
+  const f = new MediaFrame(FrameKind.Video, 1234, videoFrame(true, 10_000, 1), 1);
+  const a = wireFor(f, 4096, 1);
+  const b = wireFor(f, 4096, 1);
+  assert.equal(a, b, 'same Buffer object');
+  const other = wireFor(f, 128, 1);
+  assert.notEqual(other, a);
+  assert.ok(other.length > a.length, 'smaller chunks cost more headers');
+  assert.equal(wireFor(f, 4096, 1), a, 'the first encoding stays cached');
+});
+
+test('AMF3 command messages (type 17) are understood: connect, createStream, publish', async (t) => {
+  const { url, server } = await startServer(t);
+  const c = await RtmpClient.connect(`${url}/live`, { commandEncoding: 'amf3', connectProperties: { objectEncoding: 3 } });
+  t.after(() => c.destroy());
+  const id = await c.createStream();
+  assert.ok(id >= 1);
+  await c.publish('amf3');
+  assert.equal(server.hub.get('live', 'amf3')?.active, true);
+});
+
+test('aggregate messages from a publisher are split into their parts for players', async (t) => {
+  const { url } = await startServer(t);
+  const pub = await RtmpClient.connect(`${url}/live`);
+  t.after(() => pub.destroy());
+  const sid = await pub.publish('agg');
+  const player = await playCounting(`${url}/live`, 'agg', true);
+  t.after(() => player.client.destroy());
+  pub.sendMedia(sid, MessageType.Video, 0, AVC_HEADER);
+  pub.sendMedia(sid, MessageType.Audio, 0, AAC_HEADER);
+  // one aggregate holding a keyframe, an audio frame and an inter frame
+  const parts = [
+    { type: MessageType.Video, ts: 1000, data: videoFrame(true, 300, 1) },
+    { type: MessageType.Audio, ts: 1010, data: audioFrame(2) },
+    { type: MessageType.Video, ts: 1040, data: videoFrame(false, 200, 3) },
+  ];
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    const h = Buffer.alloc(11);
+    h[0] = p.type;
+    h.writeUIntBE(p.data.length, 1, 3);
+    h.writeUIntBE(p.ts & 0xffffff, 4, 3);
+    h[7] = (p.ts >>> 24) & 0xff;
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(11 + p.data.length);
+    chunks.push(h, p.data, tail);
+  }
+  pub.sendMedia(sid, MessageType.Aggregate, 1000, Buffer.concat(chunks));
+  assert.ok(await until(() => player.video >= 2 && player.audio >= 1));
+  const media = player.messages.filter((m) => m.type !== MessageType.DataAmf0 && m.payload[1] !== 0);
+  assert.deepEqual(
+    media.map((m) => [m.type, m.timestamp, m.payload.length]),
+    parts.map((p) => [p.type, p.ts, p.data.length]),
+  );
+});
+
+test('pause stops media, unpause resumes on a keyframe; receiveVideo false filters video', async (t) => {
+  const { url } = await startServer(t);
+  const pub = await publishSynthetic(`${url}/live`, 'p', { gop: 10 });
+  t.after(() => pub.stop());
+  const player = await playCounting(`${url}/live`, 'p');
+  t.after(() => player.client.destroy());
+  assert.ok(await until(() => player.video > 5));
+  const sid = player.client.statuses.find((s) => s.code === 'NetStream.Play.Start')!.streamId;
+  player.client.send(commandMessage(sid, 'pause', 0, null, true, 0));
+  assert.ok(await until(() => player.client.statuses.some((s) => s.code === 'NetStream.Pause.Notify')));
+  await sleep(100);
+  const paused = player.video;
+  await sleep(500);
+  assert.ok(player.video <= paused + 1, `no media while paused (${player.video - paused} arrived)`);
+  let firstAfter: boolean | undefined;
+  const prev = player.client.onMedia;
+  player.client.onMedia = (m) => {
+    if (firstAfter === undefined && m.type === MessageType.Video && m.payload[1] !== 0) firstAfter = m.payload[0]! >> 4 === 1;
+    prev(m);
+  };
+  player.client.send(commandMessage(sid, 'pause', 0, null, false, 0));
+  assert.ok(await until(() => player.video > paused + 5));
+  assert.equal(firstAfter, true, 'resumes on a keyframe');
+  player.client.send(commandMessage(sid, 'receiveVideo', 0, null, false));
+  await sleep(200);
+  const v = player.video;
+  const a = player.audio;
+  await sleep(500);
+  assert.equal(player.video, v, 'no video after receiveVideo false');
+  assert.ok(player.audio > a + 5, 'audio still flows');
+});
+
+test('getStreamLength, _checkbw, releaseStream answer; FCPublish gets onFCPublish', async (t) => {
+  const { url } = await startServer(t);
+  const c = await RtmpClient.connect(`${url}/live`);
+  t.after(() => c.destroy());
+  const [, len] = await c.call('getStreamLength', null, 'x');
+  assert.equal(len, 0);
+  await c.call('_checkbw', null);
+  await c.call('releaseStream', null, 'x');
+});
+
+test('max_connections refuses the connection over the limit', async (t) => {
+  const { url } = await startServer(t, loopbackDefault(() => ({ maxConnections: 2 })));
+  const a = await RtmpClient.connect(`${url}/live`);
+  const b = await RtmpClient.connect(`${url}/live`);
+  t.after(() => {
+    a.destroy();
+    b.destroy();
+  });
+  await assert.rejects(RtmpClient.connect(`${url}/live`, { timeout: 3000 }));
+  a.destroy();
+  await sleep(100);
+  const c = await RtmpClient.connect(`${url}/live`);
+  c.destroy();
+});
+
+test('the server pings a quiet client and keeps it while it answers', async (t) => {
+  const { url, logs } = await startServer(t, loopbackDefault(() => ({ ping: 300, pingTimeout: 300, timeout: 1000 })));
+  const c = await RtmpClient.connect(`${url}/live`);
+  t.after(() => c.destroy());
+  await sleep(2500);
+  assert.equal(c.closed, false, 'a client that answers pings stays');
+  assert.ok(!logs.some((l) => l.fields['code'] === 'ERR_RTMP_TIMEOUT'));
+});
+
+test('a message larger than max_message closes the connection with a clear log line', async (t) => {
+  const srv = await startServer(t, loopbackDefault(() => ({ maxMessage: 64 * 1024 })));
+  const c = await RtmpClient.connect(`${srv.url}/live`);
+  t.after(() => c.destroy());
+  const sid = await c.publish('big');
+  c.sendMedia(sid, MessageType.Video, 0, videoFrame(true, 100 * 1024, 1));
+  assert.ok(await until(() => c.closed));
+  assert.ok(srv.logs.some((l) => l.fields['code'] === 'ERR_RTMP_MESSAGE_TOO_LARGE'));
+});
