@@ -1,0 +1,415 @@
+import { ErrorCode, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { NotifySettings } from '../config/types.js';
+import type { LiveStream } from '../live/stream.js';
+import { normalizeAddress } from './access.js';
+import type { AppModule, PlayContext, PublishContext, SessionInfo } from './chain.js';
+
+/**
+ * nginx-rtmp's notify module: HTTP webhooks on connect, publish, play, their
+ * ends, and periodically while a stream runs.
+ *
+ * - on_connect / on_publish / on_play are asked before the step goes on: 2xx
+ *   allows, 3xx allows (on publish/play a `Location` renames the stream: the
+ *   value itself, or the last path segment of an rtmp:// URL; a `?args` part
+ *   replaces the client's arguments), anything else, a refused connection or
+ *   no answer within `timeout` refuses.
+ * - on_publish_done / on_play_done / on_done are fire-and-forget.
+ * - on_update is called every notify_update_timeout while publishing or
+ *   playing (the next call is scheduled when the previous one is answered).
+ *   A non-2xx reply ends the stream; with notify_update_strict a failed call
+ *   (refused, timed out) does too. A publisher is stopped through the
+ *   LiveStream's publisher handle. Gap: a module has no handle on a player,
+ *   so a refused player update is logged and the player's updates stop, but
+ *   the player keeps playing.
+ *
+ * Arguments (urlencoded POST body, or GET query string): app, flashver,
+ * swfurl, tcurl, pageurl, addr, clientid, call, plus name/type (publish),
+ * name/start/duration/reset (play), name (done), time/timestamp/name (update),
+ * epoch (connect), then the client's own query arguments (`?key=...`). A
+ * client argument that would shadow one of the server's is dropped, so a
+ * client cannot pass `?name=other` to a key check.
+ */
+
+export interface NotifyDeps {
+  readonly fetch?: typeof fetch;
+  readonly now?: () => number;
+  /** bound on one webhook call, connect to response headers, in ms (nginx-rtmp: its netcall timeout) */
+  readonly timeout?: number;
+}
+
+export const DEFAULT_NOTIFY_TIMEOUT = 10_000;
+
+type HookName = 'on_connect' | 'on_publish' | 'on_play' | 'on_done' | 'on_publish_done' | 'on_play_done' | 'on_update';
+
+type Fields = [string, string][];
+
+interface HookResult {
+  /** undefined when no HTTP answer came (refused, timed out, broken) */
+  readonly status: number | undefined;
+  readonly location: string | undefined;
+  readonly error: string | undefined;
+}
+
+function hookUrl(hook: HookName, raw: string | undefined): URL | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (e) {
+    throw serverError(ErrorCode.ConfigBadValue, `${hook}: invalid URL ${JSON.stringify(raw)}`, e);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw serverError(ErrorCode.ConfigBadValue, `${hook}: only http:// and https:// URLs are supported`);
+  return url;
+}
+
+function sessionFields(s: SessionInfo): Fields {
+  return [
+    ['app', s.app],
+    ['flashver', s.flashVer],
+    ['swfurl', s.swfUrl],
+    ['tcurl', s.tcUrl],
+    ['pageurl', s.pageUrl],
+    ['addr', normalizeAddress(s.remoteAddress).address],
+    ['clientid', s.id],
+  ];
+}
+
+/** nginx-rtmp sends play start/duration as unsigned 32-bit integers (-2 becomes 4294967294). */
+function uint32(n: number): string {
+  return Number.isFinite(n) ? String(Math.trunc(n) >>> 0) : '0';
+}
+
+/** Our fields, then the client's query arguments that don't shadow one of ours. */
+function encodeArgs(fields: Fields, clientQuery: string, log: Logger): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of fields) params.append(k, v);
+  if (clientQuery !== '') {
+    const reserved = new Set(fields.map(([k]) => k));
+    const dropped: string[] = [];
+    for (const [k, v] of new URLSearchParams(clientQuery)) {
+      if (reserved.has(k)) dropped.push(k);
+      else params.append(k, v);
+    }
+    if (dropped.length > 0) log.debug({ dropped }, 'notify: client arguments shadowing server arguments dropped');
+  }
+  return params.toString();
+}
+
+/** The new name and arguments a 3xx `Location` asks for, undefined to keep the current ones. */
+function redirectTarget(location: string): { name: string; query: string | undefined } | undefined {
+  const loc = location.trim();
+  if (loc === '') return undefined;
+  if (/^rtmp:\/\//i.test(loc)) {
+    let url: URL;
+    try {
+      url = new URL(loc);
+    } catch {
+      return undefined;
+    }
+    const segments = url.pathname.split('/').filter((p) => p !== '');
+    // rtmp://host/app/name: a name needs an application before it
+    const name = segments.length >= 2 ? segments[segments.length - 1] : undefined;
+    if (name === undefined) return undefined;
+    return { name, query: url.search === '' ? undefined : url.search.slice(1) };
+  }
+  const q = loc.indexOf('?');
+  return q < 0 ? { name: loc, query: undefined } : { name: loc.slice(0, q), query: loc.slice(q + 1) };
+}
+
+function is2xx(status: number | undefined): boolean {
+  return status !== undefined && status >= 200 && status < 300;
+}
+
+function is3xx(status: number | undefined): boolean {
+  return status !== undefined && status >= 300 && status < 400;
+}
+
+/** Periodic on_update calls; the next is scheduled once the previous one is answered. */
+class Updater {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly interval: number,
+    /** resolves false to stop updating */
+    private readonly tick: () => Promise<boolean>,
+  ) {
+    this.schedule();
+  }
+
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.tick().then(
+        (goOn) => {
+          if (goOn) this.schedule();
+          else this.stop();
+        },
+        () => this.stop(),
+      );
+    }, this.interval);
+    this.timer.unref();
+  }
+}
+
+interface StreamState {
+  readonly start: number;
+  updater: Updater | undefined;
+}
+
+/** The notify module, or undefined when no webhook of it is configured. */
+export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): AppModule | undefined {
+  const urls = {
+    on_connect: hookUrl('on_connect', settings.onConnect),
+    on_publish: hookUrl('on_publish', settings.onPublish),
+    on_play: hookUrl('on_play', settings.onPlay),
+    on_done: hookUrl('on_done', settings.onDone),
+    on_publish_done: hookUrl('on_publish_done', settings.onPublishDone),
+    on_play_done: hookUrl('on_play_done', settings.onPlayDone),
+    on_update: hookUrl('on_update', settings.onUpdate),
+  } satisfies Record<HookName, URL | undefined>;
+  if (Object.values(urls).every((u) => u === undefined)) return undefined;
+
+  const fetchFn = deps.fetch ?? globalThis.fetch;
+  const now = deps.now ?? Date.now;
+  const timeout = deps.timeout ?? DEFAULT_NOTIFY_TIMEOUT;
+  const updateEvery = urls.on_update !== undefined && settings.updateTimeout > 0 ? settings.updateTimeout : 0;
+
+  const publishes = new WeakMap<PublishContext, StreamState>();
+  const plays = new WeakMap<PlayContext, StreamState>();
+  /** running updaters per session, stopped when it disconnects whatever else happened */
+  const sessionUpdaters = new Map<SessionInfo, Set<Updater>>();
+  /** calls in flight, so close() can let the last done events go out (each bounded by `timeout`) */
+  const pending = new Set<Promise<HookResult>>();
+
+  /** One webhook call; never rejects, never outlives `timeout`. Logs one line. */
+  const call = (hook: HookName, url: URL, fields: Fields, clientQuery: string, log: Logger): Promise<HookResult> => {
+    const p = request(hook, url, fields, clientQuery, log);
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+    return p;
+  };
+
+  const request = async (hook: HookName, url: URL, fields: Fields, clientQuery: string, log: Logger): Promise<HookResult> => {
+    const args = encodeArgs(fields, clientQuery, log);
+    const started = now();
+    let target = url.href;
+    const init: RequestInit = { method: settings.method, redirect: 'manual', signal: AbortSignal.timeout(timeout) };
+    if (settings.method === 'POST') {
+      init.headers = { 'content-type': 'application/x-www-form-urlencoded' };
+      init.body = args;
+    } else {
+      const u = new URL(url.href);
+      u.search = u.search === '' ? args : `${u.search.slice(1)}&${args}`;
+      target = u.href;
+    }
+    let result: HookResult;
+    try {
+      const res = await fetchFn(target, init);
+      result = { status: res.status, location: res.headers.get('location') ?? undefined, error: undefined };
+      try {
+        await res.body?.cancel();
+      } catch {
+        // the answer's body is not used
+      }
+    } catch (e) {
+      const name = e instanceof Error ? e.name : '';
+      const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : '';
+      const error =
+        name === 'TimeoutError' || name === 'AbortError'
+          ? `no answer within ${timeout} ms`
+          : `${e instanceof Error ? e.message : String(e)}${cause !== '' ? ` (${cause})` : ''}`;
+      result = { status: undefined, location: undefined, error };
+    }
+    const ms = now() - started;
+    const line = { hook, url: url.href, method: settings.method, status: result.status, ms };
+    if (result.error !== undefined) log.warn({ ...line, err: result.error }, `notify: ${hook} failed`);
+    else log.info(line, `notify: ${hook}`);
+    return result;
+  };
+
+  /** Throws Refused unless the answer allows the step. */
+  const requireAllowed = (what: string, hook: HookName, r: HookResult): void => {
+    if (is2xx(r.status) || is3xx(r.status)) return;
+    const why = r.status !== undefined ? `HTTP ${r.status}` : 'no valid answer';
+    throw serverError(ErrorCode.Refused, `${what} refused by ${hook} (${why})`);
+  };
+
+  const fireAndForget = (hook: HookName, fields: Fields, clientQuery: string, log: Logger): void => {
+    const url = urls[hook];
+    if (url !== undefined) void call(hook, url, fields, clientQuery, log);
+  };
+
+  const track = (session: SessionInfo, u: Updater): void => {
+    let set = sessionUpdaters.get(session);
+    if (set === undefined) sessionUpdaters.set(session, (set = new Set()));
+    set.add(u);
+  };
+
+  const untrack = (session: SessionInfo, u: Updater | undefined): void => {
+    if (u === undefined) return;
+    u.stop();
+    const set = sessionUpdaters.get(session);
+    if (set === undefined) return;
+    set.delete(u);
+    if (set.size === 0) sessionUpdaters.delete(session);
+  };
+
+  /** on_update failed this stream? (non-2xx always; no answer only in strict mode) */
+  const updateFailed = (r: HookResult): boolean => (r.status === undefined ? settings.updateStrict : !is2xx(r.status));
+
+  const startUpdates = (
+    session: SessionInfo,
+    state: StreamState,
+    kind: 'publish' | 'play',
+    current: () => { name: string; query: string },
+    onFailure: (r: HookResult) => void,
+  ): void => {
+    const url = urls.on_update;
+    if (url === undefined || updateEvery === 0 || state.updater !== undefined) return;
+    const updater: Updater = new Updater(updateEvery, async () => {
+      const { name, query } = current();
+      const elapsed = Math.max(0, now() - state.start);
+      const fields: Fields = [
+        ...sessionFields(session),
+        ['call', `update_${kind}`],
+        ['time', String(Math.floor(elapsed / 1000))],
+        ['timestamp', String(elapsed >>> 0)],
+        ['name', name],
+      ];
+      const r = await call('on_update', url, fields, query, session.log);
+      if (!updater.active) return false;
+      if (!updateFailed(r)) return true;
+      onFailure(r);
+      return false;
+    });
+    state.updater = updater;
+    track(session, updater);
+  };
+
+  return {
+    name: 'notify',
+
+    async connect(ctx, next) {
+      const s = ctx.session;
+      const url = urls.on_connect;
+      if (url !== undefined) {
+        const fields: Fields = [...sessionFields(s), ['epoch', String(Math.trunc(now()) >>> 0)], ['call', 'connect']];
+        const r = await call('on_connect', url, fields, s.query, s.log);
+        requireAllowed('connect', 'on_connect', r);
+        if (is3xx(r.status) && r.location !== undefined) s.log.info({ location: r.location }, 'notify: on_connect redirect ignored (not supported)');
+      }
+      await next();
+    },
+
+    async publish(ctx, next) {
+      const s = ctx.session;
+      publishes.set(ctx, { start: now(), updater: undefined });
+      const url = urls.on_publish;
+      if (url !== undefined) {
+        const fields: Fields = [...sessionFields(s), ['call', 'publish'], ['name', ctx.name], ['type', ctx.type]];
+        const r = await call('on_publish', url, fields, ctx.query, s.log);
+        requireAllowed('publish', 'on_publish', r);
+        const to = is3xx(r.status) && r.location !== undefined ? redirectTarget(r.location) : undefined;
+        if (to !== undefined) {
+          s.log.info({ from: ctx.name, to: to.name }, `notify: publish redirect to '${to.name}'`);
+          ctx.name = to.name;
+          if (to.query !== undefined) ctx.query = to.query;
+        }
+      }
+      await next();
+    },
+
+    async play(ctx, next) {
+      const s = ctx.session;
+      const state: StreamState = { start: now(), updater: undefined };
+      plays.set(ctx, state);
+      const url = urls.on_play;
+      if (url !== undefined) {
+        const fields: Fields = [
+          ...sessionFields(s),
+          ['call', 'play'],
+          ['name', ctx.name],
+          ['start', uint32(ctx.start)],
+          ['duration', uint32(ctx.duration)],
+          // the play context carries no reset flag; nginx-rtmp's default is 0
+          ['reset', '0'],
+        ];
+        const r = await call('on_play', url, fields, ctx.query, s.log);
+        requireAllowed('play', 'on_play', r);
+        const to = is3xx(r.status) && r.location !== undefined ? redirectTarget(r.location) : undefined;
+        if (to !== undefined) {
+          s.log.info({ from: ctx.name, to: to.name }, `notify: play redirect to '${to.name}'`);
+          ctx.name = to.name;
+          if (to.query !== undefined) ctx.query = to.query;
+        }
+      }
+      await next();
+      // no `played` hook exists: updates start once the chain has let the player through
+      startUpdates(s, state, 'play', () => ({ name: ctx.name, query: ctx.query }), (r) => {
+        s.log.warn(
+          { hook: 'on_update', status: r.status, err: r.error, stream: ctx.name },
+          'notify: on_update refused a player; players cannot be stopped from the notify module, its updates stop',
+        );
+      });
+    },
+
+    published(ctx, stream: LiveStream) {
+      const s = ctx.session;
+      let state = publishes.get(ctx);
+      if (state === undefined) publishes.set(ctx, (state = { start: now(), updater: undefined }));
+      const pub = stream.publisher;
+      startUpdates(s, state, 'publish', () => ({ name: ctx.name, query: ctx.query }), (r) => {
+        const why = r.status !== undefined ? `HTTP ${r.status}` : (r.error ?? 'no answer');
+        s.log.info({ hook: 'on_update', status: r.status, stream: ctx.name }, 'notify: update failed, stopping the publisher');
+        if (pub !== undefined && stream.publisher === pub) pub.stop(`publishing stopped by on_update (${why})`);
+      });
+    },
+
+    publishDone(ctx) {
+      const s = ctx.session;
+      const state = publishes.get(ctx);
+      publishes.delete(ctx);
+      untrack(s, state?.updater);
+      const fields = sessionFields(s);
+      fireAndForget('on_publish_done', [...fields, ['call', 'publish_done'], ['name', ctx.name]], ctx.query, s.log);
+      fireAndForget('on_done', [...fields, ['call', 'done'], ['name', ctx.name]], ctx.query, s.log);
+    },
+
+    playDone(ctx) {
+      const s = ctx.session;
+      const state = plays.get(ctx);
+      plays.delete(ctx);
+      untrack(s, state?.updater);
+      const fields = sessionFields(s);
+      fireAndForget('on_play_done', [...fields, ['call', 'play_done'], ['name', ctx.name]], ctx.query, s.log);
+      fireAndForget('on_done', [...fields, ['call', 'done'], ['name', ctx.name]], ctx.query, s.log);
+    },
+
+    disconnect(session) {
+      const set = sessionUpdaters.get(session);
+      if (set === undefined) return;
+      sessionUpdaters.delete(session);
+      for (const u of set) u.stop();
+    },
+
+    async close() {
+      for (const set of sessionUpdaters.values()) for (const u of set) u.stop();
+      sessionUpdaters.clear();
+      await Promise.all([...pending]);
+    },
+  };
+}

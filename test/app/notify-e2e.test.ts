@@ -1,0 +1,81 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseConfigText } from '../../src/config/load.js';
+import type { ServerConfig } from '../../src/config/types.js';
+import { runFfmpeg, type FfmpegRun } from '../helpers/ffmpeg.js';
+import { startServer, until } from '../helpers/server.js';
+
+/** The webhook backend: records every call; publishing needs key=good. */
+async function backend(t: TestContext): Promise<{ base: string; calls: URLSearchParams[] }> {
+  const calls: URLSearchParams[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      const p = new URLSearchParams(body);
+      calls.push(p);
+      const ok = p.get('call') !== 'publish' || p.get('key') === 'good';
+      res.writeHead(ok ? 200 : 403).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+}
+
+function config(hook: string): ServerConfig {
+  const cfg = parseConfigText(
+    `rtmp {
+  server {
+    listen 127.0.0.1:0;
+    application live {
+      live on;
+      on_publish ${hook}/publish;
+      on_publish_done ${hook}/publish_done;
+    }
+  }
+}
+`,
+    'notify-e2e.conf',
+  );
+  return cfg;
+}
+
+async function ffmpeg(t: TestContext, url: string): Promise<FfmpegRun> {
+  const run = await runFfmpeg(
+    ['-re', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=15', '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-f', 'flv', url],
+    30_000,
+  );
+  t.after(() => run.kill());
+  return run;
+}
+
+test('on_publish with ffmpeg: a bad stream key is refused, a good one streams', { timeout: 60_000 }, async (t) => {
+  const hook = await backend(t);
+  const { url, server } = await startServer(t, config(hook.base));
+
+  const bad = await ffmpeg(t, `${url}/live/stream?key=bad`);
+  const badResult = await bad.done;
+  assert.notEqual(badResult.code, 0, 'ffmpeg with a bad key must fail');
+  assert.equal(server.hub.get('live', 'stream')?.active ?? false, false);
+  assert.equal(hook.calls.length, 1);
+  assert.equal(hook.calls[0]!.get('call'), 'publish');
+  assert.equal(hook.calls[0]!.get('name'), 'stream');
+  assert.equal(hook.calls[0]!.get('key'), 'bad');
+  assert.equal(hook.calls[0]!.get('app'), 'live');
+
+  const good = await ffmpeg(t, `${url}/live/stream?key=good`);
+  assert.ok(await until(() => server.hub.get('live', 'stream')?.active === true, 10_000), 'the stream goes live');
+  const goodResult = await good.done;
+  assert.equal(goodResult.code, 0, `ffmpeg with a good key failed:\n${goodResult.stderr.slice(-2000)}`);
+  assert.ok(await until(() => hook.calls.some((c) => c.get('call') === 'publish_done'), 5000), 'publish_done is called');
+  const done = hook.calls.find((c) => c.get('call') === 'publish_done')!;
+  assert.equal(done.get('name'), 'stream');
+  assert.equal(done.get('key'), 'good');
+});
