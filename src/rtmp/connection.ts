@@ -156,7 +156,7 @@ export class PlayerOutput {
     this.writer.uncork();
   }
 
-  /** Sent when play is accepted, before any publisher may be there. */
+  /** Sends StreamBegin and Play.Start: the handler calls it when the play is accepted, before attaching to the stream. */
   begin(name: string, reset: boolean): void {
     const id = this.streamId;
     this.conn.send(userControlMessage({ type: 'streamBegin', streamId: id }));
@@ -661,8 +661,8 @@ export class RtmpConnection {
     const reset = c.args[3] !== false;
     const info: PlayInfo = { streamId, name, query, start, duration, reset };
     this.streams.set(streamId, { state: 'pending' });
+    // the handler calls output.begin() once the play is accepted, before media can flow
     const output = new PlayerOutput(this, streamId);
-    output.begin(name, reset);
     let handle: PlayHandle;
     try {
       handle = await this.handler.play(this, info, output);
