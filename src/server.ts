@@ -45,6 +45,49 @@ export interface ServerOptions {
 
 const SHUTDOWN_TIMEOUT = 5000;
 
+export interface ConnectionSnapshot {
+  readonly id: string;
+  readonly remote: string;
+  readonly remoteAddress: string;
+  readonly app: string | undefined;
+  readonly flashVer: string;
+  readonly swfUrl: string;
+  readonly pageUrl: string;
+  readonly tcUrl: string;
+  readonly connectedAt: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly streams: readonly { streamId: number; name: string; role: 'publisher' | 'player' }[];
+}
+
+export interface StreamSnapshot {
+  readonly app: string;
+  readonly name: string;
+  readonly active: boolean;
+  /** connection id of the publisher */
+  readonly publisher: string | undefined;
+  readonly readers: number;
+  readonly hasVideo: boolean;
+  readonly hasAudio: boolean;
+  readonly publishedAt: number;
+  readonly bytesIn: number;
+  readonly framesIn: number;
+  readonly videoFrames: number;
+  readonly audioFrames: number;
+  /** frames dropped for slow readers, all readers of this stream */
+  readonly dropped: number;
+  /** the codec configuration (FLV video/audio tag body), to describe codecs */
+  readonly videoHeader: Buffer | undefined;
+  readonly audioHeader: Buffer | undefined;
+}
+
+export interface ServerSnapshot {
+  readonly startedAt: number;
+  readonly now: number;
+  readonly connections: readonly ConnectionSnapshot[];
+  readonly streams: readonly StreamSnapshot[];
+}
+
 /** A session's state as the handler sees it. */
 interface Session {
   readonly conn: RtmpConnection;
@@ -61,6 +104,7 @@ export class RtmpServer {
   private readonly sessions = new Map<RtmpConnection, Session>();
   private connectionCount = 0;
   private stopping = false;
+  readonly startedAt = Date.now();
   private readonly log: Logger;
   /** every chain built, old configurations' included: their modules are closed at stop */
   private readonly chains = new Set<AppChain>();
@@ -79,10 +123,10 @@ export class RtmpServer {
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
       for (const l of cfg.listen) {
-        const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, i));
+        const server = net.createServer({ noDelay: true, keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i));
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ host: l.host, port: l.port }, () => {
+          server.listen({ host: l.host, port: l.port, ipv6Only: l.ipv6Only === true }, () => {
             server.off('error', reject);
             resolve();
           });
@@ -111,6 +155,57 @@ export class RtmpServer {
 
   get connections(): number {
     return this.sessions.size;
+  }
+
+  /** A point-in-time view of connections and streams, for stats pages and control. */
+  snapshot(): ServerSnapshot {
+    const now = Date.now();
+    return {
+      startedAt: this.startedAt,
+      now,
+      connections: [...this.sessions.values()].map(({ conn }) => ({
+        id: conn.id,
+        remote: conn.remote,
+        remoteAddress: conn.remoteAddress,
+        app: conn.app,
+        flashVer: conn.connectInfo?.flashVer ?? '',
+        swfUrl: conn.connectInfo?.swfUrl ?? '',
+        pageUrl: conn.connectInfo?.pageUrl ?? '',
+        tcUrl: conn.connectInfo?.tcUrl ?? '',
+        connectedAt: conn.connectedAt,
+        bytesIn: conn.bytesIn,
+        bytesOut: conn.bytesOut,
+        streams: conn.activeStreams(),
+      })),
+      streams: this.hub.list().map((s) => ({
+        app: s.app,
+        name: s.name,
+        active: s.active,
+        publisher: s.publisher?.id,
+        readers: s.readers.size,
+        hasVideo: s.hasVideo,
+        hasAudio: s.hasAudio,
+        publishedAt: s.stats.publishedAt,
+        bytesIn: s.stats.bytesIn,
+        framesIn: s.stats.framesIn,
+        videoFrames: s.stats.videoFrames,
+        audioFrames: s.stats.audioFrames,
+        dropped: s.stats.droppedByGoneReaders + [...s.readers].reduce((n, r) => n + r.dropped, 0),
+        videoHeader: s.videoHeader?.payload,
+        audioHeader: s.audioHeader?.payload,
+      })),
+    };
+  }
+
+  /** Disconnects a connection by id (control API); true if it existed. */
+  dropConnection(id: string, reason: string): boolean {
+    for (const { conn } of this.sessions.values()) {
+      if (conn.id === id) {
+        conn.fail(serverError(ErrorCode.Refused, reason), 'info');
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -243,6 +243,16 @@ export class RtmpConnection {
     this.log.debug('accepted');
   }
 
+  /** What this connection publishes and plays right now (for stats and control). */
+  activeStreams(): { streamId: number; name: string; role: 'publisher' | 'player'; dropped?: number }[] {
+    const out: { streamId: number; name: string; role: 'publisher' | 'player' }[] = [];
+    for (const [streamId, s] of this.streams) {
+      if (s.state === 'publishing') out.push({ streamId, name: s.info.name, role: 'publisher' });
+      else if (s.state === 'playing') out.push({ streamId, name: s.info.name, role: 'player' });
+    }
+    return out;
+  }
+
   get bytesIn(): number {
     return this.socket.bytesRead;
   }
