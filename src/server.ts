@@ -3,6 +3,7 @@ import { ErrorCode, ServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
 import { applyMetaMode } from './app/meta.js';
+import { startExecStatic } from './app/exec.js';
 import { checkStreamName } from './app/names.js';
 import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
@@ -104,6 +105,7 @@ export class RtmpServer {
   private readonly sessions = new Map<RtmpConnection, Session>();
   private connectionCount = 0;
   private stopping = false;
+  private execStatic: { close(): Promise<void> } | undefined;
   readonly startedAt = Date.now();
   private readonly log: Logger;
   /** every chain built, old configurations' included: their modules are closed at stop */
@@ -120,10 +122,11 @@ export class RtmpServer {
 
   /** Binds every `listen` of every rtmp server block. */
   async start(): Promise<void> {
+    this.restartExecStatic(undefined);
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
       for (const l of cfg.listen) {
-        const server = net.createServer({ noDelay: true, keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i));
+        const server = net.createServer({ noDelay: true, keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i, l.proxyProtocol));
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen({ host: l.host, port: l.port, ipv6Only: l.ipv6Only === true }, () => {
@@ -214,8 +217,10 @@ export class RtmpServer {
    */
   reload(config: ServerConfig): void {
     const blocks = config.rtmp.map((c) => this.buildBlock(c));
+    const previous = this.config;
     this.config = config;
     this.blocks = blocks;
+    this.restartExecStatic(previous);
     this.log.info({ source: config.source }, 'configuration reloaded');
   }
 
@@ -229,7 +234,18 @@ export class RtmpServer {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of [...this.sessions.values()]) s.conn.socket.destroy();
     await Promise.all([...this.chains].map((c) => c.close(this.log)));
+    await this.execStatic?.close();
     await Promise.all(closing);
+  }
+
+  /** exec_static programs run for the server's lifetime; a reload restarts them only if they changed. */
+  private restartExecStatic(previous: ServerConfig | undefined): void {
+    const next = this.config.execStatic;
+    if (previous !== undefined && JSON.stringify(previous.execStatic) === JSON.stringify(next)) return;
+    const old = this.execStatic;
+    this.execStatic = undefined;
+    if (old !== undefined) void old.close();
+    if (next !== undefined) this.execStatic = startExecStatic(next, this.log.child({ module: 'exec_static' }));
   }
 
   private buildBlock(config: RtmpServerConfig): ServerBlock {
@@ -263,7 +279,7 @@ export class RtmpServer {
     };
   }
 
-  private accept(socket: net.Socket, blockIndex: number): void {
+  private accept(socket: net.Socket, blockIndex: number, proxyProtocol: boolean): void {
     const block = this.blocks[blockIndex];
     if (block === undefined || this.stopping) {
       socket.destroy();
@@ -276,7 +292,8 @@ export class RtmpServer {
       return;
     }
     this.connectionCount++;
-    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, block.connectionOptions, this.log);
+    const options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
+    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, options, this.log);
     this.sessions.set(conn, { conn, block, app: undefined, info: undefined });
   }
 

@@ -29,6 +29,7 @@ export const ErrorCode = {
   ConnectionTimeout: 'ERR_RTMP_TIMEOUT',
   ConnectionLimit: 'ERR_RTMP_CONNECTION_LIMIT',
   ProtocolViolation: 'ERR_RTMP_PROTOCOL',
+  ProxyProtocol: 'ERR_PROXY_PROTOCOL',
   AppNotFound: 'ERR_RTMP_APP_NOT_FOUND',
   StreamBusy: 'ERR_LIVE_STREAM_BUSY',
   StreamNameInvalid: 'ERR_STREAM_NAME_INVALID',

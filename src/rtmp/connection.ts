@@ -6,6 +6,7 @@ import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
 import { StatusCode, commandMessage, dataMessage, decodeCommand, decodeData, onStatusMessage, splitStreamName, type Command } from './commands.js';
 import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControlMessage, windowAckSizeMessage, ackMessage } from './control.js';
 import { ServerHandshake } from './handshake.js';
+import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
 import { MediaWriter, type OutgoingMedia } from './player.js';
 
@@ -26,6 +27,8 @@ export interface ConnectionOptions {
   readonly maxStreams: number;
   /** commands and messages queued while an asynchronous command (e.g. a webhook) runs */
   readonly maxBacklogBytes: number;
+  /** a PROXY protocol (v1/v2) header precedes the handshake: it names the real client */
+  readonly proxyProtocol?: boolean;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
@@ -196,8 +199,9 @@ export class PlayerOutput {
  * handles; playback goes through PlayerOutput.
  */
 export class RtmpConnection {
-  readonly remote: string;
-  readonly remoteAddress: string;
+  /** the client's address: the socket's peer, or what a PROXY protocol header said */
+  remote: string;
+  remoteAddress: string;
   log: Logger;
   app: string | undefined = undefined;
   connectInfo: ConnectInfo | undefined = undefined;
@@ -206,6 +210,7 @@ export class RtmpConnection {
   closed = false;
 
   private readonly handshake = new ServerHandshake();
+  private proxy: ProxyProtocolParser | undefined;
   private handshakeDone = false;
   private readonly decoder: ChunkDecoder;
   private readonly streams = new Map<number, NetStream>();
@@ -234,6 +239,7 @@ export class RtmpConnection {
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
     this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize }, (m) => this.onMessage(m));
+    if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
@@ -325,6 +331,19 @@ export class RtmpConnection {
     if (this.closed) return;
     this.lastInput = Date.now();
     try {
+      if (this.proxy !== undefined) {
+        const p = this.proxy.push(data);
+        if (!p.done) return;
+        this.proxy = undefined;
+        if (p.source !== undefined) {
+          const via = this.remote;
+          this.remoteAddress = p.source.address;
+          this.remote = `${p.source.address}:${p.source.port}`;
+          this.log = this.log.child({ remote: this.remote, via });
+        }
+        if (p.rest.length === 0) return;
+        data = p.rest;
+      }
       if (!this.handshakeDone) {
         const step = this.handshake.push(data);
         for (const b of step.send) this.socket.write(b);
