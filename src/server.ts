@@ -108,8 +108,8 @@ export class RtmpServer {
   private execStatic: { close(): Promise<void> } | undefined;
   readonly startedAt = Date.now();
   private readonly log: Logger;
-  /** every chain built, old configurations' included: their modules are closed at stop */
-  private readonly chains = new Set<AppChain>();
+  /** every open chain, with the number of sessions using it; a retired chain (from an older configuration) closes when its last session leaves */
+  private readonly chains = new Map<AppChain, { users: number; retired: boolean }>();
 
   constructor(
     config: ServerConfig,
@@ -218,8 +218,17 @@ export class RtmpServer {
   reload(config: ServerConfig): void {
     const blocks = config.rtmp.map((c) => this.buildBlock(c));
     const previous = this.config;
+    const retiring = this.blocks;
     this.config = config;
     this.blocks = blocks;
+    for (const b of retiring) {
+      for (const a of b.apps.values()) {
+        const use = this.chains.get(a.chain);
+        if (use === undefined) continue;
+        use.retired = true;
+        this.releaseChain(a.chain, 0);
+      }
+    }
     this.restartExecStatic(previous);
     this.log.info({ source: config.source }, 'configuration reloaded');
   }
@@ -233,7 +242,9 @@ export class RtmpServer {
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of [...this.sessions.values()]) s.conn.socket.destroy();
-    await Promise.all([...this.chains].map((c) => c.close(this.log)));
+    const chains = [...this.chains.keys()];
+    this.chains.clear();
+    await Promise.all(chains.map((c) => c.close(this.log)));
     await this.execStatic?.close();
     await Promise.all(closing);
   }
@@ -248,12 +259,23 @@ export class RtmpServer {
     if (next !== undefined) this.execStatic = startExecStatic(next, this.log.child({ module: 'exec_static' }));
   }
 
+  /** Drops `n` users of a chain; a retired chain nobody uses any more is closed. */
+  private releaseChain(chain: AppChain, n: number): void {
+    const use = this.chains.get(chain);
+    if (use === undefined) return;
+    use.users -= n;
+    if (use.retired && use.users <= 0) {
+      this.chains.delete(chain);
+      void chain.close(this.log);
+    }
+  }
+
   private buildBlock(config: RtmpServerConfig): ServerBlock {
     const apps = new Map<string, Application>();
     for (const a of config.applications) {
       const modules = this.options.modules?.(a, { hub: this.hub, logger: this.log.child({ app: a.name }) }) ?? [];
       const chain = new AppChain(modules);
-      this.chains.add(chain);
+      this.chains.set(chain, { users: 0, retired: false });
       apps.set(a.name, {
         config: a,
         chain,
@@ -323,6 +345,8 @@ export class RtmpServer {
       await app.chain.connect({ session });
       s.app = app;
       s.info = session;
+      const use = this.chains.get(app.chain);
+      if (use !== undefined) use.users++;
     },
 
     publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
@@ -401,7 +425,10 @@ export class RtmpServer {
     closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {
       const s = this.sessions.get(conn);
       this.sessions.delete(conn);
-      if (s?.app !== undefined && s.info !== undefined) s.app.chain.disconnect(s.info);
+      if (s?.app !== undefined && s.info !== undefined) {
+        s.app.chain.disconnect(s.info);
+        this.releaseChain(s.app.chain, 1);
+      }
     },
   };
 }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { ErrorCode, ServerError, serverError } from '../core/errors.js';
 import { amfNumber, amfObjectOf, amfString, type AmfObject, type AmfValue } from './amf-types.js';
-import { ChunkDecoder, encodeMessage } from './chunk.js';
+import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
 import { commandMessage, dataMessage, decodeCommand, type Command } from './commands.js';
 import { ackMessage, parseControl, setChunkSizeMessage, userControlMessage, windowAckSizeMessage } from './control.js';
 import { ClientHandshake } from './handshake.js';
@@ -172,6 +172,9 @@ export class RtmpClient {
       case MessageType.CommandAmf0:
       case MessageType.CommandAmf3:
         this.onCommand(decodeCommand(m));
+        return;
+      case MessageType.Aggregate:
+        for (const sub of splitAggregate(m)) this.onMessage(sub);
         return;
       case MessageType.UserControl:
       case MessageType.WindowAckSize:

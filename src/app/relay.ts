@@ -1,0 +1,676 @@
+/**
+ * Relays (nginx-rtmp's `push` / `pull`): this server as an RTMP client of
+ * another one.
+ *
+ * push — every stream published in the application is re-published to each
+ * `push` target (restreaming to YouTube, Twitch, a backup origin...). The relay
+ * is one more reader of the local stream, with the same bounded queue as a
+ * player: a slow or stalled remote drops frames up to the next keyframe and
+ * never slows the local stream. Media leaves in the shared chunk encoding of
+ * the players (`wireFor`), so a push costs no extra encoding when its chunk
+ * size and message stream id match the players'. Metadata, codec headers and
+ * the cached GOP come with the reader's replay on attach. A failed or dropped
+ * connection is retried after `push_reconnect`, doubling up to a cap, for as
+ * long as the local stream lives; the local stream never notices.
+ *
+ * pull — a player asking for a stream that nobody publishes here starts one
+ * pull from the first matching `pull` target: the remote stream is played and
+ * published locally under the player's name, shared by every later player.
+ * The local publish happens with the first remote media message (and ends on
+ * the remote's UnpublishNotify / StreamEOF), so waiting players see a normal
+ * stream start. When the last player has gone (and nobody else reads) the
+ * pull stops after a short linger. `static` pulls start with the module and
+ * reconnect until close(). A pull that cannot connect is retried with the same
+ * backoff while players wait, rotating through the matching targets.
+ *
+ * Parameters, as nginx-rtmp reads them (see RelayTarget):
+ * - `name=` binds the relay to one local stream (push: only that stream is
+ *   pushed; pull: only that name is pulled; static pull: the local name).
+ * - the remote stream name is `playPath=` / the URL path after the app, else
+ *   the local stream name.
+ * - the remote app is `app=` / the URL's first path segment, else the local app.
+ * - `tcUrl=`, `pageUrl=`, `swfUrl=`, `flashVer=` go into the connect command;
+ *   `live=1` plays with start -1, else `start=` (default -2).
+ *
+ * session_relay: off (default) — a push ends when its stream's publish ends;
+ * a player's hold on a pull ends with its play. on — both last until the
+ * session (connection) that started them closes: a push survives an
+ * unpublish/republish on the same connection, and a player that stops playing
+ * keeps the pull alive until it disconnects.
+ *
+ * Limits: streams published by a pull are fed straight into the hub, not
+ * through the application chain, so they are not pushed, recorded or
+ * announced to other modules. Loops: pushing a stream back to the same
+ * app/name of the same server is refused by the hub (the name is busy) and
+ * only costs a retry every few seconds; longer cycles through other names or
+ * servers are the operator's to avoid (nginx-rtmp has the same rule).
+ */
+import type { AmfObject } from '../rtmp/amf-types.js';
+import { encodeAmf0 } from '../rtmp/amf0.js';
+import { encodeMessage } from '../rtmp/chunk.js';
+import { RtmpClient } from '../rtmp/client.js';
+import { StatusCode, commandMessage, decodeData } from '../rtmp/commands.js';
+import { ChunkStreamId, MessageType, type RtmpMessage } from '../rtmp/messages.js';
+import { wireFor } from '../rtmp/player.js';
+import type { ApplicationConfig, RelayTarget } from '../config/types.js';
+import { ErrorCode, describeError, isServerError, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { FrameKind, type MediaFrame } from '../live/frame.js';
+import type { LiveHub } from '../live/hub.js';
+import { DEFAULT_READER_LIMITS, LiveReader, type FrameSink, type ReaderLimits } from '../live/reader.js';
+import type { LiveStream, PublisherInfo, StreamOptions } from '../live/stream.js';
+import type { AppModule, ModuleDeps, PlayContext, PublishContext, SessionInfo } from './chain.js';
+
+/** Tuning knobs; the defaults are what the server runs with. */
+export interface RelayOptions {
+  /** how long a pull stays up after its last player left (ms, default 5000) */
+  readonly pullLinger?: number;
+  /** the longest wait between two reconnection attempts (ms, default 30000) */
+  readonly reconnectCap?: number;
+  /** give up one connection attempt after this (ms, default 10000) */
+  readonly connectTimeout?: number;
+  /** chunk size of relay connections (default 4096, the default `chunk_size`, so pushes share the players' encoding) */
+  readonly chunkSize?: number;
+  /** a push's output queue bound (default: the live reader's default) */
+  readonly readerLimits?: ReaderLimits;
+}
+
+const DEFAULT_PULL_LINGER = 5000;
+const DEFAULT_RECONNECT_CAP = 30_000;
+const DEFAULT_CONNECT_TIMEOUT = 10_000;
+const DEFAULT_RELAY_CHUNK_SIZE = 4096;
+/** a push_reconnect of 0 would spin: never retry faster than this */
+const MIN_RECONNECT = 100;
+const RELAY_FLASHVER = 'FMLE/3.0 (compatible; rtmp-server relay)';
+
+/** Where one relay connects, resolved from a target and the local names. */
+export interface RemoteEndpoint {
+  /** rtmp://host:port/app: what RtmpClient.connect takes */
+  readonly connectUrl: string;
+  readonly host: string;
+  readonly port: number;
+  readonly app: string;
+  /** the remote stream name (publish / play argument, may carry ?args) */
+  readonly stream: string;
+  /** tcUrl, pageUrl, swfUrl, flashVer for the connect command */
+  readonly connectProperties: AmfObject;
+  /** rtmp://host:port/app/stream, for logs */
+  readonly label: string;
+}
+
+/** Resolves a push/pull target for one local stream, as nginx-rtmp does. */
+export function resolveRelayTarget(target: RelayTarget, localApp: string, localName: string): RemoteEndpoint {
+  const m = /^rtmp:\/\/(\[[^\]]+\]|[^/:?]+)(?::(\d+))?(?:\/|$)/i.exec(target.url);
+  if (m === null) throw serverError(ErrorCode.ConfigBadValue, `relay URL without a host: ${target.url}`);
+  const hostText = m[1]!;
+  const host = hostText.replace(/^\[|\]$/g, '');
+  const port = m[2] !== undefined ? Number(m[2]) : 1935;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw serverError(ErrorCode.ConfigBadValue, `relay URL with a bad port: ${target.url}`);
+  const app = target.app !== undefined && target.app !== '' ? target.app : localApp;
+  const stream = target.playPath !== undefined && target.playPath !== '' ? target.playPath : localName;
+  const connectProperties: AmfObject = { flashVer: RELAY_FLASHVER };
+  const p = target.params;
+  if (p['tcUrl'] !== undefined) connectProperties['tcUrl'] = p['tcUrl'];
+  if (p['pageUrl'] !== undefined) connectProperties['pageUrl'] = p['pageUrl'];
+  if (p['swfUrl'] !== undefined) connectProperties['swfUrl'] = p['swfUrl'];
+  if (p['flashVer'] !== undefined) connectProperties['flashVer'] = p['flashVer'];
+  const base = `rtmp://${hostText}:${port}/${app}`;
+  return { connectUrl: base, host, port, app, stream, connectProperties, label: `${base}/${stream}` };
+}
+
+/** Delay before reconnection attempt `failures` (0-based): base, doubling, capped. */
+export function relayBackoff(base: number, failures: number, cap: number): number {
+  const b = Math.max(base, MIN_RECONNECT);
+  return Math.min(b * 2 ** Math.min(failures, 16), Math.max(cap, b));
+}
+
+/** What every relay of one application shares. */
+interface RelayEnv {
+  readonly hub: LiveHub;
+  readonly app: ApplicationConfig;
+  readonly streamOptions: StreamOptions;
+  readonly reconnectBase: number;
+  readonly reconnectCap: number;
+  readonly connectTimeout: number;
+  readonly chunkSize: number;
+  readonly readerLimits: ReaderLimits;
+  readonly pullLinger: number;
+}
+
+function isOnMetaData(payload: Buffer): boolean {
+  // AMF0 string marker, u16 length 10, "onMetaData"
+  return payload.length >= 13 && payload[0] === 0x02 && payload.readUInt16BE(1) === 10 && payload.toString('latin1', 3, 13) === 'onMetaData';
+}
+
+/** Script data for a remote publish: metadata goes as @setDataFrame("onMetaData", ...), as encoders send it. */
+function dataWire(frame: MediaFrame, chunkSize: number, streamId: number): Buffer {
+  const payload = isOnMetaData(frame.payload) ? Buffer.concat([encodeAmf0(['@setDataFrame']), frame.payload]) : frame.payload;
+  return encodeMessage({ csid: ChunkStreamId.Data, type: MessageType.DataAmf0, streamId, timestamp: frame.timestamp, payload }, chunkSize);
+}
+
+function timer(ms: number, f: () => void): NodeJS.Timeout {
+  const t = setTimeout(f, ms);
+  t.unref();
+  return t;
+}
+
+/** One local stream pushed to one target. */
+class PushRelay {
+  /** the session whose publish started it (session_relay) */
+  owner: string;
+  /** times it got to publishing on the remote */
+  connections = 0;
+  private client: RtmpClient | undefined = undefined;
+  private remoteStreamId = 0;
+  private reader: LiveReader | undefined = undefined;
+  private stream: LiveStream | undefined = undefined;
+  private retry: NodeJS.Timeout | undefined = undefined;
+  private failures = 0;
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    readonly endpoint: RemoteEndpoint,
+    owner: string,
+    private readonly env: RelayEnv,
+    private readonly log: Logger,
+  ) {
+    this.owner = owner;
+  }
+
+  start(): void {
+    void this.attempt();
+  }
+
+  private async attempt(): Promise<void> {
+    this.retry = undefined;
+    if (this.closed) return;
+    let client: RtmpClient | undefined;
+    try {
+      client = await RtmpClient.connect(this.endpoint.connectUrl, {
+        chunkSize: this.env.chunkSize,
+        timeout: this.env.connectTimeout,
+        connectProperties: this.endpoint.connectProperties,
+      });
+      if (this.closed) {
+        client.destroy();
+        return;
+      }
+      const c = client;
+      this.client = c;
+      c.onClose = (err) => this.lost(c, err);
+      const streamId = await c.publish(this.endpoint.stream, 'live');
+      if (this.closed || this.client !== c) return;
+      this.attach(c, streamId);
+    } catch (e) {
+      if (this.closed) return;
+      if (client !== undefined) {
+        client.onClose = () => {};
+        client.destroy();
+      }
+      this.client = undefined;
+      const delay = this.schedule();
+      const d = describeError(e);
+      const hint = d.code === ErrorCode.ClientRejected && /BadName|busy/i.test(d.message) ? ' (the remote stream is busy: another publisher, or a relay loop)' : '';
+      this.log.warn({ url: this.endpoint.label, code: d.code, err: d.message, retryInMs: delay }, `push relay failed${hint}; retrying`);
+    }
+  }
+
+  /** Publishing on the remote: attach a bounded reader whose sink writes to the relay socket. */
+  private attach(c: RtmpClient, streamId: number): void {
+    const socket = c.socket;
+    const { chunkSize } = this.env;
+    this.remoteStreamId = streamId;
+    const sink: FrameSink = {
+      queuedBytes: () => socket.writableLength,
+      // runs inside the local publisher's hot path: never throw into it
+      write: (f) => {
+        if (socket.destroyed || !socket.writable) return;
+        try {
+          socket.write(f.kind === FrameKind.Data ? dataWire(f, chunkSize, streamId) : wireFor(f, chunkSize, streamId));
+        } catch (e) {
+          c.destroy(e instanceof Error ? e : new Error(String(e)));
+        }
+      },
+      cork: () => socket.cork(),
+      uncork: () => socket.uncork(),
+      onStreamStart: () => {},
+      onStreamStop: () => {},
+    };
+    const reader = new LiveReader(sink, this.env.readerLimits, (r) =>
+      this.log.warn({ url: this.endpoint.label, dropped: r.dropped, episodes: r.dropEpisodes, queued: socket.writableLength }, 'slow push target: dropping to the next keyframe'),
+    );
+    this.failures = 0;
+    this.connections++;
+    this.reader = reader;
+    this.stream = this.env.hub.subscribe(this.env.app.name, this.name, reader, this.env.streamOptions);
+    this.log.info({ url: this.endpoint.label, streamId }, 'push relay publishing');
+  }
+
+  private detach(): void {
+    const { reader, stream } = this;
+    this.reader = undefined;
+    this.stream = undefined;
+    if (reader === undefined || stream === undefined) return;
+    this.env.hub.unsubscribe(stream, reader);
+    if (reader.dropped > 0) this.log.info({ url: this.endpoint.label, dropped: reader.dropped, episodes: reader.dropEpisodes }, 'push relay dropped frames');
+  }
+
+  /** The remote connection closed while publishing: retry (connection failures during setup are handled by attempt()). */
+  private lost(c: RtmpClient, err: Error | undefined): void {
+    if (this.closed || this.client !== c || this.reader === undefined) return;
+    this.detach();
+    this.client = undefined;
+    const delay = this.schedule();
+    const d = describeError(err ?? serverError(ErrorCode.ClientClosed, 'connection closed by the remote'));
+    this.log.warn({ url: this.endpoint.label, code: d.code, err: d.message, retryInMs: delay }, 'push relay connection lost; reconnecting');
+  }
+
+  private schedule(): number {
+    const delay = relayBackoff(this.env.reconnectBase, this.failures++, this.env.reconnectCap);
+    this.retry = timer(delay, () => void this.attempt());
+    return delay;
+  }
+
+  /** Ends the relay: unpublishes politely on the remote and closes. Never rejects. */
+  async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.retry = undefined;
+    const publishing = this.reader !== undefined;
+    this.detach();
+    const c = this.client;
+    this.client = undefined;
+    if (c === undefined) return;
+    c.onClose = () => {};
+    if (publishing) {
+      c.send(commandMessage(0, 'FCUnpublish', 0, null, this.endpoint.stream));
+      c.send(commandMessage(0, 'deleteStream', 0, null, this.remoteStreamId));
+    }
+    this.log.info({ url: this.endpoint.label, reason }, 'push relay closed');
+    try {
+      await c.close();
+    } catch {
+      c.destroy();
+    }
+  }
+}
+
+/** One local stream fed from a remote play, shared by its players. */
+class PullRelay {
+  /** sessions holding the pull, with how many plays each */
+  private readonly holders = new Map<string, number>();
+  private client: RtmpClient | undefined = undefined;
+  private playing = false;
+  private stream: LiveStream | undefined = undefined;
+  private retry: NodeJS.Timeout | undefined = undefined;
+  private linger: NodeJS.Timeout | undefined = undefined;
+  private failures = 0;
+  private tries = 0;
+  private closed = false;
+  private readonly pub: PublisherInfo;
+  /** times it got to playing on a remote */
+  connections = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly targets: readonly RelayTarget[],
+    readonly isStatic: boolean,
+    private readonly env: RelayEnv,
+    private readonly log: Logger,
+    private readonly onEnd: (p: PullRelay) => void,
+    id: string,
+  ) {
+    this.pub = {
+      id,
+      remote: targets[0]?.url ?? '',
+      stop: (reason: string) => this.stopped(reason),
+    };
+  }
+
+  start(): void {
+    void this.attempt();
+  }
+
+  hold(session: string): void {
+    this.holders.set(session, (this.holders.get(session) ?? 0) + 1);
+    if (this.linger !== undefined) clearTimeout(this.linger);
+    this.linger = undefined;
+  }
+
+  release(session: string, all = false): void {
+    const n = this.holders.get(session);
+    if (n === undefined) return;
+    if (all || n <= 1) this.holders.delete(session);
+    else this.holders.set(session, n - 1);
+    this.maybeLinger();
+  }
+
+  private maybeLinger(): void {
+    if (this.isStatic || this.closed || this.holders.size > 0 || this.linger !== undefined) return;
+    this.linger = timer(this.env.pullLinger, () => {
+      this.linger = undefined;
+      if (this.closed || this.holders.size > 0) return;
+      // readers that came without a play (HTTP-FLV, other modules) keep it too
+      if ((this.env.hub.get(this.env.app.name, this.name)?.readers.size ?? 0) > 0) {
+        this.maybeLinger();
+        return;
+      }
+      this.log.info({ stream: this.name }, 'pull relay: no players left');
+      this.stop();
+    });
+  }
+
+  private async attempt(): Promise<void> {
+    this.retry = undefined;
+    if (this.closed) return;
+    const local = this.env.hub.get(this.env.app.name, this.name);
+    if (local?.publisher !== undefined && local.publisher !== this.pub) {
+      // somebody publishes this name here: nothing to pull, look again later
+      this.schedule();
+      return;
+    }
+    const target = this.targets[this.tries++ % this.targets.length]!;
+    let ep: RemoteEndpoint;
+    try {
+      ep = resolveRelayTarget(target, this.env.app.name, this.name);
+    } catch (e) {
+      this.log.error({ url: target.url, ...describeError(e) }, 'pull relay: bad target');
+      this.schedule();
+      return;
+    }
+    let client: RtmpClient | undefined;
+    try {
+      client = await RtmpClient.connect(ep.connectUrl, { chunkSize: this.env.chunkSize, timeout: this.env.connectTimeout, connectProperties: ep.connectProperties });
+      if (this.closed) {
+        client.destroy();
+        return;
+      }
+      const c = client;
+      this.client = c;
+      c.onClose = (err) => this.lost(c, ep, err);
+      c.onMedia = (m) => this.onMedia(c, m);
+      c.onStatus = (info) => {
+        const code = info['code'];
+        if (code === StatusCode.PlayUnpublishNotify || code === StatusCode.PlayStop) this.remoteStopped(c);
+      };
+      c.onUserControl = (type) => {
+        if (type === 'streamEof') this.remoteStopped(c);
+      };
+      // the frames of one socket read leave in one write per player
+      let batched: LiveStream | undefined;
+      c.socket.prependListener('data', () => {
+        batched = this.client === c ? this.stream : undefined;
+        batched?.beginBatch();
+      });
+      c.socket.on('data', () => {
+        batched?.endBatch();
+        batched = undefined;
+      });
+      const start = target.live === true ? -1 : Number(target.params['start'] ?? -2);
+      await c.play(ep.stream, Number.isFinite(start) ? start : -2);
+      if (this.closed || this.client !== c) return;
+      this.playing = true;
+      this.failures = 0;
+      this.connections++;
+      this.log.info({ url: ep.label, stream: this.name }, 'pull relay playing');
+    } catch (e) {
+      if (this.closed) return;
+      if (client !== undefined) {
+        client.onClose = () => {};
+        client.destroy();
+      }
+      if (this.client === client) this.client = undefined;
+      this.unpublishLocal();
+      const delay = this.schedule();
+      this.log.warn({ url: ep.label, stream: this.name, ...describeError(e), retryInMs: delay }, 'pull relay failed; retrying');
+    }
+  }
+
+  private onMedia(c: RtmpClient, m: RtmpMessage): void {
+    if (this.client !== c || this.closed) return;
+    try {
+      let kind: FrameKind;
+      let payload = m.payload;
+      if (m.type === MessageType.Audio) kind = FrameKind.Audio;
+      else if (m.type === MessageType.Video) kind = FrameKind.Video;
+      else {
+        kind = FrameKind.Data;
+        const d = decodeData(m);
+        if (d.name === '|RtmpSampleAccess' || d.name === '@clearDataFrame' || d.name === 'onStatus') return;
+        if (d.name === '@setDataFrame') {
+          if (d.values.length === 0) return;
+          payload = encodeAmf0(d.values);
+        } else if (m.type !== MessageType.DataAmf0) {
+          payload = encodeAmf0([d.name, ...d.values]);
+        }
+      }
+      const stream = this.stream ?? this.publishLocal(c);
+      stream?.pushMedia(kind, m.timestamp, payload);
+    } catch (e) {
+      this.log.debug({ stream: this.name, type: m.type, ...describeError(e) }, 'pull relay: message skipped');
+    }
+  }
+
+  private publishLocal(c: RtmpClient): LiveStream | undefined {
+    try {
+      this.stream = this.env.hub.publish(this.env.app.name, this.name, this.pub, this.env.streamOptions);
+      this.log.info({ stream: this.name, url: this.pub.remote }, 'pull relay: stream published');
+      return this.stream;
+    } catch (e) {
+      // a local publisher took the name: it wins; the pull waits and looks again later
+      const d = describeError(e);
+      this.client = undefined;
+      this.playing = false;
+      c.onClose = () => {};
+      c.destroy();
+      const delay = this.schedule();
+      this.log.warn({ stream: this.name, code: d.code, err: d.message, retryInMs: delay }, `pull relay: cannot publish locally${isServerError(e, ErrorCode.StreamBusy) ? ' (a local publisher has it)' : ''}`);
+      return undefined;
+    }
+  }
+
+  private unpublishLocal(): void {
+    const s = this.stream;
+    this.stream = undefined;
+    if (s !== undefined) this.env.hub.unpublish(s, this.pub);
+  }
+
+  private remoteStopped(c: RtmpClient): void {
+    if (this.client !== c || this.stream === undefined) return;
+    this.log.info({ stream: this.name }, 'pull relay: remote stream stopped');
+    this.unpublishLocal();
+  }
+
+  private lost(c: RtmpClient, ep: RemoteEndpoint, err: Error | undefined): void {
+    if (this.closed || this.client !== c || !this.playing) return;
+    this.client = undefined;
+    this.playing = false;
+    this.unpublishLocal();
+    const delay = this.schedule();
+    const d = describeError(err ?? serverError(ErrorCode.ClientClosed, 'connection closed by the remote'));
+    this.log.warn({ url: ep.label, stream: this.name, code: d.code, err: d.message, retryInMs: delay }, 'pull relay connection lost; reconnecting');
+  }
+
+  private schedule(): number {
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    const delay = relayBackoff(this.env.reconnectBase, this.failures++, this.env.reconnectCap);
+    this.retry = timer(delay, () => void this.attempt());
+    return delay;
+  }
+
+  /** The hub asked the publisher to stop (control API, drop_idle_publisher). */
+  private stopped(reason: string): void {
+    this.log.info({ stream: this.name, reason }, 'pull relay stopped');
+    if (!this.isStatic) {
+      this.stop();
+      return;
+    }
+    // a static pull comes back
+    const c = this.client;
+    this.client = undefined;
+    this.playing = false;
+    if (c !== undefined) {
+      c.onClose = () => {};
+      c.destroy();
+    }
+    this.unpublishLocal();
+    this.schedule();
+  }
+
+  /** Ends the pull for good. */
+  stop(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    if (this.linger !== undefined) clearTimeout(this.linger);
+    this.retry = this.linger = undefined;
+    this.unpublishLocal();
+    const c = this.client;
+    this.client = undefined;
+    if (c !== undefined) {
+      c.onClose = () => {};
+      c.destroy();
+    }
+    this.onEnd(this);
+  }
+}
+
+/** The relay step of one application's chain. */
+class RelayModule implements AppModule {
+  readonly name = 'relay';
+  private readonly pushes = new Map<string, PushRelay>();
+  private readonly pulls = new Map<string, PullRelay>();
+  private readonly plays = new WeakMap<PlayContext, PullRelay>();
+  private readonly publishes = new WeakMap<PublishContext, string>();
+  private readonly log: Logger;
+  private readonly env: RelayEnv;
+  private pullCount = 0;
+  private closed = false;
+
+  constructor(
+    private readonly app: ApplicationConfig,
+    deps: ModuleDeps,
+    options: RelayOptions,
+  ) {
+    this.log = deps.logger.child({ module: 'relay' });
+    this.env = {
+      hub: deps.hub,
+      app,
+      streamOptions: { gopCache: app.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
+      reconnectBase: app.relay.pushReconnect,
+      reconnectCap: options.reconnectCap ?? DEFAULT_RECONNECT_CAP,
+      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      chunkSize: options.chunkSize ?? DEFAULT_RELAY_CHUNK_SIZE,
+      readerLimits: options.readerLimits ?? DEFAULT_READER_LIMITS,
+      pullLinger: options.pullLinger ?? DEFAULT_PULL_LINGER,
+    };
+    for (const t of app.relay.pull) {
+      if (!t.isStatic || t.name === undefined || this.pulls.has(t.name)) continue;
+      this.newPull(t.name, [t], true).start();
+    }
+  }
+
+  private newPull(name: string, targets: readonly RelayTarget[], isStatic: boolean): PullRelay {
+    const id = `relay-pull-${this.app.name}-${(++this.pullCount).toString(36)}`;
+    const p = new PullRelay(name, targets, isStatic, this.env, this.log, (ended) => {
+      if (this.pulls.get(ended.name) === ended) this.pulls.delete(ended.name);
+    }, id);
+    this.pulls.set(name, p);
+    this.log.info({ stream: name, url: targets[0]?.url, static: isStatic }, 'pull relay created');
+    return p;
+  }
+
+  async play(ctx: PlayContext, next: () => Promise<void>): Promise<void> {
+    const name = ctx.name;
+    let pull = this.pulls.get(name);
+    if (pull === undefined && !this.closed) {
+      const targets = this.app.relay.pull.filter((t) => !t.isStatic && (t.name === undefined || t.name === name));
+      const local = this.env.hub.get(this.app.name, name);
+      if (targets.length > 0 && local?.publisher === undefined) {
+        pull = this.newPull(name, targets, false);
+        pull.start();
+      }
+    }
+    if (pull === undefined) return next();
+    const session = ctx.session.id;
+    pull.hold(session);
+    this.plays.set(ctx, pull);
+    try {
+      await next();
+    } catch (e) {
+      this.plays.delete(ctx);
+      pull.release(session);
+      throw e;
+    }
+  }
+
+  playDone(ctx: PlayContext): void {
+    if (this.app.relay.sessionRelay) return;
+    const pull = this.plays.get(ctx);
+    this.plays.delete(ctx);
+    pull?.release(ctx.session.id);
+  }
+
+  published(ctx: PublishContext, stream: LiveStream): void {
+    if (this.closed) return;
+    this.publishes.set(ctx, stream.name);
+    this.app.relay.push.forEach((t, i) => {
+      if (t.name !== undefined && t.name !== stream.name) return;
+      const key = `${stream.name}\u0000${i}`;
+      const existing = this.pushes.get(key);
+      if (existing !== undefined) {
+        // session_relay: the push outlived an unpublish; it follows the new publisher
+        existing.owner = ctx.session.id;
+        return;
+      }
+      let ep: RemoteEndpoint;
+      try {
+        ep = resolveRelayTarget(t, this.app.name, stream.name);
+      } catch (e) {
+        this.log.error({ url: t.url, ...describeError(e) }, 'push relay: bad target');
+        return;
+      }
+      const p = new PushRelay(stream.name, ep, ctx.session.id, this.env, this.log.child({ stream: stream.name }));
+      this.pushes.set(key, p);
+      this.log.info({ stream: stream.name, url: ep.label }, 'push relay created');
+      p.start();
+    });
+  }
+
+  publishDone(ctx: PublishContext): void {
+    const name = this.publishes.get(ctx);
+    this.publishes.delete(ctx);
+    if (name === undefined || this.app.relay.sessionRelay) return;
+    void this.closePushes((p) => p.name === name, 'publish ended');
+  }
+
+  disconnect(session: SessionInfo): void {
+    for (const p of [...this.pulls.values()]) p.release(session.id, true);
+    if (this.app.relay.sessionRelay) void this.closePushes((p) => p.owner === session.id, 'session closed');
+  }
+
+  private closePushes(which: (p: PushRelay) => boolean, reason: string): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [key, p] of [...this.pushes]) {
+      if (!which(p)) continue;
+      this.pushes.delete(key);
+      closing.push(p.close(reason));
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of [...this.pulls.values()]) p.stop();
+    this.pulls.clear();
+    await this.closePushes(() => true, 'server stopping');
+  }
+}
+
+/** The relay module of an application, or undefined when it has no push or pull. */
+export function relayModule(app: ApplicationConfig, deps: ModuleDeps, options: RelayOptions = {}): AppModule | undefined {
+  if (app.relay.push.length === 0 && app.relay.pull.length === 0) return undefined;
+  return new RelayModule(app, deps, options);
+}
