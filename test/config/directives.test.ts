@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DIRECTIVES, DIRECTIVE_GROUPS, directiveNames, directivesNamed, findDirective } from '../../src/config/directives.js';
-import { directiveReferenceMarkdown } from '../../src/config/docs.js';
+import { directiveReferenceForReadme, directiveReferenceMarkdown } from '../../src/config/docs.js';
 import { parseFlag, parseSize, parseTime } from '../../src/config/load.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -39,7 +39,7 @@ const SUPPORTED_NOW = [
   'buflen', 'out_queue', 'out_cork', 'max_connections', 'so_keepalive', 'live', 'meta', 'interleave', 'wait_key', 'wait_video',
   'publish_notify', 'drop_idle_publisher', 'sync', 'play_restart', 'idle_streams', 'allow', 'deny', 'on_connect', 'on_play', 'on_publish',
   'on_done', 'on_play_done', 'on_publish_done', 'on_record_done', 'on_update', 'notify_update_timeout', 'notify_update_strict',
-  'notify_relay_redirect', 'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
+  'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
   'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'session_relay',
   'http', 'location', 'root', 'alias', 'add_header', 'types', 'rtmp_stat', 'rtmp_control', 'default_type', 'gop_cache', 'error_log', 'include',
 ];
@@ -148,5 +148,9 @@ describe('directive reference', () => {
 
   it('is what docs/directives.md holds (regenerate with scripts/directives-doc.ts --write)', () => {
     assert.equal(readFileSync(join(ROOT, 'docs', 'directives.md'), 'utf8'), md);
+  });
+
+  it('is in the README (regenerate with scripts/directives-doc.ts --write)', () => {
+    assert.ok(readFileSync(join(ROOT, 'README.md'), 'utf8').includes(directiveReferenceForReadme()));
   });
 });
