@@ -238,7 +238,7 @@ export class RtmpServer {
     if (this.stopping) return;
     this.stopping = true;
     const closing = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
-    for (const s of [...this.sessions.values()]) s.conn.close();
+    for (const s of [...this.sessions.values()]) s.conn.shutdown();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of [...this.sessions.values()]) s.conn.socket.destroy();

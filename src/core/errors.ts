@@ -49,6 +49,8 @@ export const ErrorCode = {
   ConfigInclude: 'ERR_CONFIG_INCLUDE',
   // command line
   Usage: 'ERR_USAGE',
+  // built-in HTTP server
+  HttpListen: 'ERR_HTTP_LISTEN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

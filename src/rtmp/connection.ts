@@ -289,6 +289,20 @@ export class RtmpConnection {
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
+  /**
+   * Server shutdown: tells the peer its streams end (Play.Stop + StreamEOF for
+   * players, Unpublish.Success for publishers), then closes.
+   */
+  shutdown(): void {
+    if (this.closed) return;
+    for (const id of [...this.streams.keys()]) {
+      const s = this.streams.get(id);
+      if (s?.state === 'playing') this.send(userControlMessage({ type: 'streamEof', streamId: id }));
+      this.stopStream(id, true);
+    }
+    this.close();
+  }
+
   private tick(): void {
     const now = Date.now();
     if (!this.handshakeDone) {

@@ -71,12 +71,15 @@ test('PORT argument, a publish and play through the CLI, SIGTERM exits 0 and tel
   assert.ok(await until(() => player.video > 10));
   let closedAt = 0;
   player.client.onClose = () => (closedAt = Date.now());
+  const told: string[] = [];
+  player.client.onStatus = (info) => told.push(String(info['code']));
   const t0 = Date.now();
   p.child.kill('SIGTERM');
   const r = await p.exited;
   assert.equal(r.code, 0, p.stderr());
   assert.ok(Date.now() - t0 < 8000, 'stopped within the shutdown timeout');
   assert.ok(await until(() => closedAt > 0, 2000), 'the player saw its connection close');
+  assert.ok(told.includes('NetStream.Play.Stop') || told.includes('NetStream.Play.UnpublishNotify'), `the player was told: ${told.join(', ')}`);
   assert.match(p.stderr(), /"msg":"shutting down"/);
   assert.match(p.stderr(), /"msg":"publish"/);
   assert.match(p.stderr(), /"msg":"play"/);

@@ -1,0 +1,74 @@
+import type { RtmpStatusSource } from './stat.js';
+
+/**
+ * `rtmp_control`: nginx-rtmp's control API. The section and method are the
+ * last two segments of the URI (`.../drop/publisher`), the arguments come from
+ * the query string:
+ *
+ *   drop/publisher|subscriber|client ? app=APP & name=NAME [& addr=IP] [& clientid=ID]
+ *
+ * The response body is the number of connections dropped (plain text), as in
+ * nginx-rtmp. `srv=` is accepted and ignored (the snapshot spans every server
+ * block). `record/...` and `redirect/...` answer 501: recording and redirects
+ * are not implemented yet.
+ */
+
+export interface ControlResult {
+  status: number;
+  body: string;
+}
+
+type DropFilter = 'publisher' | 'subscriber' | 'client';
+
+const DROP_FILTERS: readonly string[] = ['publisher', 'subscriber', 'client'];
+
+function isDropFilter(s: string): s is DropFilter {
+  return DROP_FILTERS.includes(s);
+}
+
+/** A query argument; empty counts as absent (nginx-rtmp compares lengths). First occurrence wins. */
+function arg(query: URLSearchParams, key: string): string | undefined {
+  const v = query.get(key);
+  return v === null || v === '' ? undefined : v;
+}
+
+/** `path` is the decoded, normalized URI path; `query` its arguments. */
+export function handleControl(path: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {
+  const segments = path.split('/').filter((s) => s !== '');
+  const method = segments[segments.length - 1] ?? '';
+  const section = segments[segments.length - 2] ?? '';
+  switch (section) {
+    case 'drop':
+      return drop(method, query, source);
+    case 'record':
+      return { status: 501, body: 'record: recording is not implemented by this server\n' };
+    case 'redirect':
+      return { status: 501, body: 'redirect: redirecting clients is not implemented by this server\n' };
+    default:
+      return { status: 404, body: 'unknown control section (expected drop, record or redirect)\n' };
+  }
+}
+
+function drop(method: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {
+  if (!isDropFilter(method)) return { status: 400, body: 'Undefined filter (expected publisher, subscriber or client)\n' };
+  const app = arg(query, 'app');
+  if (app === undefined) return { status: 400, body: 'Application not specified\n' };
+  const name = arg(query, 'name');
+  if (name === undefined) return { status: 400, body: 'Stream name not specified\n' };
+  const addr = arg(query, 'addr');
+  const clientId = arg(query, 'clientid');
+
+  const ids: string[] = [];
+  for (const c of source.snapshot().connections) {
+    if (c.app !== app) continue;
+    if (addr !== undefined && c.remoteAddress !== addr) continue;
+    if (clientId !== undefined && c.id !== clientId) continue;
+    const match = c.streams.some(
+      (s) => s.name === name && (method === 'client' || (method === 'publisher') === (s.role === 'publisher')),
+    );
+    if (match && !ids.includes(c.id)) ids.push(c.id);
+  }
+  let dropped = 0;
+  for (const id of ids) if (source.dropConnection(id, `dropped by the control API (drop/${method})`)) dropped++;
+  return { status: 200, body: String(dropped) };
+}
