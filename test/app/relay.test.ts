@@ -345,3 +345,22 @@ test('pull: a local publisher wins; close() ends pulls and pushes', { timeout: 3
   assert.ok(await until(() => b.server.hub.get('live', 'pushed') === undefined, 3000), 'stop() closes the push');
   assert.equal(player2.client.closed || player2.client.socket.destroyed, true);
 });
+
+test('push end to end with real clients: ffmpeg publishes to A, A pushes to B, ffmpeg plays B', { timeout: 60_000 }, async (t) => {
+  const b = await startServer(t);
+  const a = await relayServer(t, `push rtmp://127.0.0.1:${b.port}/live;`);
+  const dir = mkdtempSync(join(tmpdir(), 'relay-push-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const publisher = await runFfmpeg(publishArgs(`${a.url}/live/cam`, 5), 30_000);
+  t.after(() => publisher.kill());
+  assert.ok(await until(() => b.server.hub.get('live', 'cam')?.active === true, 10_000), 'the push reached B');
+  const out = join(dir, 'far.flv');
+  const player = await runFfmpeg(['-i', `${b.url}/live/cam`, '-t', '2', '-c', 'copy', '-f', 'flv', '-y', out], 30_000);
+  t.after(() => player.kill());
+  const r = await player.done;
+  assert.equal(r.code, 0, r.stderr.slice(-1500));
+  const p = await probePackets(out);
+  assert.equal(p.videoCodec, 'h264');
+  assert.equal(p.audioCodec, 'aac');
+  assert.ok(p.video >= 40, `${p.video} video frames at the far end`);
+});
