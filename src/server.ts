@@ -7,6 +7,7 @@ import { startExecStatic } from './app/exec.js';
 import { checkStreamName } from './app/names.js';
 import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
+import { HttpFrontend } from './http/server.js';
 import { LiveHub } from './live/hub.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
@@ -84,6 +85,8 @@ export interface StreamSnapshot {
 
 export interface ServerSnapshot {
   readonly startedAt: number;
+  /** connections accepted since start */
+  readonly accepted: number;
   readonly now: number;
   readonly connections: readonly ConnectionSnapshot[];
   readonly streams: readonly StreamSnapshot[];
@@ -106,6 +109,8 @@ export class RtmpServer {
   private connectionCount = 0;
   private stopping = false;
   private execStatic: { close(): Promise<void> } | undefined;
+  /** the built-in HTTP server (static files, rtmp_stat, rtmp_control), when the configuration has an http block */
+  http: HttpFrontend | undefined;
   readonly startedAt = Date.now();
   private readonly log: Logger;
   /** every open chain, with the number of sessions using it; a retired chain (from an older configuration) closes when its last session leaves */
@@ -120,9 +125,13 @@ export class RtmpServer {
     this.blocks = config.rtmp.map((c) => this.buildBlock(c));
   }
 
-  /** Binds every `listen` of every rtmp server block. */
+  /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
+    if (this.config.http.length > 0) {
+      this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }) });
+      await this.http.start();
+    }
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
       for (const l of cfg.listen) {
@@ -165,6 +174,7 @@ export class RtmpServer {
     const now = Date.now();
     return {
       startedAt: this.startedAt,
+      accepted: this.connectionCount,
       now,
       connections: [...this.sessions.values()].map(({ conn }) => ({
         id: conn.id,
@@ -246,6 +256,7 @@ export class RtmpServer {
     this.chains.clear();
     await Promise.all(chains.map((c) => c.close(this.log)));
     await this.execStatic?.close();
+    await this.http?.stop();
     await Promise.all(closing);
   }
 

@@ -173,6 +173,11 @@ export class StatSampler {
   private samples = new Map<string, Sample>();
   private next = new Map<string, Sample>();
 
+  /** Whether `key` was sampled by the previous round. */
+  known(key: string): boolean {
+    return this.samples.has(key);
+  }
+
   begin(): void {
     this.next = new Map();
   }
@@ -364,7 +369,12 @@ function buildStream(s: StatStreamSnapshot, conns: readonly StatConnectionSnapsh
     clients.push(buildClient(m.c, m.publishing, s.active, now));
   }
   const bytesOut = s.bytesOut ?? sum(members.filter((m) => !m.publishing).map((m) => m.c.bytesOut));
-  const measuredFps = sampler.rate(`${key}\0frames`, s.videoFrames, now);
+  // frame rate: measured between requests; on first sight, the average since the publish started
+  const framesKey = `${key}\0frames`;
+  const firstSight = !sampler.known(framesKey);
+  const deltaFps = sampler.rate(framesKey, s.videoFrames, now);
+  const age = now - s.publishedAt;
+  const measuredFps = !firstSight ? deltaFps : s.publishedAt > 0 && age > 0 ? (s.videoFrames * 1000) / age : 0;
   const stream: StatStream = {
     name: s.name,
     time: s.publishedAt > 0 ? Math.max(0, now - s.publishedAt) : 0,
@@ -503,7 +513,10 @@ function writeStream(w: XmlWriter, s: StatStream): void {
     w.raw('<audio>').opt('codec', a.codec).opt('profile', a.profile).opt('channels', a.channels).opt('sample_rate', a.sample_rate);
     w.raw(`</audio></meta>${NL}`);
   }
-  w.el('nclients', s.nclients).raw(NL).flag('publishing', s.publishing).flag('active', s.active).raw(`</stream>${NL}`);
+  w.el('nclients', s.nclients).raw(NL);
+  if (s.publishing) w.raw(`<publishing/>${NL}`);
+  if (s.active) w.raw(`<active/>${NL}`);
+  w.raw(`</stream>${NL}`);
 }
 
 /** The XML document nginx-rtmp's stat module writes (text/xml). */

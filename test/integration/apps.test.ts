@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
@@ -97,4 +100,37 @@ test('meta off drops onMetaData; meta on rebuilds it with the standard fields on
       assert.ok(!data[0]!.payload.includes(Buffer.from('secretEncoderNote')));
     }
   }
+});
+
+test('an http block in the configuration serves rtmp_stat, rtmp_control and static files', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'http-root-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'index.m3u8'), '#EXTM3U\n');
+  const cfg = parseConfigText(
+    `rtmp { server { listen 127.0.0.1:0; application live { live on; } } }
+     http { server { listen 127.0.0.1:0;
+       location /stat { rtmp_stat all; }
+       location /control { rtmp_control all; }
+       location /hls { alias ${dir}; add_header Cache-Control no-cache; }
+     } }`,
+    'http.conf',
+  );
+  const srv = await startServer(t, cfg);
+  const http = srv.server.http!.addresses()[0]!;
+  const base = `http://127.0.0.1:${http.port}`;
+  const pub = await publishSynthetic(`${srv.url}/live`, 'cam');
+  t.after(() => pub.stop());
+  await sleep(300);
+  const stat = await (await fetch(`${base}/stat`)).text();
+  assert.match(stat, /<name>live<\/name>/);
+  assert.match(stat, /<name>cam<\/name>/);
+  assert.match(stat, /<publishing\/>/);
+  const file = await fetch(`${base}/hls/index.m3u8`);
+  assert.equal(file.status, 200);
+  assert.equal(file.headers.get('content-type'), 'application/vnd.apple.mpegurl');
+  assert.equal(file.headers.get('cache-control'), 'no-cache');
+  assert.equal((await fetch(`${base}/hls/../../etc/passwd`)).status >= 400, true);
+  const dropped = await (await fetch(`${base}/control/drop/publisher?app=live&name=cam`)).text();
+  assert.equal(dropped.trim(), '1');
+  assert.ok(await until(() => pub.client.closed));
 });
