@@ -46,6 +46,8 @@ export interface ServerOptions {
 }
 
 const SHUTDOWN_TIMEOUT = 5000;
+/** how often connection timeouts and pings are checked */
+const HOUSEKEEPING_INTERVAL = 250;
 
 export interface ConnectionSnapshot {
   readonly id: string;
@@ -108,6 +110,7 @@ export class RtmpServer {
   private readonly sessions = new Map<RtmpConnection, Session>();
   private connectionCount = 0;
   private stopping = false;
+  private housekeeping: NodeJS.Timeout | undefined;
   private execStatic: { close(): Promise<void> } | undefined;
   /** the built-in HTTP server (static files, rtmp_stat, rtmp_control), when the configuration has an http block */
   http: HttpFrontend | undefined;
@@ -128,6 +131,12 @@ export class RtmpServer {
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
+    // one timer drives every connection's timeouts and pings
+    this.housekeeping = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.sessions.values()) s.conn.tick(now);
+    }, HOUSEKEEPING_INTERVAL);
+    this.housekeeping.unref();
     if (this.config.http.length > 0) {
       this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }) });
       await this.http.start();
@@ -247,6 +256,7 @@ export class RtmpServer {
   async stop(timeoutMs = SHUTDOWN_TIMEOUT): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.housekeeping !== undefined) clearInterval(this.housekeeping);
     const closing = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
     for (const s of [...this.sessions.values()]) s.conn.shutdown();
     const deadline = Date.now() + timeoutMs;

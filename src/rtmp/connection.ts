@@ -209,7 +209,8 @@ export class RtmpConnection {
   readonly connectedAt = Date.now();
   closed = false;
 
-  private readonly handshake = new ServerHandshake();
+  /** dropped once the handshake is done: its buffers are not kept per connection */
+  private handshake: ServerHandshake | undefined = new ServerHandshake();
   private proxy: ProxyProtocolParser | undefined;
   private handshakeDone = false;
   private readonly decoder: ChunkDecoder;
@@ -219,7 +220,6 @@ export class RtmpConnection {
   private lastAckSent = 0;
   private lastInput = Date.now();
   private pingSentAt = 0;
-  private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private backlog: RtmpMessage[] = [];
   private backlogBytes = 0;
@@ -244,8 +244,6 @@ export class RtmpConnection {
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
     socket.on('close', () => this.cleanup(undefined));
-    this.timer = setInterval(() => this.tick(), Math.max(250, Math.min(1000, options.handshakeTimeout / 4)));
-    this.timer.unref();
     this.log.debug('accepted');
   }
 
@@ -303,8 +301,12 @@ export class RtmpConnection {
     this.close();
   }
 
-  private tick(): void {
-    const now = Date.now();
+  /**
+   * Timeouts and pings. The owner calls it periodically (the server runs one
+   * timer for all connections rather than one per connection).
+   */
+  tick(now = Date.now()): void {
+    if (this.closed) return;
     if (!this.handshakeDone) {
       if (now - this.connectedAt > this.options.handshakeTimeout) {
         this.fail(serverError(ErrorCode.HandshakeTimeout, `handshake not finished within ${this.options.handshakeTimeout} ms`));
@@ -358,12 +360,13 @@ export class RtmpConnection {
         if (p.rest.length === 0) return;
         data = p.rest;
       }
-      if (!this.handshakeDone) {
+      if (this.handshake !== undefined) {
         const step = this.handshake.push(data);
         for (const b of step.send) this.socket.write(b);
         if (!step.done) return;
         this.handshakeDone = true;
         this.log.debug({ digest: this.handshake.digest }, 'handshake done');
+        this.handshake = undefined;
         if (step.rest.length === 0) return;
         data = step.rest;
       }
@@ -764,8 +767,6 @@ export class RtmpConnection {
   private cleanup(err: ServerError | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
     this.backlog = [];
     for (const id of [...this.streams.keys()]) this.stopStream(id, false);
     this.streams.clear();
