@@ -1,5 +1,24 @@
 import type { LiveReader } from './reader.js';
-import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type PublisherInfo, type StreamOptions } from './stream.js';
+import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type FlushScheduler, type PublisherInfo, type StreamOptions } from './stream.js';
+
+/** Flushes every stream that ended a batch, once per event-loop turn. */
+class TurnFlusher implements FlushScheduler {
+  private readonly pending = new Set<LiveStream>();
+  private scheduled = false;
+  private readonly run = (): void => {
+    this.scheduled = false;
+    for (const s of this.pending) s.flush();
+    this.pending.clear();
+  };
+
+  schedule(stream: LiveStream): void {
+    this.pending.add(stream);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.run);
+    }
+  }
+}
 
 /**
  * All live streams of one server, by application and name. A stream exists
@@ -7,6 +26,7 @@ import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type PublisherInfo, type
  */
 export class LiveHub {
   private readonly streams = new Map<string, LiveStream>();
+  private readonly flusher = new TurnFlusher();
 
   get(app: string, name: string): LiveStream | undefined {
     return this.streams.get(streamKey(app, name));
@@ -20,7 +40,7 @@ export class LiveHub {
     const key = streamKey(app, name);
     let s = this.streams.get(key);
     if (s === undefined) {
-      s = new LiveStream(app, name, options);
+      s = new LiveStream(app, name, options, this.flusher);
       this.streams.set(key, s);
     }
     return s;

@@ -17,6 +17,15 @@ export interface StreamOptions {
   readonly maxGopBytes: number;
 }
 
+/**
+ * Decides when corked readers are flushed after a batch. The hub's scheduler
+ * flushes every stream once per event-loop turn (setImmediate): publisher reads
+ * handled in the same turn leave in one write per reader, at no added latency.
+ */
+export interface FlushScheduler {
+  schedule(stream: LiveStream): void;
+}
+
 export const DEFAULT_STREAM_OPTIONS: StreamOptions = { gopCache: true, maxGopBytes: 32 * 1024 * 1024 };
 
 export interface StreamStats {
@@ -56,11 +65,16 @@ export class LiveStream implements StreamInfo {
   private lastAudioOut = 0;
   private lastVideoOut = 0;
   private batchDepth = 0;
+  /** readers corked for the current batch and not flushed yet */
+  private corkedReaders: LiveReader[] = [];
+  private flushPending = false;
 
   constructor(
     readonly app: string,
     readonly name: string,
     readonly options: StreamOptions = DEFAULT_STREAM_OPTIONS,
+    /** without one, a batch is flushed as soon as it ends */
+    private readonly scheduler?: FlushScheduler,
   ) {}
 
   get key(): string {
@@ -105,14 +119,38 @@ export class LiveStream implements StreamInfo {
   /** Frames between beginBatch() and endBatch() leave in one write per reader. */
   beginBatch(): void {
     if (this.batchDepth++ === 0) {
-      for (const r of this.readers) r.sink.cork?.();
+      for (const r of this.readers) this.cork(r);
     }
   }
 
   endBatch(): void {
     if (this.batchDepth > 0 && --this.batchDepth === 0) {
-      for (const r of this.readers) r.sink.uncork?.();
+      if (this.scheduler === undefined) this.flush();
+      else if (!this.flushPending && this.corkedReaders.length > 0) {
+        this.flushPending = true;
+        this.scheduler.schedule(this);
+      }
     }
+  }
+
+  /** Uncorks every reader corked since the last flush (their writes leave now). */
+  flush(): void {
+    this.flushPending = false;
+    const list = this.corkedReaders;
+    if (list.length === 0) return;
+    this.corkedReaders = [];
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i]!;
+      r.corked = false;
+      r.sink.uncork?.();
+    }
+  }
+
+  private cork(r: LiveReader): void {
+    if (r.corked || r.sink.cork === undefined) return;
+    r.corked = true;
+    r.sink.cork();
+    this.corkedReaders.push(r);
   }
 
   /** The publisher's hot path: classify, cache, fan out. */
@@ -140,7 +178,7 @@ export class LiveStream implements StreamInfo {
   addReader(reader: LiveReader): void {
     this.readers.add(reader);
     reader.attached = true;
-    if (this.batchDepth > 0) reader.sink.cork?.();
+    if (this.batchDepth > 0) this.cork(reader);
     if (this.publisher !== undefined) {
       reader.restart(this.hasVideo);
       reader.sink.onStreamStart(this);
@@ -152,7 +190,11 @@ export class LiveStream implements StreamInfo {
     if (this.readers.delete(reader)) {
       reader.attached = false;
       this.stats.droppedByGoneReaders += reader.dropped;
-      if (this.batchDepth > 0) reader.sink.uncork?.();
+      if (reader.corked) {
+        reader.corked = false;
+        this.corkedReaders.splice(this.corkedReaders.indexOf(reader), 1);
+        reader.sink.uncork?.();
+      }
     }
   }
 

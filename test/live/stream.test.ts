@@ -179,17 +179,37 @@ test('a slow reader drops to the next keyframe, counts it, keeps headers, and th
   assert.equal(fast.frames.length, 10, "the fast reader got every frame");
 });
 
-test('batches cork and uncork each reader once', () => {
+test('batches in one event-loop turn cork each reader once and flush it once, at the end of the turn', async () => {
   const hub = new LiveHub();
   const pub = publisher('p');
   const s = hub.publish('live', 'x', pub);
   const a = new FakeSink();
+  const b = new FakeSink();
   hub.subscribe('live', 'x', new LiveReader(a));
   s.beginBatch();
   feed(hub, pub, 1, 5);
   s.endBatch();
+  // a second publisher read in the same turn, and a reader joining between them
+  hub.subscribe('live', 'x', new LiveReader(b));
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 1000, inter(9));
+  s.endBatch();
   assert.equal(a.corks, 1);
+  assert.equal(a.uncorks, 0, 'not flushed before the turn ends');
+  assert.equal(b.corks, 1);
+  await new Promise((r) => setImmediate(r));
   assert.equal(a.uncorks, 1);
+  assert.equal(b.uncorks, 1);
+  // a reader that leaves while corked is uncorked at once
+  const c = new FakeSink();
+  const rc = new LiveReader(c);
+  hub.subscribe('live', 'x', rc);
+  s.beginBatch();
+  s.endBatch();
+  hub.unsubscribe(s, rc);
+  assert.deepEqual([c.corks, c.uncorks], [1, 1]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual([c.corks, c.uncorks], [1, 1], 'never uncorked twice');
 });
 
 test('the hub forgets a stream when nobody publishes or reads it', () => {
