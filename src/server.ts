@@ -8,6 +8,7 @@ import { checkStreamName } from './app/names.js';
 import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
 import { HttpFrontend } from './http/server.js';
+import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
@@ -49,50 +50,8 @@ const SHUTDOWN_TIMEOUT = 5000;
 /** how often connection timeouts and pings are checked */
 const HOUSEKEEPING_INTERVAL = 250;
 
-export interface ConnectionSnapshot {
-  readonly id: string;
-  readonly remote: string;
-  readonly remoteAddress: string;
-  readonly app: string | undefined;
-  readonly flashVer: string;
-  readonly swfUrl: string;
-  readonly pageUrl: string;
-  readonly tcUrl: string;
-  readonly connectedAt: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly streams: readonly { streamId: number; name: string; role: 'publisher' | 'player' }[];
-}
-
-export interface StreamSnapshot {
-  readonly app: string;
-  readonly name: string;
-  readonly active: boolean;
-  /** connection id of the publisher */
-  readonly publisher: string | undefined;
-  readonly readers: number;
-  readonly hasVideo: boolean;
-  readonly hasAudio: boolean;
-  readonly publishedAt: number;
-  readonly bytesIn: number;
-  readonly framesIn: number;
-  readonly videoFrames: number;
-  readonly audioFrames: number;
-  /** frames dropped for slow readers, all readers of this stream */
-  readonly dropped: number;
-  /** the codec configuration (FLV video/audio tag body), to describe codecs */
-  readonly videoHeader: Buffer | undefined;
-  readonly audioHeader: Buffer | undefined;
-}
-
-export interface ServerSnapshot {
-  readonly startedAt: number;
-  /** connections accepted since start */
-  readonly accepted: number;
-  readonly now: number;
-  readonly connections: readonly ConnectionSnapshot[];
-  readonly streams: readonly StreamSnapshot[];
-}
+/** What snapshot() returns: the shape the HTTP stat page reads (declared in src/http, below this file). */
+export type ServerSnapshot = StatSnapshot;
 
 /** A session's state as the handler sees it. */
 interface Session {
