@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Side by side: our server and nginx-rtmp, at the same time, both pinned to the
+# same core (SERVER_CPU); each fed by its own load process pinned to the other
+# core (LOAD_CPU). For every player count, ROUNDS rounds with fresh servers;
+# then a table of medians and of the median per-round ratio ours/nginx.
+#
+#   bench/compare.sh                         # 1 50 200 500 1000 players, 3 rounds, 20 s windows
+#   PLAYERS="200" ROUNDS=3 DURATION=20 bench/compare.sh
+#   EXTRA="latency publishers" bench/compare.sh  # also --latency and --publishers 200 (default: both)
+#   SOLO="1000" bench/compare.sh     # also 1000 players one server at a time (default), key solo1000
+#   EXTRA= PLAYERS=1000 ROUNDS=1 OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" bench/compare.sh
+#
+# Installs nginx + libnginx-mod-rtmp with apt-get when missing. Results:
+# bench/results/<UTC stamp>/*.json (one per run), summary.json and summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+PLAYERS=${PLAYERS:-"1 50 200 500 1000"}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20}
+EXTRA=${EXTRA-"latency publishers"}
+# player counts also run one server at a time (each load process then has its core alone)
+SOLO=${SOLO-"1000"}
+PUBLISHERS=${PUBLISHERS:-200}
+OURS_PORT=${OURS_PORT:-19361}
+NGINX_PORT=${NGINX_PORT:-19362}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+LOAD_ARGS=${LOAD_ARGS:-""}
+# e.g. OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (a .cpuprofile per server run)
+OURS_NODE_ARGS=${OURS_NODE_ARGS:-""}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$ROOT/bench/results/$STAMP}
+NGX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- prerequisites -----------------------------------------------------------
+if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$NGX_MODULE" ]; then
+  log "installing nginx + libnginx-mod-rtmp (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nginx libnginx-mod-rtmp >/dev/null
+  # the package may start a system nginx on port 80: it is not ours to keep
+  if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+fi
+[ -f "$NGX_MODULE" ] || { log "no $NGX_MODULE after install"; exit 1; }
+
+if [ "$(nproc)" -lt 2 ]; then
+  log "fewer than 2 cores: no pinning (results are not comparable to the reference)"
+  PIN_SERVER=()
+  PIN_LOAD=()
+else
+  # arrays, not functions: `taskset ... &` must be the process whose pid $! gives (taskset execs)
+  PIN_SERVER=(taskset -c "$SERVER_CPU")
+  PIN_LOAD=(taskset -c "$LOAD_CPU")
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ "${SKIP_BUILD:-0}" = 1 ] && [ -f dist/cli.js ]; then
+  log "SKIP_BUILD=1: using the existing dist/"
+else
+  log "building our server (npm run build)"
+  npm run --silent build
+fi
+node --import tsx bench/make-media.ts >/dev/null
+
+mkdir -p "$OUT"
+TMP=$(mktemp -d /tmp/rtmp-compare.XXXXXX)
+OURS_PID=""
+NGINX_PID=""
+
+stop_pid() { # pid: TERM, wait up to 5 s, then KILL
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+stop_servers() {
+  stop_pid "$OURS_PID"; OURS_PID=""
+  stop_pid "$NGINX_PID"; NGINX_PID=""
+}
+cleanup() { stop_servers; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() { # port pid
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+start_servers() { # tag
+  local tag=$1
+  # info: the server logs each player's dropped frames when it leaves (read back with --server-log)
+  # shellcheck disable=SC2086
+  LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" >"$OUT/server-ours-$tag.log" 2>&1 &
+  OURS_PID=$!
+  mkdir -p "$TMP/nginx"
+  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" \
+    bench/nginx-rtmp.conf.template >"$TMP/nginx/nginx.conf"
+  "${PIN_SERVER[@]}" nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$OUT/server-nginx-$tag.log" 2>&1 &
+  NGINX_PID=$!
+  wait_port "$OURS_PORT" "$OURS_PID" || { log "our server did not start:"; cat "$OUT/server-ours-$tag.log" >&2; return 1; }
+  wait_port "$NGINX_PORT" "$NGINX_PID" || { log "nginx did not start:"; cat "$OUT/server-nginx-$tag.log" >&2; return 1; }
+}
+
+load_ours() { # tag, load args... (in the background)
+  local tag=$1
+  shift
+  # shellcheck disable=SC2086
+  "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label ours --pid "$OURS_PID" --server-log "$OUT/server-ours-$tag.log" \
+    --url "rtmp://127.0.0.1:$OURS_PORT/live/bench" --json "$OUT/$tag-ours.json" "$@" $LOAD_ARGS >"$OUT/$tag-ours.txt" 2>&1 &
+}
+load_nginx() {
+  local tag=$1
+  shift
+  # shellcheck disable=SC2086
+  "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label nginx --pid "$NGINX_PID" \
+    --url "rtmp://127.0.0.1:$NGINX_PORT/live/bench" --json "$OUT/$tag-nginx.json" "$@" $LOAD_ARGS >"$OUT/$tag-nginx.txt" 2>&1 &
+}
+
+# both servers loaded at the same time: key, round, load args...
+run_pair() {
+  local key=$1 round=$2
+  shift 2
+  local tag="$key-r$round"
+  start_servers "$tag" || { stop_servers; return 0; }
+  log "$tag: ours pid $OURS_PID, nginx pid $NGINX_PID: $*"
+  load_ours "$tag" "$@"
+  local a=$!
+  load_nginx "$tag" "$@"
+  local b=$!
+  wait "$a" || log "$tag: load on ours failed: $(tail -3 "$OUT/$tag-ours.txt")"
+  wait "$b" || log "$tag: load on nginx failed: $(tail -3 "$OUT/$tag-nginx.txt")"
+  stop_servers
+}
+
+# one server loaded at a time (the load tool has a core to itself): key, round, load args...
+run_solo() {
+  local key=$1 round=$2
+  shift 2
+  local tag="$key-r$round"
+  start_servers "$tag" || { stop_servers; return 0; }
+  log "$tag (one at a time): ours pid $OURS_PID, nginx pid $NGINX_PID: $*"
+  load_ours "$tag" "$@"
+  wait $! || log "$tag: load on ours failed: $(tail -3 "$OUT/$tag-ours.txt")"
+  load_nginx "$tag" "$@"
+  wait $! || log "$tag: load on nginx failed: $(tail -3 "$OUT/$tag-nginx.txt")"
+  stop_servers
+}
+
+log "results in $OUT"
+for n in $PLAYERS; do
+  for r in $(seq "$ROUNDS"); do run_pair "players$n" "$r" --players "$n" --seconds "$DURATION"; done
+done
+for n in $SOLO; do
+  for r in $(seq "$ROUNDS"); do run_solo "solo$n" "$r" --players "$n" --seconds "$DURATION"; done
+done
+for x in $EXTRA; do
+  case $x in
+    latency) for r in $(seq "$ROUNDS"); do run_pair latency "$r" --latency --seconds "$DURATION"; done ;;
+    publishers) for r in $(seq "$ROUNDS"); do run_pair "publishers$PUBLISHERS" "$r" --publishers "$PUBLISHERS" --seconds "$DURATION"; done ;;
+    *) log "unknown EXTRA mode $x" ;;
+  esac
+done
+
+node --import tsx bench/lib/compare-report.ts "$OUT"
