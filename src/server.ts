@@ -259,7 +259,7 @@ export class RtmpServer {
       apps.set(a.name, {
         config: a,
         chain,
-        streamOptions: { gopCache: a.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
+        streamOptions: { gopCache: a.live.gopCache, maxGopBytes: 32 * 1024 * 1024, flushWindow: a.live.flushWindow },
       });
     }
     const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);

@@ -386,6 +386,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
 
   // ---------------------------------------------------------- Extensions
   d('gop_cache', 'Extensions', RSA, ONE, 'flag', 'on', 'override', 'supported', 'Ours: keep the last GOP so new players start at once with a key frame.'),
+  d('flush_window', 'Extensions', RSA, ONE, 'time', '0ms', 'override', 'supported', 'Ours: hold player writes up to this long so they leave together (fewer system calls, more latency); 0 flushes at the end of each event-loop turn.', { max: 1000 }),
 ];
 
 /** Every spec with this name (a name can mean different things in rtmp{} and http{}). */

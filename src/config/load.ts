@@ -939,6 +939,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
     dropIdlePublisher: r.int('drop_idle_publisher'),
     sync: r.int('sync'),
     gopCache: r.flag('gop_cache'),
+    flushWindow: r.int('flush_window'),
   };
   const access: AccessRule[] = scopes.flatMap((s) => s.all.flatMap((e) => (e.parsed.kind === 'access' ? e.parsed.value : [])));
   const notify: NotifySettings = {

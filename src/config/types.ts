@@ -42,6 +42,8 @@ export interface LiveSettings {
   readonly sync: number;
   /** our extension: keep the last GOP for instant start (nginx-rtmp has none). Default on. */
   readonly gopCache: boolean;
+  /** our extension: hold player writes up to this many ms to send them together (0 = end of each event-loop turn) */
+  readonly flushWindow: number;
 }
 
 export interface NotifySettings {

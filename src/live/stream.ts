@@ -15,6 +15,12 @@ export interface StreamOptions {
   readonly gopCache: boolean;
   /** a GOP larger than this is not cached (the reader waits for the next keyframe) */
   readonly maxGopBytes: number;
+  /**
+   * 0: readers are flushed at the end of the event-loop turn (no added latency).
+   * Above 0: writes are held up to this many ms and leave together, fewer system
+   * calls per player for up to that much latency.
+   */
+  readonly flushWindow?: number;
 }
 
 /**
@@ -125,13 +131,17 @@ export class LiveStream implements StreamInfo {
 
   endBatch(): void {
     if (this.batchDepth > 0 && --this.batchDepth === 0) {
-      if (this.scheduler === undefined) this.flush();
+      const window = this.options.flushWindow ?? 0;
+      if (this.scheduler === undefined && window <= 0) this.flush();
       else if (!this.flushPending && this.corkedReaders.length > 0) {
         this.flushPending = true;
-        this.scheduler.schedule(this);
+        if (window > 0) setTimeout(this.flushNow, window);
+        else this.scheduler!.schedule(this);
       }
     }
   }
+
+  private readonly flushNow = (): void => this.flush();
 
   /** Uncorks every reader corked since the last flush (their writes leave now). */
   flush(): void {

@@ -128,6 +128,7 @@ function appConfig(notify: Partial<NotifySettings>, access: AccessRule[] = []): 
       dropIdlePublisher: 0,
       sync: 300,
       gopCache: true,
+      flushWindow: 0,
     },
     access,
     notify: settings(notify),

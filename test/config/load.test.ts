@@ -148,6 +148,7 @@ describe('a realistic nginx-rtmp configuration', () => {
       dropIdlePublisher: 10_000,
       sync: 300,
       gopCache: true,
+      flushWindow: 0,
     });
     assert.deepEqual(live.access, [
       { action: 'allow', kind: 'publish', address: '127.0.0.1' },
@@ -419,6 +420,7 @@ rtmp {
       dropIdlePublisher: 0,
       sync: 300,
       gopCache: true,
+      flushWindow: 0,
     });
     assert.deepEqual(d.exec, { commands: [], killSignal: 'SIGKILL', respawn: true, respawnTimeout: 5000, options: false });
     assert.deepEqual([d.notify.method, d.notify.updateTimeout, d.notify.updateStrict, d.notify.relayRedirect], ['POST', 30_000, false, false]);
@@ -433,7 +435,7 @@ rtmp {
   });
 
   it('reads every live setting', () => {
-    const l = app('live on; meta off; interleave on; wait_key off; wait_video on; publish_notify on; play_restart on; idle_streams off; drop_idle_publisher 15s; sync off; gop_cache off;').live;
+    const l = app('live on; meta off; interleave on; wait_key off; wait_video on; publish_notify on; play_restart on; idle_streams off; drop_idle_publisher 15s; sync off; gop_cache off; flush_window 15ms;').live;
     assert.deepEqual(l, {
       live: true,
       meta: 'off',
@@ -446,6 +448,7 @@ rtmp {
       dropIdlePublisher: 15_000,
       sync: 0,
       gopCache: false,
+      flushWindow: 15,
     });
   });
 

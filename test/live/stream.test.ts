@@ -238,3 +238,24 @@ test('audio-only streams start readers at once and keep a bounded cache', () => 
   s.pushMedia(FrameKind.Audio, 500 * 23, aac(1));
   assert.equal(sink.frames[sink.frames.length - 1]!.timestamp, 500 * 23);
 });
+
+test('flush_window holds a batch for that long, then flushes every reader once', async () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'w', pub, { gopCache: true, maxGopBytes: 1 << 20, flushWindow: 30 });
+  const a = new FakeSink();
+  hub.subscribe('live', 'w', new LiveReader(a));
+  const t0 = Date.now();
+  for (let i = 0; i < 3; i++) {
+    s.beginBatch();
+    s.pushMedia(FrameKind.Audio, i * 10, aac(i));
+    s.endBatch();
+  }
+  await new Promise((r) => setImmediate(r));
+  assert.equal(a.uncorks, 0, 'still held after the turn');
+  while (a.uncorks === 0 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(a.corks, 1);
+  assert.equal(a.uncorks, 1);
+  assert.ok(Date.now() - t0 >= 25, 'held for the window');
+  assert.equal(a.frames.length, 3);
+});
