@@ -30,6 +30,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 LOAD_ARGS=${LOAD_ARGS:-""}
 # e.g. OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (a .cpuprofile per server run)
 OURS_NODE_ARGS=${OURS_NODE_ARGS:-""}
+# e.g. OURS_CONFIG=bench/flush-window.conf (its listen port is replaced by OURS_PORT)
+OURS_CONFIG=${OURS_CONFIG:-""}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$ROOT/bench/results/$STAMP}
 NGX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
@@ -99,7 +101,7 @@ start_servers() { # tag
   local tag=$1
   # info: the server logs each player's dropped frames when it leaves (read back with --server-log)
   # shellcheck disable=SC2086
-  LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" >"$OUT/server-ours-$tag.log" 2>&1 &
+  LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${OURS_CONFIG:+-c "$OURS_CONFIG"} >"$OUT/server-ours-$tag.log" 2>&1 &
   OURS_PID=$!
   mkdir -p "$TMP/nginx"
   sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" \
