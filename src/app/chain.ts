@@ -32,6 +32,8 @@ export interface PublishContext {
   name: string;
   query: string;
   readonly type: 'live' | 'record' | 'append';
+  /** notify_relay_redirect: the stream is also pushed to this rtmp:// URL (set by notify, run by relay) */
+  relayUrl?: string;
 }
 
 export interface PlayContext {
@@ -40,6 +42,8 @@ export interface PlayContext {
   query: string;
   readonly start: number;
   readonly duration: number;
+  /** notify_relay_redirect: the stream is pulled from this rtmp:// URL (set by notify, run by relay) */
+  relayUrl?: string;
 }
 
 export type Next = () => Promise<void>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ErrorCode, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { NotifySettings } from '../config/types.js';
@@ -97,6 +98,22 @@ function encodeArgs(fields: Fields, clientQuery: string, log: Logger): string {
   return params.toString();
 }
 
+/**
+ * notify_relay_redirect: a redirect to an rtmp:// URL becomes a relay (a pull
+ * for play, a push for publish) run by the relay module; the local stream is
+ * named by the MD5 of the URL, as nginx-rtmp does. Returns false when it does
+ * not apply (the redirect then only renames the stream).
+ */
+function applyRelayRedirectWith(enabled: boolean, ctx: { name: string; relayUrl?: string; session: { log: Logger } }, location: string, kind: 'play' | 'publish'): boolean {
+  const loc = location.trim();
+  if (!enabled || !/^rtmp:\/\/[^/]+\/[^/?]+\/[^?]+/i.test(loc)) return false;
+  const local = createHash('md5').update(loc).digest('hex');
+  ctx.session.log.info({ from: ctx.name, to: local, url: loc }, `notify: ${kind} redirect relayed from/to ${loc}`);
+  ctx.name = local;
+  ctx.relayUrl = loc;
+  return true;
+}
+
 /** The new name and arguments a 3xx `Location` asks for, undefined to keep the current ones. */
 function redirectTarget(location: string): { name: string; query: string | undefined } | undefined {
   const loc = location.trim();
@@ -172,6 +189,8 @@ interface StreamState {
 
 /** The notify module, or undefined when no webhook of it is configured. */
 export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): AppModule | undefined {
+  const applyRelayRedirect = (ctx: PublishContext | PlayContext, location: string, kind: 'play' | 'publish'): boolean =>
+    applyRelayRedirectWith(settings.relayRedirect, ctx, location, kind);
   const urls = {
     on_connect: hookUrl('on_connect', settings.onConnect),
     on_publish: hookUrl('on_publish', settings.onPublish),
@@ -323,11 +342,13 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
         const fields: Fields = [...sessionFields(s), ['call', 'publish'], ['name', ctx.name], ['type', ctx.type]];
         const r = await call('on_publish', url, fields, ctx.query, s.log);
         requireAllowed('publish', 'on_publish', r);
-        const to = is3xx(r.status) && r.location !== undefined ? redirectTarget(r.location) : undefined;
-        if (to !== undefined) {
-          s.log.info({ from: ctx.name, to: to.name }, `notify: publish redirect to '${to.name}'`);
-          ctx.name = to.name;
-          if (to.query !== undefined) ctx.query = to.query;
+        if (is3xx(r.status) && r.location !== undefined && !applyRelayRedirect(ctx, r.location, 'publish')) {
+          const to = redirectTarget(r.location);
+          if (to !== undefined) {
+            s.log.info({ from: ctx.name, to: to.name }, `notify: publish redirect to '${to.name}'`);
+            ctx.name = to.name;
+            if (to.query !== undefined) ctx.query = to.query;
+          }
         }
       }
       await next();
@@ -350,11 +371,13 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
         ];
         const r = await call('on_play', url, fields, ctx.query, s.log);
         requireAllowed('play', 'on_play', r);
-        const to = is3xx(r.status) && r.location !== undefined ? redirectTarget(r.location) : undefined;
-        if (to !== undefined) {
-          s.log.info({ from: ctx.name, to: to.name }, `notify: play redirect to '${to.name}'`);
-          ctx.name = to.name;
-          if (to.query !== undefined) ctx.query = to.query;
+        if (is3xx(r.status) && r.location !== undefined && !applyRelayRedirect(ctx, r.location, 'play')) {
+          const to = redirectTarget(r.location);
+          if (to !== undefined) {
+            s.log.info({ from: ctx.name, to: to.name }, `notify: play redirect to '${to.name}'`);
+            ctx.name = to.name;
+            if (to.query !== undefined) ctx.query = to.query;
+          }
         }
       }
       await next();

@@ -586,7 +586,9 @@ class RelayModule implements AppModule {
     const name = ctx.name;
     let pull = this.pulls.get(name);
     if (pull === undefined && !this.closed) {
-      const targets = this.app.relay.pull.filter((t) => !t.isStatic && (t.name === undefined || t.name === name));
+      // notify_relay_redirect: on_play redirected to a remote URL; pull it under the local (hashed) name
+      const redirected = ctx.relayUrl !== undefined ? [targetFromUrl(ctx.relayUrl)] : undefined;
+      const targets = redirected ?? this.app.relay.pull.filter((t) => !t.isStatic && (t.name === undefined || t.name === name));
       const local = this.env.hub.get(this.app.name, name);
       if (targets.length > 0 && local?.publisher === undefined) {
         pull = this.newPull(name, targets, false);
@@ -616,7 +618,9 @@ class RelayModule implements AppModule {
   published(ctx: PublishContext, stream: LiveStream): void {
     if (this.closed) return;
     this.publishes.set(ctx, stream.name);
-    this.app.relay.push.forEach((t, i) => {
+    // notify_relay_redirect: on_publish redirected to a remote URL; push there as well
+    const targets = ctx.relayUrl !== undefined ? [...this.app.relay.push, targetFromUrl(ctx.relayUrl)] : this.app.relay.push;
+    targets.forEach((t, i) => {
       if (t.name !== undefined && t.name !== stream.name) return;
       const key = `${stream.name}\u0000${i}`;
       const existing = this.pushes.get(key);
@@ -669,8 +673,14 @@ class RelayModule implements AppModule {
   }
 }
 
-/** The relay module of an application, or undefined when it has no push or pull. */
+/** A relay target for a whole rtmp://host[:port]/app/name[?args] URL (a notify redirect). */
+export function targetFromUrl(url: string): RelayTarget {
+  const m = /^rtmp:\/\/[^/]+\/([^/?]+)\/(.+)$/i.exec(url);
+  return { url, app: m?.[1], name: undefined, playPath: m?.[2], live: undefined, isStatic: false, params: {} };
+}
+
+/** The relay module of an application, or undefined when it has no push or pull (nor relayed redirects). */
 export function relayModule(app: ApplicationConfig, deps: ModuleDeps, options: RelayOptions = {}): AppModule | undefined {
-  if (app.relay.push.length === 0 && app.relay.pull.length === 0) return undefined;
+  if (app.relay.push.length === 0 && app.relay.pull.length === 0 && !app.notify.relayRedirect) return undefined;
   return new RelayModule(app, deps, options);
 }

@@ -269,7 +269,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('on_disconnect', 'Notify', RS, ONE, 'notify_url', undefined, 'override', 'unsupported', 'HTTP callback on disconnect.'),
   d('notify_update_timeout', 'Notify', RSA, ONE, 'time', '30s', 'override', 'supported', 'Interval of on_update callbacks.', { max: MAX_TIMER_MS }),
   d('notify_update_strict', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'supported', 'End the session when an on_update call fails to connect, not only on a non-2xx reply.'),
-  d('notify_relay_redirect', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Turn on_play/on_publish redirects into a relay to the new address.'),
+  d('notify_relay_redirect', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Turn on_play/on_publish redirects to an rtmp:// URL into a pull/push relay; the local stream is named by the MD5 of the URL.'),
   d('notify_send_redirect', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Send the client an RTMP redirect on a 3xx reply (fork).'),
   d('notify_method', 'Notify', RSA, ONE, 'enum', 'post', 'override', 'supported', 'HTTP method of the callbacks: get or post.', { values: ['get', 'post'] }),
 

@@ -454,7 +454,7 @@ rtmp {
 
   it('reads every notify setting', () => {
     const n = app(
-      'on_play a/play; on_publish http://b/pub; on_done https://c/done; on_play_done d/pd; on_publish_done e/pubd; on_record_done f/rd; on_update g/up; notify_update_timeout 10s; notify_update_strict on; notify_method GET;',
+      'on_play a/play; on_publish http://b/pub; on_done https://c/done; on_play_done d/pd; on_publish_done e/pubd; on_record_done f/rd; on_update g/up; notify_update_timeout 10s; notify_update_strict on; notify_relay_redirect on; notify_method GET;',
       'on_connect conn.example.com:8080/c;',
     ).notify;
     assert.deepEqual(n, {
@@ -469,7 +469,7 @@ rtmp {
       onUpdate: 'http://g/up',
       updateTimeout: 10_000,
       updateStrict: true,
-      relayRedirect: false,
+      relayRedirect: true,
       method: 'GET',
     });
   });
