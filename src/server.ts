@@ -387,6 +387,7 @@ export class RtmpServer {
       const reader = new LiveReader(output, limits, (r) =>
         log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
       );
+      ctx.stop = (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info');
       output.begin(ctx.name, req.reset);
       const stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
       let open = true;

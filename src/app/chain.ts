@@ -44,6 +44,8 @@ export interface PlayContext {
   readonly duration: number;
   /** notify_relay_redirect: the stream is pulled from this rtmp:// URL (set by notify, run by relay) */
   relayUrl?: string;
+  /** set by the server once the play is accepted: ends this player (an on_update refusal) */
+  stop?: (reason: string) => void;
 }
 
 export type Next = () => Promise<void>;

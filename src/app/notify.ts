@@ -383,10 +383,8 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
       await next();
       // no `played` hook exists: updates start once the chain has let the player through
       startUpdates(s, state, 'play', () => ({ name: ctx.name, query: ctx.query }), (r) => {
-        s.log.warn(
-          { hook: 'on_update', status: r.status, err: r.error, stream: ctx.name },
-          'notify: on_update refused a player; players cannot be stopped from the notify module, its updates stop',
-        );
+        s.log.warn({ hook: 'on_update', status: r.status, err: r.error, stream: ctx.name }, 'notify: on_update refused a player: stopping it');
+        ctx.stop?.('on_update refused the player');
       });
     },
 

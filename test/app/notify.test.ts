@@ -446,12 +446,17 @@ test('on_update: a failed call stops the publisher only in strict mode', async (
   strict.publishDone!(ctx);
 });
 
-test('on_update while playing: a refusal is logged (no player handle), disconnect stops updates', async (t) => {
+test('on_update while playing: a refusal stops that player (through ctx.stop), disconnect stops updates', async (t) => {
   const hs = await hookServer(t, (_r, res) => res.writeHead(200).end());
   const log = memoryLogger();
   const m = moduleOf({ onUpdate: `${hs.base}/update`, updateTimeout: 50 });
   const s = session({}, log);
-  await m.play!(playCtx('stream', 'key=good', s), async () => {});
+  const stopped: string[] = [];
+  const first = playCtx('stream', 'key=good', s);
+  await m.play!(first, async () => {
+    // what the server does once the chain accepted the play
+    first.stop = (reason) => stopped.push(reason);
+  });
   await hs.waitFor(2);
   assert.equal(hs.requests[0]!.params.get('call'), 'update_play');
   hs.respond = (_r, res) => res.writeHead(403).end();
@@ -460,6 +465,7 @@ test('on_update while playing: a refusal is logged (no player handle), disconnec
     await new Promise((r) => setTimeout(r, 10));
   }
   assert.ok(log.entries.some((e) => e.level === 'warn' && e.msg.includes('on_update refused a player')));
+  assert.deepEqual(stopped, ['on_update refused the player']);
 
   // a second play on the same session keeps updating until the session disconnects
   hs.respond = (_r, res) => res.writeHead(200).end();
