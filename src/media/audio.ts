@@ -1,6 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { AvMultitrackType, peekExPacketType, readFourCC, readModExChain } from './flv.js';
+import { peekExPacketType, readFourCC, readModExChain, readMultitrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP audio tag header: legacy (FLV spec v10.1, E.4.2.1) and
@@ -136,30 +136,12 @@ function parseEnhanced(r: ByteReader, b0: number): AudioTagInfo {
 
   let body = r;
   if (packetType === AudioPacketType.Multitrack) {
-    const b = r.u8();
-    const multitrackType = b >> 4;
-    packetType = b & 0x0f;
-    if (packetType === AudioPacketType.Multitrack || packetType === AudioPacketType.ModEx) {
-      throw serverError(ErrorCode.FlvMalformed, `AudioPacketType ${packetType} inside a Multitrack message`);
-    }
+    const mt = readMultitrackHeader(r, 'Audio', AudioPacketType.Multitrack, AudioPacketType.ModEx);
+    packetType = mt.packetType;
     info.packetType = packetType;
-    switch (multitrackType) {
-      case AvMultitrackType.OneTrack:
-      case AvMultitrackType.ManyTracks:
-      case AvMultitrackType.ManyTracksManyCodecs:
-        // one shared FourCC, or (ManyTracksManyCodecs) the first track's own: same position
-        info.codec = readFourCC(r);
-        break;
-      default:
-        throw serverError(ErrorCode.FlvMalformed, `unknown AvMultitrackType ${multitrackType}`);
-    }
-    const trackId = r.u8();
-    info.multitrack = { type: multitrackType, trackId };
-    if (multitrackType !== AvMultitrackType.OneTrack) {
-      const size = r.u24();
-      body = new ByteReader(r.buf, r.pos, r.pos + size, ErrorCode.FlvMalformed);
-      r.skip(size);
-    }
+    info.codec = mt.codec;
+    info.multitrack = mt.multitrack;
+    body = mt.body;
   } else {
     info.codec = readFourCC(r);
   }

@@ -421,3 +421,45 @@ export function peekExPacketType(payload: Buffer, multitrackPacketType: number):
 export function readFourCC(r: ByteReader): string {
   return r.bytes(4).toString('latin1');
 }
+
+export interface MultitrackHeader {
+  /** the packet type of the tracks */
+  readonly packetType: number;
+  /** the FourCC shared by the tracks, or the first track's own (ManyTracksManyCodecs) */
+  readonly codec: string;
+  readonly multitrack: { readonly type: number; readonly trackId: number };
+  /** the first track's body: a sub-reader when tracks carry their sizes, else `r` itself */
+  readonly body: ByteReader;
+}
+
+/**
+ * Reads an Enhanced RTMP multitrack header (audio and video share its layout),
+ * after the packet type said Multitrack; describes the first track only.
+ */
+export function readMultitrackHeader(r: ByteReader, kind: 'Audio' | 'Video', multitrack: number, modEx: number): MultitrackHeader {
+  const b = r.u8();
+  const multitrackType = b >> 4;
+  const packetType = b & 0x0f;
+  if (packetType === multitrack || packetType === modEx) {
+    throw serverError(ErrorCode.FlvMalformed, `${kind}PacketType ${packetType} inside a Multitrack message`);
+  }
+  let codec: string;
+  switch (multitrackType) {
+    case AvMultitrackType.OneTrack:
+    case AvMultitrackType.ManyTracks:
+    case AvMultitrackType.ManyTracksManyCodecs:
+      // one shared FourCC, or (ManyTracksManyCodecs) the first track's own: same position
+      codec = readFourCC(r);
+      break;
+    default:
+      throw serverError(ErrorCode.FlvMalformed, `unknown AvMultitrackType ${multitrackType}`);
+  }
+  const trackId = r.u8();
+  let body = r;
+  if (multitrackType !== AvMultitrackType.OneTrack) {
+    const size = r.u24();
+    body = new ByteReader(r.buf, r.pos, r.pos + size, ErrorCode.FlvMalformed);
+    r.skip(size);
+  }
+  return { packetType, codec, multitrack: { type: multitrackType, trackId }, body };
+}

@@ -1,6 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { AvMultitrackType, peekExPacketType, readFourCC, readModExChain } from './flv.js';
+import { peekExPacketType, readFourCC, readModExChain, readMultitrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP video tag header: legacy (FLV spec v10.1, E.4.3.1) and
@@ -159,30 +159,12 @@ function parseEnhanced(r: ByteReader, b0: number): VideoTagInfo {
 
   let body = r;
   if (packetType === VideoPacketType.Multitrack) {
-    const b = r.u8();
-    const multitrackType = b >> 4;
-    packetType = b & 0x0f;
-    if (packetType === VideoPacketType.Multitrack || packetType === VideoPacketType.ModEx) {
-      throw serverError(ErrorCode.FlvMalformed, `VideoPacketType ${packetType} inside a Multitrack message`);
-    }
+    const mt = readMultitrackHeader(r, 'Video', VideoPacketType.Multitrack, VideoPacketType.ModEx);
+    packetType = mt.packetType;
     info.packetType = packetType;
-    switch (multitrackType) {
-      case AvMultitrackType.OneTrack:
-      case AvMultitrackType.ManyTracks:
-      case AvMultitrackType.ManyTracksManyCodecs:
-        // one shared FourCC, or (ManyTracksManyCodecs) the first track's own: same position
-        info.codec = readFourCC(r);
-        break;
-      default:
-        throw serverError(ErrorCode.FlvMalformed, `unknown AvMultitrackType ${multitrackType}`);
-    }
-    const trackId = r.u8();
-    info.multitrack = { type: multitrackType, trackId };
-    if (multitrackType !== AvMultitrackType.OneTrack) {
-      const size = r.u24();
-      body = new ByteReader(r.buf, r.pos, r.pos + size, ErrorCode.FlvMalformed);
-      r.skip(size);
-    }
+    info.codec = mt.codec;
+    info.multitrack = mt.multitrack;
+    body = mt.body;
   } else {
     info.codec = readFourCC(r);
   }
