@@ -14,6 +14,8 @@ rtmp {
     server {
         listen 1935;
         chunk_size 4096;
+        # high-bitrate keyframes (4K, 20+ Mbit/s) pass nginx-rtmp's 1m default
+        max_message 15m;
 
         application live {
             live on;

@@ -819,6 +819,7 @@ describe('default configuration', () => {
     assert.equal(cfg.rtmp.length, 1);
     assert.deepEqual(cfg.rtmp[0]?.listen, [{ host: '0.0.0.0', port: 1935, proxyProtocol: false, ipv6Only: false }]);
     assert.equal(cfg.rtmp[0]?.chunkSize, 4096);
+    assert.equal(cfg.rtmp[0]?.maxMessage, 15 * 1024 * 1024, 'room for high-bitrate keyframes');
     assert.deepEqual(
       cfg.rtmp[0]?.applications.map((a) => [a.name, a.live.live, a.live.gopCache]),
       [['live', true, true]],
