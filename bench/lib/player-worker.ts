@@ -140,14 +140,15 @@ class WorkerMain {
     p.startedAt = clock();
     const plan = p.plan;
     try {
-      const client = await RtmpClient.connect(plan.appUrl, { chunkSize: this.init.chunkSize, timeout: this.init.connectTimeoutMs });
+      // only the first bytes of each frame are looked at (keyframe flag): the rest is skipped, not copied
+      const client = await RtmpClient.connect(plan.appUrl, { chunkSize: this.init.chunkSize, timeout: this.init.connectTimeoutMs, keepMediaBytes: 64 });
       p.client = client;
       p.connectedAt = clock();
       if (this.stopping) {
         client.destroy();
         return;
       }
-      client.onMedia = (m) => this.onMedia(p, m);
+      client.onMedia = (m, length) => this.onMedia(p, m, length);
       client.onClose = (err) => {
         if (p.closed) return;
         const wasPlaying = !Number.isNaN(p.playingAt);
@@ -176,9 +177,9 @@ class WorkerMain {
   }
 
   /** The hot path: one call per message per player. */
-  onMedia(p: LoadPlayer, m: RtmpMessage): void {
+  onMedia(p: LoadPlayer, m: RtmpMessage, length: number): void {
     const now = clock();
-    const len = m.payload.length;
+    const len = length;
     p.payloadBytes += len;
     this.totalPayload += len;
     const type = m.type;

@@ -107,6 +107,12 @@ export interface ChunkDecoderOptions {
    * Default 4 * maxMessageSize.
    */
   maxPendingBytes?: number;
+  /**
+   * Keep at most this many bytes of each audio/video message that spans several
+   * chunks (the rest of its body is skipped, not copied); onMessage still gets
+   * the full length. For load tools that only look at headers. Default: all.
+   */
+  keepMediaBytes?: number;
 }
 
 /** Per chunk stream state: the previous header and the message being reassembled. */
@@ -171,7 +177,8 @@ export class ChunkDecoder {
 
   constructor(
     opts: ChunkDecoderOptions,
-    private readonly onMessage: (m: RtmpMessage) => void,
+    /** `length` is the message's full length (payload.length unless keepMediaBytes cut it) */
+    private readonly onMessage: (m: RtmpMessage, length: number) => void,
   ) {
     const maxChunkSize = opts.maxChunkSize ?? DEFAULT_MAX_INBOUND_CHUNK_SIZE;
     if (!Number.isInteger(opts.maxMessageSize) || opts.maxMessageSize < 0) {
@@ -183,7 +190,10 @@ export class ChunkDecoder {
     this.maxMessageSize = opts.maxMessageSize;
     this.maxChunkSize = maxChunkSize;
     this.maxPendingBytes = opts.maxPendingBytes ?? 4 * opts.maxMessageSize;
+    this.keepMediaBytes = opts.keepMediaBytes ?? Infinity;
   }
+
+  private readonly keepMediaBytes: number;
 
   /** Current inbound chunk size (128 until the peer sends Set Chunk Size). */
   get chunkSize(): number {
@@ -262,13 +272,15 @@ export class ChunkDecoder {
           this.deliver(s, r.bytes(left));
           continue;
         }
-        payload = Buffer.allocUnsafe(s.length);
+        const media = s.type === MessageType.Audio || s.type === MessageType.Video;
+        payload = Buffer.allocUnsafe(media && this.keepMediaBytes < s.length ? this.keepMediaBytes : s.length);
         s.payload = payload;
         this.pendingBytes += s.length;
       }
       const avail = end - r.pos;
       const n = left < avail ? left : avail;
-      buf.copy(payload, s.received, r.pos, r.pos + n);
+      const copy = Math.min(n, payload.length - s.received);
+      if (copy > 0) buf.copy(payload, s.received, r.pos, r.pos + copy);
       r.pos += n;
       s.received += n;
       left -= n;
@@ -414,7 +426,7 @@ export class ChunkDecoder {
     const m: RtmpMessage = { csid: s.csid, type: s.type, streamId: s.streamId, timestamp: s.timestamp, payload };
     if (m.type === MessageType.SetChunkSize) this.applySetChunkSize(payload);
     else if (m.type === MessageType.Abort) this.applyAbort(payload);
-    this.onMessage(m);
+    this.onMessage(m, s.length);
   }
 
   private applySetChunkSize(payload: Buffer): void {

@@ -19,6 +19,8 @@ export interface ClientOptions {
   readonly digestHandshake?: boolean;
   /** send commands as AMF0 (type 20, default) or as AMF3 command messages (type 17), like Flash with objectEncoding 3 */
   readonly commandEncoding?: 'amf0' | 'amf3';
+  /** keep only this many bytes of large audio/video messages (load tools); onMedia still gets the full length */
+  readonly keepMediaBytes?: number;
 }
 
 export interface ParsedRtmpUrl {
@@ -54,7 +56,8 @@ interface Pending {
  * beyond the decoder's).
  */
 export class RtmpClient {
-  onMedia: (m: RtmpMessage) => void = () => {};
+  /** `length` is the message's full length (payload.length unless keepMediaBytes cut it) */
+  onMedia: (m: RtmpMessage, length: number) => void = () => {};
   onStatus: (info: AmfObject, streamId: number) => void = () => {};
   onClose: (err: Error | undefined) => void = () => {};
   /** User Control events (StreamBegin, StreamEOF...) by type */
@@ -76,8 +79,9 @@ export class RtmpClient {
     private readonly chunkSize: number,
     maxMessageSize: number,
     private readonly commandEncoding: 'amf0' | 'amf3',
+    keepMediaBytes: number | undefined,
   ) {
-    this.decoder = new ChunkDecoder({ maxMessageSize }, (m) => this.onMessage(m));
+    this.decoder = new ChunkDecoder({ maxMessageSize, keepMediaBytes }, (m, length) => this.onMessage(m, length));
   }
 
   get bytesReceived(): number {
@@ -89,7 +93,7 @@ export class RtmpClient {
     const u = parseRtmpUrl(url);
     const timeout = opts.timeout ?? 10_000;
     const socket = net.connect({ host: u.host, port: u.port, noDelay: true });
-    const client = new RtmpClient(socket, u, opts.chunkSize ?? 4096, opts.maxMessageSize ?? 16 * 1024 * 1024, opts.commandEncoding ?? 'amf0');
+    const client = new RtmpClient(socket, u, opts.chunkSize ?? 4096, opts.maxMessageSize ?? 16 * 1024 * 1024, opts.commandEncoding ?? 'amf0', opts.keepMediaBytes);
     const timer = setTimeout(() => client.destroy(serverError(ErrorCode.ConnectionTimeout, `connecting to ${url} took more than ${timeout} ms`)), timeout);
     try {
       await client.handshake(opts.digestHandshake ?? true);
@@ -161,20 +165,20 @@ export class RtmpClient {
     }
   }
 
-  private onMessage(m: RtmpMessage): void {
+  private onMessage(m: RtmpMessage, length: number): void {
     switch (m.type) {
       case MessageType.Audio:
       case MessageType.Video:
       case MessageType.DataAmf0:
       case MessageType.DataAmf3:
-        this.onMedia(m);
+        this.onMedia(m, length);
         return;
       case MessageType.CommandAmf0:
       case MessageType.CommandAmf3:
         this.onCommand(decodeCommand(m));
         return;
       case MessageType.Aggregate:
-        for (const sub of splitAggregate(m)) this.onMessage(sub);
+        for (const sub of splitAggregate(m)) this.onMessage(sub, sub.payload.length);
         return;
       case MessageType.UserControl:
       case MessageType.WindowAckSize:

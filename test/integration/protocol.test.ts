@@ -80,9 +80,9 @@ test('pause stops media, unpause resumes on a keyframe; receiveVideo false filte
   assert.ok(player.video <= paused + 1, `no media while paused (${player.video - paused} arrived)`);
   let firstAfter: boolean | undefined;
   const prev = player.client.onMedia;
-  player.client.onMedia = (m) => {
+  player.client.onMedia = (m, length) => {
     if (firstAfter === undefined && m.type === MessageType.Video && m.payload[1] !== 0) firstAfter = m.payload[0]! >> 4 === 1;
-    prev(m);
+    prev(m, length);
   };
   player.client.send(commandMessage(sid, 'pause', 0, null, false, 0));
   assert.ok(await until(() => player.video > paused + 5));

@@ -656,3 +656,23 @@ void describe('splitAggregate', () => {
     );
   });
 });
+
+it('keepMediaBytes keeps the head of multi-chunk audio/video messages, reports the full length, and leaves commands whole', () => {
+  const video: RtmpMessage = { csid: 6, type: MessageType.Video, streamId: 1, timestamp: 40, payload: Buffer.alloc(1000, 7) };
+  video.payload[0] = 0x17;
+  const command: RtmpMessage = { csid: 3, type: MessageType.CommandAmf0, streamId: 0, timestamp: 0, payload: Buffer.alloc(500, 2) };
+  const wire = Buffer.concat([encodeMessage(video, 128), encodeMessage(command, 128)]);
+  for (const step of [1, 7, 200, wire.length]) {
+    const got: [RtmpMessage, number][] = [];
+    const d = new ChunkDecoder({ maxMessageSize: 1 << 20, keepMediaBytes: 64 }, (m, length) => got.push([m, length]));
+    for (let i = 0; i < wire.length; i += step) d.push(wire.subarray(i, i + step));
+    assert.equal(got.length, 2);
+    const [v, vlen] = got[0]!;
+    assert.equal(vlen, 1000);
+    assert.equal(v.payload.length, 64);
+    assert.deepEqual(v.payload, video.payload.subarray(0, 64));
+    const [c, clen] = got[1]!;
+    assert.equal(clen, 500);
+    assert.deepEqual(c.payload, command.payload, 'commands are never cut');
+  }
+});
