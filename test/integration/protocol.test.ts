@@ -139,3 +139,30 @@ test('a message larger than max_message closes the connection with a clear log l
   assert.ok(await until(() => c.closed));
   assert.ok(srv.logs.some((l) => l.fields['code'] === 'ERR_RTMP_MESSAGE_TOO_LARGE'));
 });
+
+test('Enhanced RTMP (hvc1): the sequence start is cached and a late player starts on an enhanced keyframe', async (t) => {
+  const { url, server } = await startServer(t);
+  const pub = await RtmpClient.connect(`${url}/live`, { connectProperties: { fourCcList: ['hvc1'] } });
+  t.after(() => pub.destroy());
+  const sid = await pub.publish('hevc');
+  const hvc1 = Buffer.from('hvc1', 'latin1');
+  const ex = (frameType: number, packetType: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([0x80 | (frameType << 4) | packetType]), hvc1, body]);
+  const seqStart = ex(1, 0, Buffer.from([1, 1, 0x60, 0, 0, 0]));
+  pub.sendMedia(sid, MessageType.Video, 0, seqStart);
+  for (let i = 0; i < 30; i++) {
+    const key = i % 10 === 0;
+    // CodedFrames: SI24 composition time, then NAL units
+    pub.sendMedia(sid, MessageType.Video, i * 40, ex(key ? 1 : 2, 1, Buffer.from([0, 0, 0, i, i, i])));
+  }
+  assert.ok(await until(() => (server.hub.get('live', 'hevc')?.stats.videoFrames ?? 0) >= 31));
+  const stream = server.hub.get('live', 'hevc')!;
+  assert.deepEqual(stream.videoHeader?.payload, seqStart, 'the enhanced sequence start is the cached header');
+  assert.equal(stream.cachedGop[0]?.timestamp, 20 * 40, 'the GOP cache starts at the last enhanced keyframe');
+  const late = await playCounting(`${url}/live`, 'hevc', true);
+  t.after(() => late.client.destroy());
+  assert.ok(await until(() => late.messages.filter((m) => m.type === MessageType.Video).length >= 11));
+  const video = late.messages.filter((m) => m.type === MessageType.Video);
+  assert.deepEqual(video[0]!.payload, seqStart);
+  assert.equal(video[1]!.payload[0], 0x91, 'first frame after the header is an enhanced keyframe');
+  assert.equal(video[1]!.timestamp, 800);
+});
