@@ -253,8 +253,11 @@ export class RtmpServer {
   private buildBlock(config: RtmpServerConfig): ServerBlock {
     const apps = new Map<string, Application>();
     for (const a of config.applications) {
-      const modules = this.options.modules?.(a, { hub: this.hub, logger: this.log.child({ app: a.name }) }) ?? [];
+      // modules get their own chain late: it is built from them
+      const ref: { chain?: AppChain } = {};
+      const modules = this.options.modules?.(a, { hub: this.hub, logger: this.log.child({ app: a.name }), chain: () => ref.chain }) ?? [];
       const chain = new AppChain(modules);
+      ref.chain = chain;
       this.chains.set(chain, { users: 0, retired: false });
       apps.set(a.name, {
         config: a,

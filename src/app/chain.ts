@@ -54,6 +54,12 @@ export type Next = () => Promise<void>;
 export interface ModuleDeps {
   readonly hub: LiveHub;
   readonly logger: Logger;
+  /**
+   * The application's own chain (known once every module is built). A module
+   * that publishes a stream itself (a pull relay) runs its `published` and
+   * `publishDone` through it, so exec, push and notify see that stream too.
+   */
+  readonly chain?: () => AppChain | undefined;
 }
 
 export interface AppModule {

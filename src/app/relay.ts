@@ -59,7 +59,7 @@ import { FrameKind, type MediaFrame } from '../live/frame.js';
 import type { LiveHub } from '../live/hub.js';
 import { DEFAULT_READER_LIMITS, LiveReader, type FrameSink, type ReaderLimits } from '../live/reader.js';
 import type { LiveStream, PublisherInfo, StreamOptions } from '../live/stream.js';
-import type { AppModule, ModuleDeps, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import type { AppChain, AppModule, ModuleDeps, PlayContext, PublishContext, SessionInfo } from './chain.js';
 
 /** Tuning knobs; the defaults are what the server runs with. */
 export interface RelayOptions {
@@ -127,6 +127,8 @@ export function relayBackoff(base: number, failures: number, cap: number): numbe
 /** What every relay of one application shares. */
 interface RelayEnv {
   readonly hub: LiveHub;
+  /** the application's chain: pulled streams announce themselves through it */
+  readonly chain: () => AppChain | undefined;
   readonly app: ApplicationConfig;
   readonly streamOptions: StreamOptions;
   readonly reconnectBase: number;
@@ -310,6 +312,8 @@ class PullRelay {
   private tries = 0;
   private closed = false;
   private readonly pub: PublisherInfo;
+  /** the publish context the pulled stream was announced with (to the application's chain) */
+  private announced: PublishContext | undefined = undefined;
   /** times it got to playing on a remote */
   connections = 0;
 
@@ -455,9 +459,29 @@ class PullRelay {
 
   private publishLocal(c: RtmpClient): LiveStream | undefined {
     try {
-      this.stream = this.env.hub.publish(this.env.app.name, this.name, this.pub, this.env.streamOptions);
+      const stream = this.env.hub.publish(this.env.app.name, this.name, this.pub, this.env.streamOptions);
+      this.stream = stream;
       this.log.info({ stream: this.name, url: this.pub.remote }, 'pull relay: stream published');
-      return this.stream;
+      // like a local publish: exec, push and notify of this application see the pulled stream
+      const ctx: PublishContext = {
+        session: {
+          id: this.pub.id,
+          remoteAddress: c.url.host,
+          app: this.env.app.name,
+          query: '',
+          tcUrl: c.url.tcUrl,
+          flashVer: RELAY_FLASHVER,
+          swfUrl: '',
+          pageUrl: '',
+          log: this.log,
+        },
+        name: this.name,
+        query: '',
+        type: 'live',
+      };
+      this.announced = ctx;
+      this.env.chain()?.published(ctx, stream);
+      return stream;
     } catch (e) {
       // a local publisher took the name: it wins; the pull waits and looks again later
       const d = describeError(e);
@@ -475,6 +499,9 @@ class PullRelay {
     const s = this.stream;
     this.stream = undefined;
     if (s !== undefined) this.env.hub.unpublish(s, this.pub);
+    const ctx = this.announced;
+    this.announced = undefined;
+    if (ctx !== undefined) this.env.chain()?.publishDone(ctx);
   }
 
   private remoteStopped(c: RtmpClient): void {
@@ -557,6 +584,7 @@ class RelayModule implements AppModule {
     this.log = deps.logger.child({ module: 'relay' });
     this.env = {
       hub: deps.hub,
+      chain: deps.chain ?? (() => undefined),
       app,
       streamOptions: { gopCache: app.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
       reconnectBase: app.relay.pushReconnect,

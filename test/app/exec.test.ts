@@ -487,6 +487,7 @@ test('end to end: `exec ffmpeg` relays src/$name to out/$name while published, a
   publisher.kill();
   await publisher.done;
   await waitGone([execPid], 5000);
-  assert.deepEqual(mods[0]!.pids(), []);
+  // the OS may reap the child a moment before Node delivers its 'exit' event
+  assert.ok(await until(() => mods[0]!.pids().length === 0, 2000), `children left: ${mods[0]!.pids().join(', ')}`);
   assert.ok(logs.some((l) => l.msg === 'exec: killing child' && l.fields['pid'] === execPid));
 });

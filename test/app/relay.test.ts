@@ -364,3 +364,17 @@ test('push end to end with real clients: ffmpeg publishes to A, A pushes to B, f
   assert.equal(p.audioCodec, 'aac');
   assert.ok(p.video >= 40, `${p.video} video frames at the far end`);
 });
+
+test('a pulled stream goes through the application chain: A pulls from B and pushes it on to C', { timeout: 40_000 }, async (t) => {
+  const b = await startServer(t);
+  const c = await startServer(t);
+  const a = await relayServer(t, `pull rtmp://127.0.0.1:${b.port}/live; push rtmp://127.0.0.1:${c.port}/live;`);
+  await synthetic(t, `${b.url}/live`, 'chain', { fps: 25, gop: 10 });
+  // a player on A starts the pull; the pulled stream is announced like a publish, so A's push runs
+  const local = await counting(t, `${a.url}/live`, 'chain');
+  assert.ok(await until(() => local.video >= 10, 10_000), 'the pull feeds A');
+  assert.ok(await until(() => c.server.hub.get('live', 'chain')?.active === true, 10_000), 'the pulled stream is pushed on to C');
+  const far = await counting(t, `${c.url}/live`, 'chain');
+  assert.ok(await until(() => far.video >= 10, 10_000), `C's player got ${far.video} frames`);
+  assert.equal(far.firstVideoKeyframe, true);
+});
