@@ -1,6 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { peekExPacketType, readFourCC, readModExChain, readMultitrackHeader } from './flv.js';
+import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP audio tag header: legacy (FLV spec v10.1, E.4.2.1) and
@@ -134,17 +134,9 @@ function parseEnhanced(r: ByteReader, b0: number): AudioTagInfo {
   };
   if (modEx.timestampOffsetNano !== undefined) info.timestampOffsetNano = modEx.timestampOffsetNano;
 
-  let body = r;
-  if (packetType === AudioPacketType.Multitrack) {
-    const mt = readMultitrackHeader(r, 'Audio', AudioPacketType.Multitrack, AudioPacketType.ModEx);
-    packetType = mt.packetType;
-    info.packetType = packetType;
-    info.codec = mt.codec;
-    info.multitrack = mt.multitrack;
-    body = mt.body;
-  } else {
-    info.codec = readFourCC(r);
-  }
+  const track = readTrackHeader(r, info, packetType, 'Audio', AudioPacketType.Multitrack, AudioPacketType.ModEx);
+  packetType = track.packetType;
+  const body = track.body;
 
   switch (packetType) {
     case AudioPacketType.SequenceStart:

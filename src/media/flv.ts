@@ -463,3 +463,27 @@ export function readMultitrackHeader(r: ByteReader, kind: 'Audio' | 'Video', mul
   }
   return { packetType, codec, multitrack: { type: multitrackType, trackId }, body };
 }
+
+/**
+ * The FourCC part of an enhanced audio/video header: a plain FourCC, or a
+ * multitrack header (described into `info`). Returns the tracks' packet type
+ * and the reader of the first track's body.
+ */
+export function readTrackHeader(
+  r: ByteReader,
+  info: { packetType?: number; codec: string; multitrack?: { type: number; trackId: number } },
+  packetType: number,
+  kind: 'Audio' | 'Video',
+  multitrack: number,
+  modEx: number,
+): { packetType: number; body: ByteReader } {
+  if (packetType !== multitrack) {
+    info.codec = readFourCC(r);
+    return { packetType, body: r };
+  }
+  const mt = readMultitrackHeader(r, kind, multitrack, modEx);
+  info.packetType = mt.packetType;
+  info.codec = mt.codec;
+  info.multitrack = mt.multitrack;
+  return { packetType: mt.packetType, body: mt.body };
+}

@@ -1,6 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { peekExPacketType, readFourCC, readModExChain, readMultitrackHeader } from './flv.js';
+import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP video tag header: legacy (FLV spec v10.1, E.4.3.1) and
@@ -157,17 +157,9 @@ function parseEnhanced(r: ByteReader, b0: number): VideoTagInfo {
     return info;
   }
 
-  let body = r;
-  if (packetType === VideoPacketType.Multitrack) {
-    const mt = readMultitrackHeader(r, 'Video', VideoPacketType.Multitrack, VideoPacketType.ModEx);
-    packetType = mt.packetType;
-    info.packetType = packetType;
-    info.codec = mt.codec;
-    info.multitrack = mt.multitrack;
-    body = mt.body;
-  } else {
-    info.codec = readFourCC(r);
-  }
+  const track = readTrackHeader(r, info, packetType, 'Video', VideoPacketType.Multitrack, VideoPacketType.ModEx);
+  packetType = track.packetType;
+  const body = track.body;
 
   switch (packetType) {
     case VideoPacketType.SequenceStart:
