@@ -17,6 +17,7 @@ import { ChunkDecoder, splitAggregate } from '../../src/rtmp/chunk.js';
 import { parseControl } from '../../src/rtmp/control.js';
 import { ErrorCode, ServerError, isServerError } from '../../src/core/errors.js';
 import { MessageType, type RtmpMessage } from '../../src/rtmp/messages.js';
+import { splitAt } from '../helpers/bytes.js';
 
 const DIR = fileURLToPath(new URL('../fuzz/chunk/', import.meta.url));
 const corpus = readdirSync(DIR)
@@ -27,18 +28,6 @@ const corpus = readdirSync(DIR)
 interface Outcome {
   messages: string[];
   error: string | null;
-}
-
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
 }
 
 /** Decodes, and also runs the message-level parsers on what comes out. */

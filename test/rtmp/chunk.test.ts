@@ -5,6 +5,7 @@ import { ChunkDecoder, encodeMessage, encodedSize, splitAggregate, type ChunkDec
 import { abortMessage, setChunkSizeMessage } from '../../src/rtmp/control.js';
 import { ErrorCode, ServerError, isServerError } from '../../src/core/errors.js';
 import { MAX_CHUNK_SIZE, MessageType, type RtmpMessage } from '../../src/rtmp/messages.js';
+import { splitAt } from '../helpers/bytes.js';
 
 const MB = 1024 * 1024;
 const OPTS: ChunkDecoderOptions = { maxMessageSize: MB };
@@ -45,18 +46,6 @@ function decodeAll(pieces: Buffer[], opts: ChunkDecoderOptions = OPTS): RtmpMess
 
 function plain(m: RtmpMessage): { csid: number; type: number; streamId: number; timestamp: number; payload: string } {
   return { csid: m.csid, type: m.type, streamId: m.streamId, timestamp: m.timestamp, payload: m.payload.toString('hex') };
-}
-
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
 }
 
 function expectCode(fn: () => unknown, code: ErrorCode): void {
