@@ -212,7 +212,6 @@ export class RtmpConnection {
   /** dropped once the handshake is done: its buffers are not kept per connection */
   private handshake: ServerHandshake | undefined = new ServerHandshake();
   private proxy: ProxyProtocolParser | undefined;
-  private handshakeDone = false;
   private readonly decoder: ChunkDecoder;
   private readonly streams = new Map<number, NetStream>();
   private nextStreamId = 1;
@@ -307,7 +306,7 @@ export class RtmpConnection {
    */
   tick(now = Date.now()): void {
     if (this.closed) return;
-    if (!this.handshakeDone) {
+    if (this.handshake !== undefined) {
       if (now - this.connectedAt > this.options.handshakeTimeout) {
         this.fail(serverError(ErrorCode.HandshakeTimeout, `handshake not finished within ${this.options.handshakeTimeout} ms`));
       }
@@ -364,7 +363,6 @@ export class RtmpConnection {
         const step = this.handshake.push(data);
         for (const b of step.send) this.socket.write(b);
         if (!step.done) return;
-        this.handshakeDone = true;
         this.log.debug({ digest: this.handshake.digest }, 'handshake done');
         this.handshake = undefined;
         if (step.rest.length === 0) return;
@@ -474,18 +472,17 @@ export class RtmpConnection {
     const s = this.streams.get(m.streamId);
     if (s?.state !== 'publishing') return;
     const d = decodeData(m);
-    // @setDataFrame("onMetaData", {...}) is stored and sent on as onMetaData({...})
+    // @setDataFrame("onMetaData", {...}) is stored and sent on as onMetaData({...});
+    // any other script data (onMetaData sent directly, onCuePoint, onTextData...) passes through as AMF0
+    if (d.name === '@clearDataFrame') return;
+    let payload: Buffer;
     if (d.name === '@setDataFrame') {
       if (d.values.length === 0) return;
-      s.handle.media(MessageType.DataAmf0, m.timestamp, dataMessage(0, d.values).payload);
-    } else if (d.name === 'onMetaData') {
-      s.handle.media(MessageType.DataAmf0, m.timestamp, m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload);
-    } else if (d.name === '@clearDataFrame') {
-      return;
+      payload = dataMessage(0, d.values).payload;
     } else {
-      // other script data (onCuePoint, onTextData...) passes through to players
-      s.handle.media(MessageType.DataAmf0, m.timestamp, m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload);
+      payload = m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload;
     }
+    s.handle.media(MessageType.DataAmf0, m.timestamp, payload);
   }
 
   /** Runs an async step with the message queue held, then drains the backlog. */
