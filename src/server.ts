@@ -5,6 +5,7 @@ import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type Publi
 import { applyMetaMode } from './app/meta.js';
 import { startExecStatic } from './app/exec.js';
 import { checkStreamName } from './app/names.js';
+import { streamOptionsFor } from './app/stream-options.js';
 import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
 import { HttpFrontend } from './http/server.js';
@@ -262,7 +263,7 @@ export class RtmpServer {
       apps.set(a.name, {
         config: a,
         chain,
-        streamOptions: { gopCache: a.live.gopCache, maxGopBytes: 32 * 1024 * 1024, flushWindow: a.live.flushWindow },
+        streamOptions: streamOptionsFor(a),
       });
     }
     const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);

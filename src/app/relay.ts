@@ -59,6 +59,7 @@ import { FrameKind, type MediaFrame } from '../live/frame.js';
 import type { LiveHub } from '../live/hub.js';
 import { DEFAULT_READER_LIMITS, LiveReader, type FrameSink, type ReaderLimits } from '../live/reader.js';
 import type { LiveStream, PublisherInfo, StreamOptions } from '../live/stream.js';
+import { streamOptionsFor } from './stream-options.js';
 import type { AppChain, AppModule, ModuleDeps, PlayContext, PublishContext, SessionInfo } from './chain.js';
 
 /** Tuning knobs; the defaults are what the server runs with. */
@@ -586,7 +587,7 @@ class RelayModule implements AppModule {
       hub: deps.hub,
       chain: deps.chain ?? (() => undefined),
       app,
-      streamOptions: { gopCache: app.live.gopCache, maxGopBytes: 32 * 1024 * 1024 },
+      streamOptions: streamOptionsFor(app),
       reconnectBase: app.relay.pushReconnect,
       reconnectCap: options.reconnectCap ?? DEFAULT_RECONNECT_CAP,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
