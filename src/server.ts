@@ -11,6 +11,7 @@ import { FrameKind } from './live/frame.js';
 import { HttpFrontend } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
+import { WriteGroup } from './rtmp/output.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
 import {
@@ -63,7 +64,9 @@ interface Session {
 }
 
 export class RtmpServer {
-  readonly hub = new LiveHub();
+  /** media fanned out in one event-loop turn is written after the fan-out, one system call per player */
+  private readonly writeGroup = new WriteGroup();
+  readonly hub = new LiveHub({ outputBatch: this.writeGroup });
   private config: ServerConfig;
   private blocks: ServerBlock[] = [];
   private readonly listeners: { server: net.Server; blockIndex: number }[] = [];
@@ -221,7 +224,7 @@ export class RtmpServer {
     for (const s of [...this.sessions.values()]) s.conn.shutdown();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of [...this.sessions.values()]) s.conn.socket.destroy();
+    for (const s of [...this.sessions.values()]) s.conn.output.destroy();
     const chains = [...this.chains.keys()];
     this.chains.clear();
     await Promise.all(chains.map((c) => c.close(this.log)));
@@ -299,7 +302,7 @@ export class RtmpServer {
     }
     this.connectionCount++;
     const options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
-    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, options, this.log);
+    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, options, this.log, this.writeGroup);
     this.sessions.set(conn, { conn, block, app: undefined, info: undefined });
   }
 

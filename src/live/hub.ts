@@ -1,21 +1,51 @@
 import type { LiveReader } from './reader.js';
 import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type FlushScheduler, type PublisherInfo, type StreamOptions } from './stream.js';
 
+/**
+ * Brackets each flush of held frames: the server passes its sockets' write
+ * group, so the writes of one flush leave together after the fan-out.
+ */
+export interface OutputBatch {
+  begin(): void;
+  end(): void;
+}
+
+export interface LiveHubOptions {
+  readonly outputBatch?: OutputBatch;
+}
+
 /** Flushes every stream that ended a batch, once per event-loop turn. */
 class TurnFlusher implements FlushScheduler {
   private readonly pending = new Set<LiveStream>();
   private scheduled = false;
   private readonly run = (): void => {
     this.scheduled = false;
-    for (const s of this.pending) s.flush();
-    this.pending.clear();
+    const batch = this.batch;
+    batch?.begin();
+    try {
+      for (const s of this.pending) s.flush();
+    } finally {
+      this.pending.clear();
+      batch?.end();
+    }
   };
+
+  constructor(private readonly batch: OutputBatch | undefined) {}
 
   schedule(stream: LiveStream): void {
     this.pending.add(stream);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.run);
+    }
+  }
+
+  flushNow(stream: LiveStream): void {
+    this.batch?.begin();
+    try {
+      stream.flush();
+    } finally {
+      this.batch?.end();
     }
   }
 }
@@ -26,7 +56,11 @@ class TurnFlusher implements FlushScheduler {
  */
 export class LiveHub {
   private readonly streams = new Map<string, LiveStream>();
-  private readonly flusher = new TurnFlusher();
+  private readonly flusher: TurnFlusher;
+
+  constructor(options: LiveHubOptions = {}) {
+    this.flusher = new TurnFlusher(options.outputBatch);
+  }
 
   get(app: string, name: string): LiveStream | undefined {
     return this.streams.get(streamKey(app, name));

@@ -57,8 +57,6 @@ export class LiveReader {
   /** set when the stream has video: audio-only streams resume on any frame */
   hasVideo = false;
   attached = false;
-  /** corked by its stream for a batch that has not been flushed yet */
-  corked = false;
 
   constructor(
     readonly sink: FrameSink,

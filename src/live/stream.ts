@@ -16,20 +16,23 @@ export interface StreamOptions {
   /** a GOP larger than this is not cached (the reader waits for the next keyframe) */
   readonly maxGopBytes: number;
   /**
-   * 0: readers are flushed at the end of the event-loop turn (no added latency).
-   * Above 0: writes are held up to this many ms and leave together, fewer system
-   * calls per player for up to that much latency.
+   * 0: held frames are delivered at the end of the event-loop turn (no added
+   * latency). Above 0: they are held up to this many ms and leave together,
+   * fewer system calls per player for up to that much latency.
    */
   readonly flushWindow?: number;
 }
 
 /**
- * Decides when corked readers are flushed after a batch. The hub's scheduler
- * flushes every stream once per event-loop turn (setImmediate): publisher reads
- * handled in the same turn leave in one write per reader, at no added latency.
+ * Decides when a stream's held frames are delivered after a batch. The hub's
+ * scheduler flushes every stream once per event-loop turn (setImmediate):
+ * publisher reads handled in the same turn leave in one write per reader, at
+ * no added latency.
  */
 export interface FlushScheduler {
   schedule(stream: LiveStream): void;
+  /** flushes one stream now (flush_window's timer), bracketed like the turn's flushes */
+  flushNow(stream: LiveStream): void;
 }
 
 export const DEFAULT_STREAM_OPTIONS: StreamOptions = { gopCache: true, maxGopBytes: 32 * 1024 * 1024 };
@@ -71,8 +74,9 @@ export class LiveStream implements StreamInfo {
   private lastAudioOut = 0;
   private lastVideoOut = 0;
   private batchDepth = 0;
-  /** readers corked for the current batch and not flushed yet */
-  private corkedReaders: LiveReader[] = [];
+  /** frames of the current batch, not delivered yet */
+  private held: MediaFrame[] = [];
+  private spare: MediaFrame[] = [];
   private flushPending = false;
 
   constructor(
@@ -100,6 +104,7 @@ export class LiveStream implements StreamInfo {
     if (this.publisher !== undefined) {
       throw serverError(ErrorCode.StreamBusy, `stream ${this.key} is already being published by ${this.publisher.id}`);
     }
+    this.flush();
     this.publisher = pub;
     this.metadata = undefined;
     this.videoHeader = undefined;
@@ -117,50 +122,62 @@ export class LiveStream implements StreamInfo {
 
   detachPublisher(pub: PublisherInfo): void {
     if (this.publisher !== pub) return;
+    this.flush(); // the last frames go out before the readers hear the stream stopped
     this.publisher = undefined;
     this.resetGop();
     for (const r of this.readers) r.sink.onStreamStop(this);
   }
 
-  /** Frames between beginBatch() and endBatch() leave in one write per reader. */
+  /**
+   * Frames pushed between beginBatch() and endBatch() (one publisher read) are
+   * held and delivered together when the stream is flushed: at the end of the
+   * event-loop turn (or after flush_window). A reader then gets them in one
+   * system call, and one event-loop turn walks the readers once.
+   */
   beginBatch(): void {
-    if (this.batchDepth++ === 0) {
-      for (const r of this.readers) this.cork(r);
-    }
+    this.batchDepth++;
   }
 
   endBatch(): void {
-    if (this.batchDepth > 0 && --this.batchDepth === 0) {
+    if (this.batchDepth > 0 && --this.batchDepth === 0 && this.held.length > 0 && !this.flushPending) {
       const window = this.options.flushWindow ?? 0;
-      if (this.scheduler === undefined && window <= 0) this.flush();
-      else if (!this.flushPending && this.corkedReaders.length > 0) {
+      if (window > 0) {
         this.flushPending = true;
-        if (window > 0) setTimeout(this.flushNow, window);
-        else this.scheduler!.schedule(this);
+        setTimeout(this.flushNow, window);
+      } else if (this.scheduler !== undefined) {
+        this.flushPending = true;
+        this.scheduler.schedule(this);
+      } else {
+        this.flush();
       }
     }
   }
 
-  private readonly flushNow = (): void => this.flush();
+  private readonly flushNow = (): void => {
+    if (this.scheduler === undefined) this.flush();
+    else this.scheduler.flushNow(this);
+  };
 
-  /** Uncorks every reader corked since the last flush (their writes leave now). */
+  /** Delivers the held frames to every reader (their writes leave now). */
   flush(): void {
     this.flushPending = false;
-    const list = this.corkedReaders;
-    if (list.length === 0) return;
-    this.corkedReaders = [];
-    for (let i = 0; i < list.length; i++) {
-      const r = list[i]!;
-      r.corked = false;
-      r.sink.uncork?.();
+    const frames = this.held;
+    if (frames.length === 0) return;
+    // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
+    this.held = this.spare;
+    this.spare = frames;
+    if (frames.length === 1) {
+      const f = frames[0]!;
+      for (const r of this.readers) r.push(f);
+    } else {
+      for (const r of this.readers) {
+        const sink = r.sink;
+        sink.cork?.();
+        for (let i = 0; i < frames.length; i++) r.push(frames[i]!);
+        sink.uncork?.();
+      }
     }
-  }
-
-  private cork(r: LiveReader): void {
-    if (r.corked || r.sink.cork === undefined) return;
-    r.corked = true;
-    r.sink.cork();
-    this.corkedReaders.push(r);
+    frames.length = 0;
   }
 
   /** The publisher's hot path: classify, cache, fan out. */
@@ -181,14 +198,19 @@ export class LiveStream implements StreamInfo {
       this.hasAudio = true;
     }
     this.cache(frame);
-    for (const r of this.readers) r.push(frame);
+    if (this.batchDepth > 0) this.held.push(frame);
+    else {
+      this.flush(); // frames held by an earlier batch go first
+      for (const r of this.readers) r.push(frame);
+    }
     return frame;
   }
 
   addReader(reader: LiveReader): void {
+    // the held frames are already in the GOP cache the new reader is about to get
+    this.flush();
     this.readers.add(reader);
     reader.attached = true;
-    if (this.batchDepth > 0) this.cork(reader);
     if (this.publisher !== undefined) {
       reader.restart(this.hasVideo);
       reader.sink.onStreamStart(this);
@@ -200,11 +222,6 @@ export class LiveStream implements StreamInfo {
     if (this.readers.delete(reader)) {
       reader.attached = false;
       this.stats.droppedByGoneReaders += reader.dropped;
-      if (reader.corked) {
-        reader.corked = false;
-        this.corkedReaders.splice(this.corkedReaders.indexOf(reader), 1);
-        reader.sink.uncork?.();
-      }
     }
   }
 
@@ -213,12 +230,20 @@ export class LiveStream implements StreamInfo {
     return this.publisher === undefined && this.readers.size === 0;
   }
 
+  /** A new reader gets metadata, codec headers and the cached GOP, in one corked write. */
   private replayTo(reader: LiveReader): void {
-    if (this.metadata) reader.send(this.metadata);
-    if (this.videoHeader) reader.send(this.videoHeader);
-    if (this.audioHeader) reader.send(this.audioHeader);
-    if (this.gopValid) {
-      for (const f of this.gop) reader.push(f);
+    if (this.metadata === undefined && this.videoHeader === undefined && this.audioHeader === undefined && !this.gopValid) return;
+    const sink = reader.sink;
+    sink.cork?.();
+    try {
+      if (this.metadata) reader.send(this.metadata);
+      if (this.videoHeader) reader.send(this.videoHeader);
+      if (this.audioHeader) reader.send(this.audioHeader);
+      if (this.gopValid) {
+        for (const f of this.gop) reader.push(f);
+      }
+    } finally {
+      sink.uncork?.();
     }
   }
 

@@ -8,6 +8,7 @@ import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControl
 import { ServerHandshake } from './handshake.js';
 import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
+import { SocketOutput, type WriteGroup } from './output.js';
 import { MediaWriter, type OutgoingMedia } from './player.js';
 
 export interface ConnectionOptions {
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   readonly maxBacklogBytes: number;
   /** a PROXY protocol (v1/v2) header precedes the handshake: it names the real client */
   readonly proxyProtocol?: boolean;
+  /** write straight to the socket's descriptor while its stream queue is empty (default on) */
+  readonly directWrite?: boolean;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
@@ -135,7 +138,7 @@ export class PlayerOutput {
     private readonly conn: RtmpConnection,
     readonly streamId: number,
   ) {
-    this.writer = new MediaWriter(conn.socket, () => conn.outChunkSize, streamId);
+    this.writer = new MediaWriter(conn.output, streamId);
   }
 
   configure(b: PlayBehaviour): void {
@@ -208,6 +211,8 @@ export class RtmpConnection {
   outChunkSize = 128;
   readonly connectedAt = Date.now();
   closed = false;
+  /** every byte to the peer goes through it, in order */
+  readonly output: SocketOutput;
 
   /** dropped once the handshake is done: its buffers are not kept per connection */
   private handshake: ServerHandshake | undefined = new ServerHandshake();
@@ -233,7 +238,10 @@ export class RtmpConnection {
     private readonly handler: ConnectionHandler,
     readonly options: ConnectionOptions,
     logger: Logger,
+    /** the server's write group: media fanned out in one turn leaves together */
+    group?: WriteGroup,
   ) {
+    this.output = new SocketOutput(socket, { direct: options.directWrite !== false, group });
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
@@ -261,13 +269,12 @@ export class RtmpConnection {
   }
 
   get bytesOut(): number {
-    return this.socket.bytesWritten;
+    return this.output.bytesWritten;
   }
 
   /** Sends one message, chunked at the current output chunk size. */
   send(m: RtmpMessage): void {
-    if (this.socket.destroyed) return;
-    this.socket.write(encodeMessage(m, this.outChunkSize));
+    this.output.write(encodeMessage(m, this.outChunkSize));
   }
 
   /** Ends the connection with a coded reason (logged once). */
@@ -275,15 +282,15 @@ export class RtmpConnection {
     if (this.closed) return;
     this.log[level]({ code: err.code, err: err.message }, 'connection closed on error');
     this.cleanup(err);
-    this.socket.destroy();
+    this.output.destroy();
   }
 
   /** Politely closes: the peer sees the socket end. */
   close(): void {
     if (this.closed) return;
     this.cleanup(undefined);
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.output.end();
+    setTimeout(() => this.output.destroy(), 2000).unref();
   }
 
   /**
@@ -314,7 +321,7 @@ export class RtmpConnection {
     }
     // output counts as traffic only while it moves: a player that stopped reading
     // keeps its bytes queued, the drop policy stops new writes, and it goes idle
-    const written = this.socket.bytesWritten;
+    const written = this.output.bytesWritten;
     if (written !== this.lastWritten) {
       this.lastWritten = written;
       this.lastOutput = now;
@@ -334,7 +341,7 @@ export class RtmpConnection {
     }
     const idle = now - Math.max(this.lastInput, this.lastOutput);
     if (idleTimeout > 0 && idle >= idleTimeout) {
-      const waiting = this.socket.writableLength;
+      const waiting = this.output.queuedBytes();
       this.fail(serverError(ErrorCode.ConnectionTimeout, waiting > 0 ? `peer read nothing for ${idle} ms (${waiting} bytes waiting)` : `no traffic for ${idle} ms`));
     }
   }
@@ -361,7 +368,7 @@ export class RtmpConnection {
       }
       if (this.handshake !== undefined) {
         const step = this.handshake.push(data);
-        for (const b of step.send) this.socket.write(b);
+        for (const b of step.send) this.output.write(b);
         if (!step.done) return;
         this.log.debug({ digest: this.handshake.digest }, 'handshake done');
         this.handshake = undefined;
@@ -620,7 +627,7 @@ export class RtmpConnection {
     this.send(windowAckSizeMessage(this.options.windowAckSize));
     this.send(setPeerBandwidthMessage(this.options.peerBandwidth, BandwidthLimit.Dynamic));
     this.send(setChunkSizeMessage(this.options.chunkSize));
-    this.outChunkSize = this.options.chunkSize;
+    this.outChunkSize = this.output.chunkSize = this.options.chunkSize;
     const props: AmfObject = { fmsVer: 'FMS/3,0,1,123', capabilities: 31, mode: 1 };
     const result: AmfObject = {
       level: 'status',

@@ -1,6 +1,6 @@
-import type { Socket } from 'node:net';
 import { encodeMessage } from './chunk.js';
 import { ChunkStreamId, MessageType } from './messages.js';
+import type { SocketOutput } from './output.js';
 
 /**
  * The shape of a shared media message as the live hub hands it out. Declared
@@ -41,7 +41,7 @@ export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, i
   return wire;
 }
 
-/** Writes shared media to one socket; the socket's buffer is the player's queue. */
+/** Writes shared media to one connection's output; its queue is the player's queue. */
 export class MediaWriter {
   receiveAudio = true;
   receiveVideo = true;
@@ -51,29 +51,28 @@ export class MediaWriter {
   bytesWritten = 0;
 
   constructor(
-    private readonly socket: Socket,
-    private readonly chunkSize: () => number,
-    readonly streamId: number,
+    private readonly output: SocketOutput,
+        readonly streamId: number,
   ) {}
 
   queuedBytes(): number {
-    return this.socket.writableLength;
+    return this.output.queuedBytes();
   }
 
   write(m: OutgoingMedia): void {
-    if (this.paused || this.socket.destroyed) return;
+    if (this.paused) return;
     if (m.kind === MessageType.Audio && !this.receiveAudio) return;
     if (m.kind === MessageType.Video && !this.receiveVideo) return;
-    const wire = wireFor(m, this.chunkSize(), this.streamId, this.interleave);
+    const wire = wireFor(m, this.output.chunkSize, this.streamId, this.interleave);
     this.bytesWritten += wire.length;
-    this.socket.write(wire);
+    this.output.write(wire);
   }
 
   cork(): void {
-    this.socket.cork();
+    this.output.cork();
   }
 
   uncork(): void {
-    this.socket.uncork();
+    this.output.uncork();
   }
 }

@@ -156,6 +156,9 @@ test('push: B is down at first; the push connects after retries and B gets the s
   assert.ok(await until(() => logged(a.logs, 'push relay connection lost') === 1, 3000), 'the drop is logged');
   const b2 = await startServerOn(t, port);
   assert.ok(await until(() => b2.server.hub.get('live', 's')?.active === true, 5000), 'the push reaches the restarted B');
+  // B sees the publish before A's relay hears Publish.Start and attaches its reader
+  assert.ok(await until(() => a.server.hub.get('live', 's')?.readers.size === 1, 3000), 'the relay reader is attached');
+  await sleep(200);
   assert.equal(a.server.hub.get('live', 's')?.readers.size, 1, 'one relay reader, the old one detached');
 });
 

@@ -179,7 +179,7 @@ test('a slow reader drops to the next keyframe, counts it, keeps headers, and th
   assert.equal(fast.frames.length, 10, "the fast reader got every frame");
 });
 
-test('batches in one event-loop turn cork each reader once and flush it once, at the end of the turn', async () => {
+test('frames of one publisher read are held to the end of the event-loop turn and reach each reader in one corked write', async () => {
   const hub = new LiveHub();
   const pub = publisher('p');
   const s = hub.publish('live', 'x', pub);
@@ -187,29 +187,40 @@ test('batches in one event-loop turn cork each reader once and flush it once, at
   const b = new FakeSink();
   hub.subscribe('live', 'x', new LiveReader(a));
   s.beginBatch();
-  feed(hub, pub, 1, 5);
+  feed(hub, pub, 1, 5); // 3 headers + 10 frames
   s.endBatch();
-  // a second publisher read in the same turn, and a reader joining between them
+  assert.equal(a.frames.length, 0, 'held until the turn ends');
+  // a reader joining while frames are held: the others get the held frames first, the newcomer the cache
   hub.subscribe('live', 'x', new LiveReader(b));
+  assert.equal(a.frames.length, 13);
+  assert.deepEqual([a.corks, a.uncorks], [1, 1], 'one corked write for the whole batch');
+  assert.equal(b.frames.length, 13, 'metadata, headers and the cached GOP, once each');
+  assert.deepEqual([b.corks, b.uncorks], [1, 1], 'the replay is one corked write');
+  // a second read in the same turn, one frame: no cork needed
   s.beginBatch();
   s.pushMedia(FrameKind.Video, 1000, inter(9));
   s.endBatch();
-  assert.equal(a.corks, 1);
-  assert.equal(a.uncorks, 0, 'not flushed before the turn ends');
-  assert.equal(b.corks, 1);
-  await new Promise((r) => setImmediate(r));
-  assert.equal(a.uncorks, 1);
-  assert.equal(b.uncorks, 1);
-  // a reader that leaves while corked is uncorked at once
-  const c = new FakeSink();
-  const rc = new LiveReader(c);
-  hub.subscribe('live', 'x', rc);
   s.beginBatch();
+  s.pushMedia(FrameKind.Audio, 1000, aac(9));
   s.endBatch();
-  hub.unsubscribe(s, rc);
-  assert.deepEqual([c.corks, c.uncorks], [1, 1]);
+  assert.equal(a.frames.length, 13);
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual([c.corks, c.uncorks], [1, 1], 'never uncorked twice');
+  for (const sink of [a, b]) {
+    assert.deepEqual(sink.frames.slice(-2).map((f) => [f.kind, f.timestamp]), [[FrameKind.Video, 1000], [FrameKind.Audio, 1000]]);
+    assert.equal(sink.corks, sink.uncorks, 'every cork is undone');
+  }
+  assert.equal(a.corks, 2, 'the two reads of the turn left together');
+  assert.equal(b.corks, 2);
+  // a push outside any batch (a relay, a test) goes out at once
+  s.pushMedia(FrameKind.Video, 1040, inter(10));
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1040);
+  // the publisher leaving flushes what it sent first
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 1080, inter(11));
+  s.endBatch();
+  hub.unpublish(s, pub);
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1080);
+  assert.equal(a.events[a.events.length - 1], 'stop');
 });
 
 test('the hub forgets a stream when nobody publishes or reads it', () => {
@@ -252,7 +263,7 @@ test('flush_window holds a batch for that long, then flushes every reader once',
     s.endBatch();
   }
   await new Promise((r) => setImmediate(r));
-  assert.equal(a.uncorks, 0, 'still held after the turn');
+  assert.equal(a.frames.length, 0, 'still held after the turn');
   while (a.uncorks === 0 && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 5));
   assert.equal(a.corks, 1);
   assert.equal(a.uncorks, 1);

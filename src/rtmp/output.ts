@@ -1,0 +1,340 @@
+import { writeSync, writevSync } from 'node:fs';
+import type { Socket } from 'node:net';
+
+export interface SocketOutputOptions {
+  /**
+   * Write straight to the socket's file descriptor while nothing is queued in
+   * the Node.js stream (on by default where the socket has one). Off: every
+   * write goes through socket.write().
+   */
+  readonly direct?: boolean;
+  /** writes made while this group is open leave when it closes (see WriteGroup) */
+  readonly group?: WriteGroup;
+}
+
+/** What a socket handle exposes on POSIX systems (undocumented, checked at run time). */
+interface HandleWithFd {
+  readonly fd?: unknown;
+}
+
+/**
+ * Direct writes made while the group is open (between begin() and end()) wait
+ * in flat arrays (descriptor, buffer) and leave together when it closes: the
+ * fan-out first walks every player's objects without a system call in
+ * between, then makes one write(2) per player from two arrays, touching none
+ * of them again. Each system call costs far more when the CPU's caches and TLB
+ * were just emptied by the previous one, so keeping the two phases apart saves
+ * more than it looks. A player written to twice in one group gets one writev(2).
+ */
+export class WriteGroup {
+  private depth = 0;
+  /** bumped each time the group closes, so outputs know a slot of theirs is stale */
+  private round = 1;
+  private count = 0;
+  private fds = new Int32Array(256);
+  private readonly bufs: (Buffer | undefined)[] = [];
+  /** the output of a slot: consulted only for a short write or a slot with several buffers */
+  private readonly outputs: (SocketOutput | undefined)[] = [];
+  /** slots holding more than one buffer (the rest are in their output) */
+  private readonly multi: number[] = [];
+
+  get open(): boolean {
+    return this.depth > 0;
+  }
+
+  begin(): void {
+    this.depth++;
+  }
+
+  end(): void {
+    if (this.depth === 0 || --this.depth > 0) return;
+    const n = this.count;
+    if (n === 0) return;
+    this.count = 0;
+    this.round++;
+    const { fds, bufs, outputs } = this;
+    // slots with several buffers become single writev() slots first
+    for (const i of this.multi) {
+      const out = outputs[i];
+      if (out !== undefined && fds[i]! >= 0) {
+        fds[i] = -1;
+        out.writeGathered(bufs[i]!);
+      }
+    }
+    this.multi.length = 0;
+    for (let i = 0; i < n; i++) {
+      const fd = fds[i]!;
+      const buf = bufs[i]!;
+      bufs[i] = undefined;
+      if (fd < 0) {
+        outputs[i] = undefined;
+        continue;
+      }
+      let written = 0;
+      try {
+        written = writeSync(fd, buf);
+      } catch {
+        // EAGAIN (the kernel's buffer is full) or an error the socket's stream will report
+      }
+      if (written < buf.length) outputs[i]!.shortWrite(buf, written);
+      outputs[i] = undefined;
+    }
+  }
+
+  /** A slot for this output's first buffer of the round; returns its index. */
+  add(out: SocketOutput, fd: number, buf: Buffer): number {
+    const i = this.count++;
+    if (i === this.fds.length) {
+      const grown = new Int32Array(i * 2);
+      grown.set(this.fds);
+      this.fds = grown;
+    }
+    this.fds[i] = fd;
+    this.bufs[i] = buf;
+    this.outputs[i] = out;
+    return i;
+  }
+
+  /** The slot now has more buffers, kept by its output. */
+  markMulti(slot: number): void {
+    this.multi.push(slot);
+  }
+
+  /** The output ended or closed: its slot is skipped. */
+  cancel(slot: number): Buffer | undefined {
+    if (slot >= this.count || this.fds[slot]! < 0) return undefined;
+    this.fds[slot] = -1;
+    return this.bufs[slot];
+  }
+
+  get currentRound(): number {
+    return this.round;
+  }
+}
+
+/**
+ * The only way out of a server connection: every message, control or media,
+ * goes through it, in order. The socket's Node.js stream is the queue of a slow
+ * peer; while that queue is empty, writes go straight to the file descriptor
+ * with one synchronous write(2)/writev(2), without the stream's per-write
+ * bookkeeping (write requests, callbacks, ticks), which costs more CPU than the
+ * system call itself when one message fans out to hundreds of players.
+ *
+ * What the kernel does not take at once (EAGAIN or a partial write) is handed to
+ * socket.write(), and every later write follows it there until the stream has
+ * drained, so the bytes stay in order. An error other than EAGAIN is left for
+ * the stream to meet and report, as it would have without this path.
+ *
+ * cork()/uncork() nest: between them writes wait in a list and leave in one
+ * system call when the outermost uncork() comes.
+ *
+ * The descriptor is used only while the output is open: close it with
+ * destroy() or end() (not the socket's own), so no write can reach a descriptor
+ * number the kernel already gave to another file.
+ */
+export class SocketOutput {
+  /** -1: no descriptor (Windows, a non-TCP stream) or direct writes off */
+  private readonly fd: number;
+  private readonly group: WriteGroup | undefined;
+  private corks = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** data may be queued in the socket's stream: direct writes wait until it drained */
+  private streamed = false;
+  private closed = false;
+  /** this output's slot in the group, valid while groupRound is the group's round */
+  private groupRound = 0;
+  private groupSlot = 0;
+  /** buffers after the first one in the group slot */
+  private groupMore: Buffer[] = [];
+  /** bytes written straight to the descriptor (or waiting in the group) */
+  private directBytes = 0;
+  /** the connection's outgoing chunk size (media is encoded for it) */
+  chunkSize = 128;
+  /** direct writes the kernel did not take whole (the rest went to the stream) */
+  shortWrites = 0;
+
+  constructor(
+    readonly socket: Socket,
+    options: SocketOutputOptions = {},
+  ) {
+    this.fd = options.direct === false ? -1 : descriptorOf(socket);
+    this.group = options.group;
+    socket.once('close', () => this.markClosed());
+  }
+
+  /** True while writes may go straight to the descriptor. */
+  get direct(): boolean {
+    return this.fd >= 0;
+  }
+
+  /** Bytes accepted and not yet handed to the kernel (corked, or queued in the stream). */
+  queuedBytes(): number {
+    return this.streamed ? this.pendingBytes + this.socket.writableLength : this.pendingBytes;
+  }
+
+  /** Bytes handed to the kernel so far (and queued in the stream). */
+  get bytesWritten(): number {
+    return this.socket.bytesWritten + this.directBytes;
+  }
+
+  write(buf: Buffer): void {
+    if (this.closed) return;
+    if (this.corks > 0) {
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
+      return;
+    }
+    if (this.fd < 0 || !this.streamDrained()) {
+      this.toStream(buf);
+      return;
+    }
+    const g = this.group;
+    if (g !== undefined && g.open) {
+      this.directBytes += buf.length;
+      if (this.groupRound === g.currentRound) {
+        if (this.groupMore.length === 0) g.markMulti(this.groupSlot);
+        this.groupMore.push(buf);
+      } else {
+        this.groupRound = g.currentRound;
+        this.groupSlot = g.add(this, this.fd, buf);
+      }
+      return;
+    }
+    let n = 0;
+    try {
+      n = writeSync(this.fd, buf);
+    } catch {
+      // EAGAIN (the kernel's buffer is full) or an error the stream will report
+    }
+    this.directBytes += n;
+    if (n < buf.length) this.afterShortWrite(n > 0 ? buf.subarray(n) : buf);
+  }
+
+  cork(): void {
+    this.corks++;
+  }
+
+  uncork(): void {
+    if (this.corks === 0 || --this.corks > 0) return;
+    const list = this.pending;
+    if (list.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (list.length === 1 || (this.group?.open ?? false)) {
+      for (let i = 0; i < list.length; i++) this.write(list[i]!);
+    } else {
+      this.writeList(list);
+    }
+  }
+
+  /** Flushes what is corked or grouped, then ends the socket (FIN after the queued bytes). */
+  end(): void {
+    if (this.closed) return;
+    this.corks = Math.min(this.corks, 1);
+    this.uncork();
+    this.leaveGroup(true);
+    this.closed = true;
+    this.socket.end();
+  }
+
+  /** Closes at once: what is not written yet is dropped. */
+  destroy(): void {
+    this.markClosed();
+    this.socket.destroy();
+  }
+
+  /** The group's slot for this output held several buffers: one writev() for all. */
+  writeGathered(first: Buffer): void {
+    const more = this.groupMore;
+    this.groupMore = [];
+    this.groupRound = 0;
+    let bytes = first.length;
+    for (let i = 0; i < more.length; i++) bytes += more[i]!.length;
+    this.directBytes -= bytes;
+    if (this.closed) return;
+    more.unshift(first);
+    this.writeList(more);
+  }
+
+  /** The group's write() took only `written` bytes of buf. */
+  shortWrite(buf: Buffer, written: number): void {
+    this.directBytes -= buf.length - written;
+    if (!this.closed) this.afterShortWrite(written > 0 ? buf.subarray(written) : buf);
+  }
+
+  private writeList(list: Buffer[]): void {
+    if (this.closed) return;
+    if (this.fd < 0 || !this.streamDrained()) {
+      this.streamed = true;
+      this.socket.cork();
+      for (let i = 0; i < list.length; i++) this.socket.write(list[i]!);
+      this.socket.uncork();
+      return;
+    }
+    let n = 0;
+    try {
+      n = writevSync(this.fd, list);
+    } catch {
+      // as in write()
+    }
+    this.directBytes += n;
+    let i = 0;
+    while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
+    if (i === list.length) return;
+    this.shortWrites++;
+    this.streamed = true;
+    this.socket.cork();
+    this.socket.write(n > 0 ? list[i]!.subarray(n) : list[i]!);
+    for (i++; i < list.length; i++) this.socket.write(list[i]!);
+    this.socket.uncork();
+  }
+
+  /** Takes this output out of an open group: its buffers are written now (flush) or dropped. */
+  private leaveGroup(flush: boolean): void {
+    const g = this.group;
+    if (g === undefined || this.groupRound !== g.currentRound) return;
+    this.groupRound = 0;
+    const first = g.cancel(this.groupSlot);
+    const more = this.groupMore;
+    this.groupMore = [];
+    if (first === undefined) return;
+    let bytes = first.length;
+    for (let i = 0; i < more.length; i++) bytes += more[i]!.length;
+    this.directBytes -= bytes;
+    if (!flush) return;
+    more.unshift(first);
+    this.writeList(more);
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.leaveGroup(false);
+    this.closed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private streamDrained(): boolean {
+    if (!this.streamed) return true;
+    if (this.socket.writableLength > 0) return false;
+    this.streamed = false;
+    return true;
+  }
+
+  private toStream(buf: Buffer): void {
+    this.streamed = true;
+    this.socket.write(buf);
+  }
+
+  private afterShortWrite(rest: Buffer): void {
+    this.shortWrites++;
+    this.toStream(rest);
+  }
+}
+
+function descriptorOf(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: HandleWithFd | null })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+}

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import test, { type TestContext } from 'node:test';
+import { SocketOutput, WriteGroup } from '../../src/rtmp/output.js';
+
+interface Pair {
+  /** the server side: what SocketOutput writes to */
+  server: net.Socket;
+  /** the client side: reads what arrives */
+  client: net.Socket;
+  received(): Buffer;
+  /** resolves once `n` bytes have arrived in total */
+  waitFor(n: number): Promise<Buffer>;
+  /** resolves when the client saw the end of the stream */
+  ended: Promise<void>;
+}
+
+async function pair(t: TestContext, opts: { paused?: boolean; allowHalfOpen?: boolean } = {}): Promise<Pair> {
+  const srv = net.createServer({ allowHalfOpen: opts.allowHalfOpen === true });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+  const client = net.connect(port, '127.0.0.1');
+  const server = await accepted;
+  await new Promise<void>((r) => (client.readyState === 'open' ? r() : client.once('connect', () => r())));
+  srv.close();
+  t.after(() => {
+    client.destroy();
+    server.destroy();
+  });
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const waiters: { n: number; resolve: (b: Buffer) => void }[] = [];
+  const check = (): void => {
+    for (const w of [...waiters]) {
+      if (total >= w.n) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(Buffer.concat(chunks));
+      }
+    }
+  };
+  if (opts.paused === true) client.pause();
+  client.on('data', (d: Buffer) => {
+    chunks.push(d);
+    total += d.length;
+    check();
+  });
+  const ended = new Promise<void>((r) => client.once('end', () => r()));
+  client.on('error', () => undefined);
+  server.on('error', () => undefined);
+  return {
+    server,
+    client,
+    received: () => Buffer.concat(chunks),
+    waitFor: (n) =>
+      new Promise<Buffer>((resolve) => {
+        waiters.push({ n, resolve });
+        check();
+      }),
+    ended,
+  };
+}
+
+/** A recognisable buffer: byte i is (seed + i) mod 251. */
+function pattern(seed: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) b[i] = (seed + i) % 251;
+  return b;
+}
+
+test('direct writes reach the peer in order and are counted; the stream path does the same', async (t) => {
+  for (const direct of [true, false]) {
+    const p = await pair(t);
+    const out = new SocketOutput(p.server, { direct });
+    assert.equal(out.direct, direct, 'a TCP socket on this platform has a descriptor');
+    const parts = [pattern(1, 10), pattern(2, 3000), pattern(3, 1)];
+    for (const b of parts) out.write(b);
+    out.cork();
+    out.write(pattern(4, 50));
+    out.write(pattern(5, 70));
+    assert.equal(out.queuedBytes(), 120, 'corked bytes count as queued');
+    out.uncork();
+    const expected = Buffer.concat([...parts, pattern(4, 50), pattern(5, 70)]);
+    const got = await p.waitFor(expected.length);
+    assert.ok(got.equals(expected), `bytes in order (direct ${direct})`);
+    assert.equal(out.bytesWritten, expected.length);
+    assert.equal(out.queuedBytes(), 0);
+  }
+});
+
+test('a peer that does not read: what the kernel refuses queues in the stream, later writes follow it, nothing is lost or reordered', async (t) => {
+  const p = await pair(t, { paused: true });
+  const out = new SocketOutput(p.server);
+  const parts: Buffer[] = [];
+  // far more than loopback's socket buffers hold
+  for (let i = 0; i < 400; i++) {
+    const b = pattern(i, 16 * 1024 + (i % 7));
+    parts.push(b);
+    if (i % 3 === 0) {
+      out.cork();
+      out.write(b);
+      const small = pattern(i + 1000, 5);
+      parts.push(small);
+      out.write(small);
+      out.uncork();
+    } else {
+      out.write(b);
+    }
+  }
+  const expected = Buffer.concat(parts);
+  assert.ok(out.shortWrites >= 1, 'the kernel stopped taking bytes at some point');
+  assert.ok(out.queuedBytes() > 0, 'the rest waits in the stream, and the drop policy can see it');
+  assert.equal(out.bytesWritten, expected.length, 'every byte counted once');
+  p.client.resume();
+  const got = await p.waitFor(expected.length);
+  assert.equal(got.length, expected.length);
+  assert.ok(got.equals(expected), 'same bytes, same order');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(out.queuedBytes(), 0);
+  // once drained, writes go direct again
+  const before = out.shortWrites;
+  out.write(pattern(7, 100));
+  const all = await p.waitFor(expected.length + 100);
+  assert.ok(all.subarray(expected.length).equals(pattern(7, 100)));
+  assert.equal(out.shortWrites, before);
+});
+
+test('a write group holds writes until it closes: one write per output, several buffers gathered, order kept', async (t) => {
+  const a = await pair(t);
+  const b = await pair(t);
+  const group = new WriteGroup();
+  const outA = new SocketOutput(a.server, { group });
+  const outB = new SocketOutput(b.server, { group });
+  outA.write(pattern(0, 5)); // outside the group: leaves at once
+  await a.waitFor(5);
+  group.begin();
+  outA.write(pattern(1, 100));
+  outB.write(pattern(2, 200));
+  outA.write(pattern(3, 300)); // a second buffer for A: gathered into one writev
+  group.begin(); // nested: only the outermost end() writes
+  outB.cork();
+  outB.write(pattern(4, 10));
+  outB.uncork();
+  group.end();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(a.received().length, 5, 'nothing leaves while the group is open');
+  assert.equal(b.received().length, 0);
+  group.end();
+  const gotA = await a.waitFor(405);
+  const gotB = await b.waitFor(210);
+  assert.ok(gotA.equals(Buffer.concat([pattern(0, 5), pattern(1, 100), pattern(3, 300)])));
+  assert.ok(gotB.equals(Buffer.concat([pattern(2, 200), pattern(4, 10)])));
+  assert.equal(outA.bytesWritten, 405);
+  assert.equal(outB.bytesWritten, 210);
+  // the next round starts clean
+  group.begin();
+  outB.write(pattern(5, 7));
+  group.end();
+  assert.ok((await b.waitFor(217)).subarray(210).equals(pattern(5, 7)));
+});
+
+test('end() inside a group writes the grouped bytes before the FIN; destroy() drops them and never touches the descriptor again', async (t) => {
+  const a = await pair(t);
+  const b = await pair(t);
+  const c = await pair(t);
+  const group = new WriteGroup();
+  const outA = new SocketOutput(a.server, { group });
+  const outB = new SocketOutput(b.server, { group });
+  const outC = new SocketOutput(c.server, { group });
+  group.begin();
+  outA.write(pattern(1, 50));
+  outB.write(pattern(2, 60));
+  outB.write(pattern(3, 70));
+  outC.write(pattern(4, 80));
+  outA.end();
+  outB.destroy();
+  outB.write(pattern(5, 10)); // after destroy: ignored
+  outA.write(pattern(6, 10)); // after end: ignored
+  group.end();
+  await a.ended;
+  assert.ok(a.received().equals(pattern(1, 50)), 'A got its bytes, then the end');
+  assert.ok((await c.waitFor(80)).equals(pattern(4, 80)), 'C unaffected');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(b.received().length, 0, 'B got nothing after destroy');
+  assert.equal(outB.bytesWritten, 0);
+});
+
+test('a peer that went away: direct writes fail quietly, the stream reports the error and closes the socket', async (t) => {
+  // half-open allowed: the server side stays writable after the peer's FIN, so the writes meet the reset
+  const p = await pair(t, { allowHalfOpen: true });
+  const out = new SocketOutput(p.server);
+  const errors: string[] = [];
+  p.server.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+  const closed = new Promise((r) => p.server.once('close', r));
+  p.client.destroy();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(p.server.destroyed, false);
+  for (let i = 0; i < 20 && !p.server.destroyed; i++) {
+    out.write(pattern(i, 64 * 1024));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await closed;
+  assert.ok(errors.length >= 1 && errors.every((c) => c === 'EPIPE' || c === 'ECONNRESET'), `errors: ${errors.join(',')}`);
+  out.write(pattern(0, 10)); // closed: ignored, no throw
+});
