@@ -129,37 +129,21 @@ export interface PlayBehaviour {
  * The output side of a playing NetStream: implements the live hub's frame
  * sink (structurally) and sends the NetStream status messages.
  */
-export class PlayerOutput {
-  readonly writer: MediaWriter;
+export class PlayerOutput extends MediaWriter {
   private started = false;
   private behaviour: PlayBehaviour = { publishNotify: false, playRestart: false, closeOnUnpublish: false, interleave: false };
 
   constructor(
     private readonly conn: RtmpConnection,
-    readonly streamId: number,
+    streamId: number,
   ) {
-    this.writer = new MediaWriter(conn.output, streamId);
+    // the media path (write, queuedBytes, cork, uncork) is MediaWriter's, on the connection's output
+    super(conn.output, streamId);
   }
 
   configure(b: PlayBehaviour): void {
     this.behaviour = b;
-    this.writer.interleave = b.interleave;
-  }
-
-  queuedBytes(): number {
-    return this.writer.queuedBytes();
-  }
-
-  write(m: OutgoingMedia): void {
-    this.writer.write(m);
-  }
-
-  cork(): void {
-    this.writer.cork();
-  }
-
-  uncork(): void {
-    this.writer.uncork();
+    this.interleave = b.interleave;
   }
 
   /** Sends StreamBegin and Play.Start: the handler calls it when the play is accepted, before attaching to the stream. */
@@ -568,8 +552,8 @@ export class RtmpConnection {
         const s = this.streams.get(c.streamId);
         if (s?.state === 'playing') {
           const on = c.args[0] !== false;
-          if (c.name === 'receiveAudio') s.output.writer.receiveAudio = on;
-          else s.output.writer.receiveVideo = on;
+          if (c.name === 'receiveAudio') s.output.receiveAudio = on;
+          else s.output.receiveVideo = on;
         }
         return;
       }
@@ -737,7 +721,7 @@ export class RtmpConnection {
     const s = this.streams.get(c.streamId);
     if (s?.state !== 'playing') return;
     const pause = c.args[0] !== false;
-    s.output.writer.paused = pause;
+    s.output.paused = pause;
     if (pause) {
       this.send(onStatusMessage(c.streamId, 'status', StatusCode.PauseNotify, 'Paused.', { details: s.info.name }));
     } else {

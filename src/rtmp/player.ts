@@ -51,8 +51,8 @@ export class MediaWriter {
   bytesWritten = 0;
 
   constructor(
-    private readonly output: SocketOutput,
-        readonly streamId: number,
+    protected readonly output: SocketOutput,
+    readonly streamId: number,
   ) {}
 
   queuedBytes(): number {
