@@ -9,7 +9,7 @@ import { ServerHandshake } from './handshake.js';
 import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
 import { SocketOutput, type WriteGroup } from './output.js';
-import { MediaWriter, type OutgoingMedia } from './player.js';
+import { MediaWriter } from './player.js';
 
 export interface ConnectionOptions {
   /** outgoing chunk size announced after connect */
