@@ -1,6 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
@@ -68,6 +70,23 @@ export function loadConfiguration(args: CliArgs): ServerConfig {
   });
 }
 
+/**
+ * V8's full collection, for the server to run after a crowd of players left
+ * (see src/memory.ts). The flag makes `gc` exist in contexts made after it.
+ */
+function exposeGc(): (() => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    if (typeof gc !== 'function') return undefined;
+    return () => {
+      (gc as () => void)();
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 function makeLogger(cfg: ServerConfig): Logger {
   const dest = cfg.log.destination;
   const stream = dest === 'stderr' ? pino.destination(2) : dest === 'stdout' ? pino.destination(1) : pino.destination({ dest, mkdir: true, sync: false });
@@ -104,7 +123,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const log = makeLogger(cfg);
   for (const w of cfg.warnings) log.warn(w);
-  const server = new RtmpServer(cfg, { logger: log, modules: buildModules });
+  const server = new RtmpServer(cfg, { logger: log, modules: buildModules, collectGarbage: exposeGc() });
   try {
     await server.start();
   } catch (e) {

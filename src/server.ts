@@ -12,6 +12,7 @@ import { HttpFrontend } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
+import { MemoryReclaimer } from './memory.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
 import {
@@ -46,6 +47,8 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** modules put in front of the live step of every application (access, notify...) */
   readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
+  /** a full garbage collection (the CLI passes V8's): run after many connections left, so memory returns to its idle level */
+  readonly collectGarbage?: () => void;
 }
 
 const SHUTDOWN_TIMEOUT = 5000;
@@ -95,9 +98,19 @@ export class RtmpServer {
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
     // one timer drives every connection's timeouts and pings
+    const collect = this.options.collectGarbage;
+    const reclaimer = collect === undefined ? undefined : new MemoryReclaimer(collect);
     this.housekeeping = setInterval(() => {
       const now = Date.now();
       for (const s of this.sessions.values()) s.conn.tick(now);
+      if (reclaimer !== undefined) {
+        const before = process.memoryUsage.rss();
+        const gone = reclaimer.check(this.sessions.size, now);
+        if (gone > 0) {
+          const rss = process.memoryUsage.rss();
+          this.log.info({ gone, connections: this.sessions.size, rssMiB: +(rss / 1048576).toFixed(1), freedMiB: +((before - rss) / 1048576).toFixed(1), ms: Date.now() - now }, 'memory reclaimed after connections left');
+        }
+      }
     }, HOUSEKEEPING_INTERVAL);
     this.housekeeping.unref();
     if (this.config.http.length > 0) {
