@@ -292,6 +292,7 @@ export class RtmpServer {
         windowAckSize: config.ackWindow,
         peerBandwidth: config.ackWindow,
         maxMessageSize: config.maxMessage,
+        directWrite: config.directWrite,
         idleTimeout: config.timeout,
         pingInterval: config.ping,
         pingTimeout: config.pingTimeout,

@@ -191,7 +191,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('max_message', 'Core', RS, ONE, 'size', '1m', 'override', 'supported', 'Largest message a client may send; bigger ones close the connection.', { min: 1, max: 16_777_215 }),
   d('buflen', 'Core', RS, ONE, 'time', '1000ms', 'override', 'supported', 'Default client buffer length. Accepted for compatibility; no effect here: players are fed as fast as their socket drains.', { max: MAX_TIMER_MS }),
   d('out_queue', 'Core', RS, ONE, 'size', '256', 'override', 'supported', 'Output queue bound per connection, in messages.', { min: 1 }),
-  d('out_cork', 'Core', RS, ONE, 'size', undefined, 'override', 'supported', 'Messages queued before the output is flushed (corking). Accepted; no effect here: output is always batched, one write per player per publisher read.', { min: 1, defaultNote: 'out_queue / 8' }),
+  d('out_cork', 'Core', RS, ONE, 'size', undefined, 'override', 'supported', 'Messages queued before the output is flushed (corking). Accepted; no effect here: output is always batched: one write per player per event-loop turn.', { min: 1, defaultNote: 'out_queue / 8' }),
   d('busy', 'Core', RS, ONE, 'flag', 'off', 'override', 'unsupported', 'Cut the connection early when the client is too slow (legacy).'),
   d('play_time_fix', 'Core', RSA, ONE, 'flag', 'on', 'override', 'unsupported', 'Fix up timestamps of played streams for Flash clients.'),
   d('publish_time_fix', 'Core', RSA, ONE, 'flag', 'on', 'override', 'unsupported', 'Fix up timestamps of published streams for Flash clients.'),
@@ -386,6 +386,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
 
   // ---------------------------------------------------------- Extensions
   d('gop_cache', 'Extensions', RSA, ONE, 'flag', 'on', 'override', 'supported', 'Ours: keep the last GOP so new players start at once with a key frame.'),
+  d('direct_write', 'Extensions', RS, ONE, 'flag', 'on', 'override', 'supported', 'Ours: while a player\'s socket has nothing queued, write to its descriptor directly (one write(2) per player per event-loop turn, without the Node.js stream\'s per-write bookkeeping); off sends every byte through the socket stream.'),
   d('flush_window', 'Extensions', RSA, ONE, 'time', '0ms', 'override', 'supported', 'Ours: hold player writes up to this long so they leave together (fewer system calls, more latency); 0 flushes at the end of each event-loop turn.', { max: 1000 }),
 ];
 

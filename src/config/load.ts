@@ -999,6 +999,7 @@ function buildRtmpServer(srv: RtmpServerTree, rtmp: RtmpTree, issues: Issues, li
     maxStreams: r.int('max_streams'),
     ackWindow: r.int('ack_window'),
     maxMessage: r.int('max_message'),
+    directWrite: r.flag('direct_write'),
     maxConnections: r.int('max_connections'),
     outQueue,
     outCork,

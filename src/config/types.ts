@@ -123,6 +123,8 @@ export interface RtmpServerConfig {
   readonly ackWindow: number;
   /** largest message a client may announce */
   readonly maxMessage: number;
+  /** direct_write: write to idle players' descriptors without the stream machinery */
+  readonly directWrite: boolean;
   /** 0 = unlimited */
   readonly maxConnections: number;
   /** per player output queue bound, in messages (nginx-rtmp semantics) */

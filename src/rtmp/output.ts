@@ -12,6 +12,27 @@ export interface SocketOutputOptions {
   readonly group?: WriteGroup;
 }
 
+/**
+ * One write(2) / writev(2) on a non-blocking descriptor: the bytes the kernel
+ * took. 0 also stands for EAGAIN (its buffer is full) and for an error, which
+ * the socket's stream meets and reports when the rest is handed to it.
+ */
+function tryWrite(fd: number, buf: Buffer): number {
+  try {
+    return writeSync(fd, buf);
+  } catch {
+    return 0;
+  }
+}
+
+function tryWritev(fd: number, list: Buffer[]): number {
+  try {
+    return writevSync(fd, list);
+  } catch {
+    return 0;
+  }
+}
+
 /** What a socket handle exposes on POSIX systems (undocumented, checked at run time). */
 interface HandleWithFd {
   readonly fd?: unknown;
@@ -70,12 +91,7 @@ export class WriteGroup {
         outputs[i] = undefined;
         continue;
       }
-      let written = 0;
-      try {
-        written = writeSync(fd, buf);
-      } catch {
-        // EAGAIN (the kernel's buffer is full) or an error the socket's stream will report
-      }
+      const written = tryWrite(fd, buf);
       if (written < buf.length) outputs[i]!.shortWrite(buf, written);
       outputs[i] = undefined;
     }
@@ -201,12 +217,7 @@ export class SocketOutput {
       }
       return;
     }
-    let n = 0;
-    try {
-      n = writeSync(this.fd, buf);
-    } catch {
-      // EAGAIN (the kernel's buffer is full) or an error the stream will report
-    }
+    const n = tryWrite(this.fd, buf);
     this.directBytes += n;
     if (n < buf.length) this.afterShortWrite(n > 0 ? buf.subarray(n) : buf);
   }
@@ -246,15 +257,8 @@ export class SocketOutput {
 
   /** The group's slot for this output held several buffers: one writev() for all. */
   writeGathered(first: Buffer): void {
-    const more = this.groupMore;
-    this.groupMore = [];
-    this.groupRound = 0;
-    let bytes = first.length;
-    for (let i = 0; i < more.length; i++) bytes += more[i]!.length;
-    this.directBytes -= bytes;
-    if (this.closed) return;
-    more.unshift(first);
-    this.writeList(more);
+    const list = this.takeGroupBuffers(first);
+    if (!this.closed) this.writeList(list);
   }
 
   /** The group's write() took only `written` bytes of buf. */
@@ -272,12 +276,7 @@ export class SocketOutput {
       this.socket.uncork();
       return;
     }
-    let n = 0;
-    try {
-      n = writevSync(this.fd, list);
-    } catch {
-      // as in write()
-    }
+    let n = tryWritev(this.fd, list);
     this.directBytes += n;
     let i = 0;
     while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
@@ -294,17 +293,26 @@ export class SocketOutput {
   private leaveGroup(flush: boolean): void {
     const g = this.group;
     if (g === undefined || this.groupRound !== g.currentRound) return;
-    this.groupRound = 0;
     const first = g.cancel(this.groupSlot);
-    const more = this.groupMore;
+    if (first === undefined) {
+      this.groupRound = 0;
+      this.groupMore = [];
+      return;
+    }
+    const list = this.takeGroupBuffers(first);
+    if (flush) this.writeList(list);
+  }
+
+  /** This output's buffers of the group round, no longer counted as written. */
+  private takeGroupBuffers(first: Buffer): Buffer[] {
+    const list = this.groupMore;
     this.groupMore = [];
-    if (first === undefined) return;
-    let bytes = first.length;
-    for (let i = 0; i < more.length; i++) bytes += more[i]!.length;
+    this.groupRound = 0;
+    list.unshift(first);
+    let bytes = 0;
+    for (let i = 0; i < list.length; i++) bytes += list[i]!.length;
     this.directBytes -= bytes;
-    if (!flush) return;
-    more.unshift(first);
-    this.writeList(more);
+    return list;
   }
 
   private markClosed(): void {

@@ -480,6 +480,9 @@ rtmp {
       [s.timeout, s.ping, s.pingTimeout, s.maxStreams, s.ackWindow, s.chunkSize, s.maxMessage, s.outQueue, s.outCork, s.buflen, s.maxConnections],
       [10_000, 0, 500, 64, 2_500_000, 128, 2_097_152, 1024, 128, 5000, 100],
     );
+    assert.equal(s.directWrite, true, 'direct_write is on by default');
+    assert.equal(server('listen 1935; direct_write off;').directWrite, false);
+    assert.throws(() => server('listen 1935; application a { direct_write off; }'), /direct_write/, 'a server-level setting');
   });
 });
 
@@ -820,6 +823,7 @@ describe('default configuration', () => {
     assert.deepEqual(cfg.rtmp[0]?.listen, [{ host: '0.0.0.0', port: 1935, proxyProtocol: false, ipv6Only: false }]);
     assert.equal(cfg.rtmp[0]?.chunkSize, 4096);
     assert.equal(cfg.rtmp[0]?.maxMessage, 15 * 1024 * 1024, 'room for high-bitrate keyframes');
+    assert.equal(cfg.rtmp[0]?.directWrite, true);
     assert.deepEqual(
       cfg.rtmp[0]?.applications.map((a) => [a.name, a.live.live, a.live.gopCache]),
       [['live', true, true]],

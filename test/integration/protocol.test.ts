@@ -166,3 +166,26 @@ test('Enhanced RTMP (hvc1): the sequence start is cached and a late player start
   assert.equal(video[1]!.payload[0], 0x91, 'first frame after the header is an enhanced keyframe');
   assert.equal(video[1]!.timestamp, 800);
 });
+
+test('direct_write on and off: each player gets every frame from its first keyframe on, in order, byte for byte', async (t) => {
+  for (const directWrite of [true, false]) {
+    const { url } = await startServer(t, loopbackDefault(() => ({ directWrite })));
+    const pub = await publishSynthetic(`${url}/live`, 'd', { gop: 5, frameSize: 20_000 });
+    t.after(() => pub.stop());
+    const players = await Promise.all([0, 1, 2].map(() => playCounting(`${url}/live`, 'd', true)));
+    t.after(() => players.forEach((p) => p.client.destroy()));
+    assert.ok(await until(() => players.every((p) => p.video >= 40), 10_000), `players fed (direct_write ${directWrite})`);
+    for (const p of players) {
+      assert.equal(p.firstVideoKeyframe, true);
+      assert.equal(p.backwards, 0);
+      const video = p.messages.filter((m) => m.type === MessageType.Video && m.payload[1] !== 0);
+      // a synthetic frame is filled with its sequence number (mod 256): none missing, repeated or altered
+      for (let i = 0; i < video.length; i++) {
+        const m = video[i]!;
+        const seq = m.payload[5]!;
+        if (i > 0) assert.equal(seq, (video[i - 1]!.payload[5]! + 1) & 0xff, `frame ${i} follows frame ${i - 1}`);
+        assert.ok(m.payload.equals(videoFrame(m.payload[0] === 0x17, 20_000, seq)), `frame ${i} intact`);
+      }
+    }
+  }
+});
