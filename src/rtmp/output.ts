@@ -155,8 +155,16 @@ export class SocketOutput {
   private corks = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  /** data may be queued in the socket's stream: direct writes wait until it drained */
+  /**
+   * The kernel refused bytes, which were handed to the socket's stream: until
+   * the stream has written them (its write callback), new writes wait in the
+   * backlog and then leave together in one writev(2). A slow player costs one
+   * stream write per episode, not one per message.
+   */
   private streamed = false;
+  private backlog: Buffer[] = [];
+  private backlogBytes = 0;
+  private readonly onStreamFlushed = (err?: Error | null): void => this.streamFlushed(err);
   private closed = false;
   /** this output's slot in the group, valid while groupRound is the group's round */
   private groupRound = 0;
@@ -186,7 +194,8 @@ export class SocketOutput {
 
   /** Bytes accepted and not yet handed to the kernel (corked, or queued in the stream). */
   queuedBytes(): number {
-    return this.streamed ? this.pendingBytes + this.socket.writableLength : this.pendingBytes;
+    const queued = this.pendingBytes + this.backlogBytes;
+    return this.streamed || this.fd < 0 ? queued + this.socket.writableLength : queued;
   }
 
   /** Bytes handed to the kernel so far (and queued in the stream). */
@@ -201,8 +210,13 @@ export class SocketOutput {
       this.pendingBytes += buf.length;
       return;
     }
-    if (this.fd < 0 || !this.streamDrained()) {
-      this.toStream(buf);
+    if (this.fd < 0) {
+      this.socket.write(buf);
+      return;
+    }
+    if (this.streamed) {
+      this.backlog.push(buf);
+      this.backlogBytes += buf.length;
       return;
     }
     const g = this.group;
@@ -219,7 +233,7 @@ export class SocketOutput {
     }
     const n = tryWrite(this.fd, buf);
     this.directBytes += n;
-    if (n < buf.length) this.afterShortWrite(n > 0 ? buf.subarray(n) : buf);
+    if (n < buf.length) this.toStream([n > 0 ? buf.subarray(n) : buf]);
   }
 
   cork(): void {
@@ -245,7 +259,12 @@ export class SocketOutput {
     this.corks = Math.min(this.corks, 1);
     this.uncork();
     this.leaveGroup(true);
+    // a backlog waiting for the stream goes after what the stream holds, then the FIN
+    const backlog = this.backlog;
+    this.backlog = [];
+    this.backlogBytes = 0;
     this.closed = true;
+    for (let i = 0; i < backlog.length; i++) this.socket.write(backlog[i]!);
     this.socket.end();
   }
 
@@ -264,16 +283,22 @@ export class SocketOutput {
   /** The group's write() took only `written` bytes of buf. */
   shortWrite(buf: Buffer, written: number): void {
     this.directBytes -= buf.length - written;
-    if (!this.closed) this.afterShortWrite(written > 0 ? buf.subarray(written) : buf);
+    if (!this.closed) this.toStream([written > 0 ? buf.subarray(written) : buf]);
   }
 
   private writeList(list: Buffer[]): void {
     if (this.closed) return;
-    if (this.fd < 0 || !this.streamDrained()) {
-      this.streamed = true;
+    if (this.fd < 0) {
       this.socket.cork();
       for (let i = 0; i < list.length; i++) this.socket.write(list[i]!);
       this.socket.uncork();
+      return;
+    }
+    if (this.streamed) {
+      for (let i = 0; i < list.length; i++) {
+        this.backlog.push(list[i]!);
+        this.backlogBytes += list[i]!.length;
+      }
       return;
     }
     let n = tryWritev(this.fd, list);
@@ -281,12 +306,35 @@ export class SocketOutput {
     let i = 0;
     while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
     if (i === list.length) return;
+    const rest = list.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+    this.toStream(rest);
+  }
+
+  /**
+   * Hands what the kernel refused to the socket's stream (which waits for the
+   * socket to be writable); later writes wait in the backlog until it is done.
+   */
+  private toStream(rest: Buffer[]): void {
     this.shortWrites++;
     this.streamed = true;
-    this.socket.cork();
-    this.socket.write(n > 0 ? list[i]!.subarray(n) : list[i]!);
-    for (i++; i < list.length; i++) this.socket.write(list[i]!);
-    this.socket.uncork();
+    const last = rest.length - 1;
+    if (last > 0) this.socket.cork();
+    for (let i = 0; i < last; i++) this.socket.write(rest[i]!);
+    this.socket.write(rest[last]!, this.onStreamFlushed);
+    if (last > 0) this.socket.uncork();
+  }
+
+  /** The stream wrote what it was given: the backlog leaves in one writev(2) (or goes to the stream again). */
+  private streamFlushed(err?: Error | null): void {
+    this.streamed = false;
+    if (err != null || this.closed) return;
+    const list = this.backlog;
+    if (list.length === 0) return;
+    this.backlog = [];
+    this.backlogBytes = 0;
+    if (list.length === 1) this.write(list[0]!);
+    else this.writeList(list);
   }
 
   /** Takes this output out of an open group: its buffers are written now (flush) or dropped. */
@@ -321,23 +369,8 @@ export class SocketOutput {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
-  }
-
-  private streamDrained(): boolean {
-    if (!this.streamed) return true;
-    if (this.socket.writableLength > 0) return false;
-    this.streamed = false;
-    return true;
-  }
-
-  private toStream(buf: Buffer): void {
-    this.streamed = true;
-    this.socket.write(buf);
-  }
-
-  private afterShortWrite(rest: Buffer): void {
-    this.shortWrites++;
-    this.toStream(rest);
+    this.backlog = [];
+    this.backlogBytes = 0;
   }
 }
 

@@ -42,7 +42,7 @@ test('the server collects garbage once after a crowd of connections left, and lo
   for (const s of sockets) s.destroy();
   assert.ok(await until(() => collections === 1, 5000), 'one collection after they left');
   const line = logs.find((e) => e.msg === 'memory reclaimed after connections left');
-  assert.equal(line?.fields['gone'], 80);
+  assert.equal(typeof line?.fields['heapFreedMiB'], 'number');
   await sleep(600);
   assert.equal(collections, 1, 'once');
 });
