@@ -125,6 +125,8 @@ export interface RtmpServerConfig {
   readonly maxMessage: number;
   /** direct_write: write to idle players' descriptors without the stream machinery */
   readonly directWrite: boolean;
+  /** tcp_nodelay: TCP_NODELAY on RTMP connections (off: Nagle merges small writes) */
+  readonly tcpNodelay: boolean;
   /** 0 = unlimited */
   readonly maxConnections: number;
   /** per player output queue bound, in messages (nginx-rtmp semantics) */

@@ -32,6 +32,8 @@ export interface ConnectionOptions {
   readonly proxyProtocol?: boolean;
   /** write straight to the socket's descriptor while its stream queue is empty (default on) */
   readonly directWrite?: boolean;
+  /** TCP_NODELAY (default on); off lets Nagle merge small writes */
+  readonly noDelay?: boolean;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
@@ -231,7 +233,7 @@ export class RtmpConnection {
     this.log = logger.child({ conn: this.id, remote: this.remote });
     this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize }, (m) => this.onMessage(m));
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
-    socket.setNoDelay(true);
+    socket.setNoDelay(options.noDelay !== false);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
     socket.on('close', () => this.cleanup(undefined));

@@ -481,6 +481,8 @@ rtmp {
       [10_000, 0, 500, 64, 2_500_000, 128, 2_097_152, 1024, 128, 5000, 100],
     );
     assert.equal(s.directWrite, true, 'direct_write is on by default');
+    assert.equal(s.tcpNodelay, true, 'tcp_nodelay is on by default');
+    assert.equal(server('listen 1935; tcp_nodelay off;').tcpNodelay, false);
     assert.equal(server('listen 1935; direct_write off;').directWrite, false);
     assert.throws(() => server('listen 1935; application a { direct_write off; }'), /direct_write/, 'a server-level setting');
   });
