@@ -78,10 +78,7 @@ function exposeGc(): (() => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    if (typeof gc !== 'function') return undefined;
-    return () => {
-      (gc as () => void)();
-    };
+    return typeof gc === 'function' ? (gc as () => void) : undefined;
   } catch {
     return undefined;
   }

@@ -20,14 +20,13 @@ class TurnFlusher implements FlushScheduler {
   private scheduled = false;
   private readonly run = (): void => {
     this.scheduled = false;
-    const batch = this.batch;
-    batch?.begin();
-    try {
-      for (const s of this.pending) s.flush();
-    } finally {
-      this.pending.clear();
-      batch?.end();
-    }
+    this.bracketed(() => {
+      try {
+        for (const s of this.pending) s.flush();
+      } finally {
+        this.pending.clear();
+      }
+    });
   };
 
   constructor(private readonly batch: OutputBatch | undefined) {}
@@ -41,9 +40,14 @@ class TurnFlusher implements FlushScheduler {
   }
 
   flushNow(stream: LiveStream): void {
+    this.bracketed(() => stream.flush());
+  }
+
+  /** Runs flushes between the output batch's begin() and end(). */
+  private bracketed(flush: () => void): void {
     this.batch?.begin();
     try {
-      stream.flush();
+      flush();
     } finally {
       this.batch?.end();
     }

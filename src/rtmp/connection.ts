@@ -194,7 +194,6 @@ export class RtmpConnection {
   log: Logger;
   app: string | undefined = undefined;
   connectInfo: ConnectInfo | undefined = undefined;
-  outChunkSize = 128;
   readonly connectedAt = Date.now();
   closed = false;
   /** every byte to the peer goes through it, in order */
@@ -260,7 +259,7 @@ export class RtmpConnection {
 
   /** Sends one message, chunked at the current output chunk size. */
   send(m: RtmpMessage): void {
-    this.output.write(encodeMessage(m, this.outChunkSize));
+    this.output.write(encodeMessage(m, this.output.chunkSize));
   }
 
   /** Ends the connection with a coded reason (logged once). */
@@ -613,7 +612,7 @@ export class RtmpConnection {
     this.send(windowAckSizeMessage(this.options.windowAckSize));
     this.send(setPeerBandwidthMessage(this.options.peerBandwidth, BandwidthLimit.Dynamic));
     this.send(setChunkSizeMessage(this.options.chunkSize));
-    this.outChunkSize = this.output.chunkSize = this.options.chunkSize;
+    this.output.chunkSize = this.options.chunkSize;
     const props: AmfObject = { fmsVer: 'FMS/3,0,1,123', capabilities: 31, mode: 1 };
     const result: AmfObject = {
       level: 'status',
