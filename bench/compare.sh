@@ -29,7 +29,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 LOAD_ARGS=${LOAD_ARGS:-""}
 # e.g. OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (a .cpuprofile per server run)
-# the flags `npm start` and the rtmp-server bin run node with (a small young generation: see README, Memory)
+# the flags `npm start` runs node with (a small young generation: see README, Memory)
 OURS_NODE_ARGS=${OURS_NODE_ARGS:-"--max-semi-space-size=1"}
 # e.g. OURS_CONFIG=bench/flush-window.conf (its listen port is replaced by OURS_PORT)
 OURS_CONFIG=${OURS_CONFIG:-""}
