@@ -74,7 +74,7 @@ export class WriteGroup {
     this.count = 0;
     this.round++;
     const { fds, bufs, outputs } = this;
-    // slots with several buffers become single writev() slots first
+    // slots holding several buffers are written first, one writev() each, and then skipped
     for (const i of this.multi) {
       const out = outputs[i];
       if (out !== undefined && fds[i]! >= 0) {
