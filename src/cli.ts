@@ -78,7 +78,18 @@ function exposeGc(): (() => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as () => void) : undefined;
+    if (typeof gc !== 'function') return undefined;
+    const collect = gc as () => void;
+    // a plain full collection leaves pages where a few live objects (the GOP
+    // cache's frames) are scattered among the dead crowd's: compact them all
+    return () => {
+      setFlagsFromString('--compact-on-every-full-gc');
+      try {
+        collect();
+      } finally {
+        setFlagsFromString('--no-compact-on-every-full-gc');
+      }
+    };
   } catch {
     return undefined;
   }

@@ -7,21 +7,53 @@ import { MemoryReclaimer } from '../../src/memory.js';
 import { RtmpServer } from '../../src/server.js';
 import { loopbackDefault, sleep, until } from '../helpers/server.js';
 
-test('memory is reclaimed once when at least half of the peak (and enough connections) left, at most once per interval', () => {
+test('memory is reclaimed once at least half of the peak (and enough connections) left and the departures settled, at most once per interval', () => {
   let runs = 0;
-  const r = new MemoryReclaimer(() => runs++, { minGone: 64, minIntervalMs: 10_000 });
+  const r = new MemoryReclaimer(() => runs++, { minGone: 64, minIntervalMs: 10_000, maxWaitMs: 5_000 });
   let t = 1_000_000;
   assert.equal(r.check(10, t), 0);
   assert.equal(r.check(0, (t += 250)), 0, 'a few connections leaving is not worth a collection');
+  assert.equal(r.check(0, (t += 250)), 0);
   for (const n of [200, 500, 1000]) assert.equal(r.check(n, (t += 250)), 0);
   assert.equal(r.check(600, (t += 250)), 0, 'less than half gone');
-  assert.equal(r.check(480, (t += 250)), 520, 'more than half of the peak gone: collect');
+  assert.equal(r.check(480, (t += 250)), 0, 'more than half of the peak gone: due, but they are still leaving');
+  assert.equal(r.check(200, (t += 250)), 0, 'still leaving');
+  assert.equal(r.check(200, (t += 250)), 800, 'settled: collect');
   assert.equal(runs, 1);
-  assert.equal(r.check(100, (t += 250)), 0, 'not again within the interval');
-  assert.equal(r.check(0, (t += 10_000)), 480, 'the rest, once the interval passed');
+  assert.equal(r.check(0, (t += 250)), 0, 'not again within the interval');
+  assert.equal(r.check(0, (t += 250)), 0);
+  t += 10_000;
+  assert.equal(r.check(0, t), 0, 'the rest, once the interval passed: due');
+  assert.equal(r.check(0, (t += 250)), 200, 'and settled');
   assert.equal(runs, 2);
   assert.equal(r.check(0, t + 20_000), 0, 'nothing left to give back');
   assert.equal(runs, 2);
+});
+
+test('a steady trickle of departures does not put the collection off for more than maxWaitMs', () => {
+  let runs = 0;
+  const r = new MemoryReclaimer(() => runs++, { minGone: 64, minIntervalMs: 10_000, maxWaitMs: 5_000 });
+  let t = 0;
+  assert.equal(r.check(1000, t), 0);
+  let n = 1000;
+  while (n > 500) assert.equal(r.check((n -= 10), (t += 250)), 0);
+  // due from here; one more connection leaves at every check
+  const dueAt = t;
+  let collected = 0;
+  while (collected === 0 && t - dueAt <= 6_000) collected = r.check((n -= 1), (t += 250));
+  assert.equal(runs, 1);
+  assert.ok(t - dueAt >= 5_000 && t - dueAt <= 5_250, `collected ${t - dueAt} ms after it was due`);
+  assert.equal(collected, 1000 - n);
+});
+
+test('players coming back while a collection is due call it off', () => {
+  let runs = 0;
+  const r = new MemoryReclaimer(() => runs++, { minGone: 64, minIntervalMs: 10_000, maxWaitMs: 5_000 });
+  assert.equal(r.check(400, 0), 0);
+  assert.equal(r.check(100, 250), 0, 'due');
+  assert.equal(r.check(500, 500), 0, 'a new peak');
+  assert.equal(r.check(500, 750), 0);
+  assert.equal(runs, 0);
 });
 
 test('the server collects garbage once after a crowd of connections left, and logs what it freed', async (t) => {
