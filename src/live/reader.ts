@@ -57,6 +57,11 @@ export class LiveReader {
   /** set when the stream has video: audio-only streams resume on any frame */
   hasVideo = false;
   attached = false;
+  // the limits, copied: the limits objects come in many shapes (spreads of the
+  // configuration's), and reading them on the hot path made those loads megamorphic
+  private readonly maxQueuedBytes: number;
+  private readonly resumeQueuedBytes: number;
+  private readonly waitVideo: boolean;
 
   constructor(
     readonly sink: FrameSink,
@@ -64,6 +69,9 @@ export class LiveReader {
     readonly onDropEpisode?: (reader: LiveReader) => void,
   ) {
     this.needKeyframe = limits.waitKey !== false;
+    this.maxQueuedBytes = limits.maxQueuedBytes;
+    this.resumeQueuedBytes = limits.resumeQueuedBytes;
+    this.waitVideo = limits.waitVideo === true;
   }
 
   /** Called at (re)start of the stream: the first video frame must be a keyframe. */
@@ -86,14 +94,14 @@ export class LiveReader {
     }
     const startPoint = frame.isKeyframe || (!this.hasVideo && frame.kind === FrameKind.Audio);
     if (this.dropping) {
-      if (startPoint && this.sink.queuedBytes() <= this.limits.resumeQueuedBytes) {
+      if (startPoint && this.sink.queuedBytes() <= this.resumeQueuedBytes) {
         this.dropping = false;
         this.needKeyframe = false;
       } else {
         this.dropped++;
         return;
       }
-    } else if (this.sink.queuedBytes() > this.limits.maxQueuedBytes) {
+    } else if (this.sink.queuedBytes() > this.maxQueuedBytes) {
       this.dropping = true;
       this.dropEpisodes++;
       this.dropped++;
@@ -106,7 +114,7 @@ export class LiveReader {
         return;
       }
       this.needKeyframe = false;
-    } else if (frame.kind === FrameKind.Audio && this.limits.waitVideo === true && this.hasVideo && !this.videoSent) {
+    } else if (frame.kind === FrameKind.Audio && this.waitVideo && this.hasVideo && !this.videoSent) {
       this.dropped++;
       return;
     }
