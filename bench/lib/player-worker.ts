@@ -141,7 +141,13 @@ class WorkerMain {
     const plan = p.plan;
     try {
       // only the first bytes of each frame are looked at (keyframe flag): the rest is skipped, not copied
-      const client = await RtmpClient.connect(plan.appUrl, { chunkSize: this.init.chunkSize, timeout: this.init.connectTimeoutMs, keepMediaBytes: 64 });
+      const client = await RtmpClient.connect(plan.appUrl, {
+        chunkSize: this.init.chunkSize,
+        timeout: this.init.connectTimeoutMs,
+        keepMediaBytes: 64,
+        // one read buffer per player, reused: onMedia below reads the payload only while it runs
+        readBufferSize: 64 * 1024,
+      });
       p.client = client;
       p.connectedAt = clock();
       if (this.stopping) {

@@ -21,6 +21,15 @@ export interface ClientOptions {
   readonly commandEncoding?: 'amf0' | 'amf3';
   /** keep only this many bytes of large audio/video messages (load tools); onMedia still gets the full length */
   readonly keepMediaBytes?: number;
+  /**
+   * Read into one buffer of this many bytes, reused for every read (Node's
+   * `onread`), instead of a new buffer per read. Load tools with hundreds of
+   * players use it: a buffer per read costs an allocation and, at Gbit/s, the
+   * major collections that external memory triggers. The catch: a payload
+   * handed to onMedia may be a view of that buffer, valid only until onMedia
+   * returns. Copy what you keep.
+   */
+  readonly readBufferSize?: number;
 }
 
 export interface ParsedRtmpUrl {
@@ -92,8 +101,21 @@ export class RtmpClient {
   static async connect(url: string, opts: ClientOptions = {}): Promise<RtmpClient> {
     const u = parseRtmpUrl(url);
     const timeout = opts.timeout ?? 10_000;
-    const socket = net.connect({ host: u.host, port: u.port, noDelay: true });
+    let reader: ((chunk: Buffer) => void) | undefined;
+    const readBufferSize = opts.readBufferSize;
+    const onread =
+      readBufferSize === undefined
+        ? undefined
+        : {
+            buffer: Buffer.allocUnsafe(readBufferSize),
+            callback: (n: number, buf: Uint8Array): boolean => {
+              reader?.(Buffer.from(buf.buffer, buf.byteOffset, n));
+              return true;
+            },
+          };
+    const socket = net.connect({ host: u.host, port: u.port, noDelay: true, ...(onread === undefined ? {} : { onread }) });
     const client = new RtmpClient(socket, u, opts.chunkSize ?? 4096, opts.maxMessageSize ?? 16 * 1024 * 1024, opts.commandEncoding ?? 'amf0', opts.keepMediaBytes);
+    if (onread !== undefined) reader = (chunk) => client.reader(chunk);
     const timer = setTimeout(() => client.destroy(serverError(ErrorCode.ConnectionTimeout, `connecting to ${url} took more than ${timeout} ms`)), timeout);
     try {
       await client.handshake(opts.digestHandshake ?? true);
@@ -133,13 +155,17 @@ export class RtmpClient {
           for (const b of step.send) this.socket.write(b);
           if (!step.done) return;
           this.socket.off('data', onData);
-          this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+          this.reader = (chunk) => this.onData(chunk);
+          this.socket.on('data', this.reader);
           if (step.rest.length > 0) this.onData(step.rest);
           resolve();
         } catch (e) {
           reject(e instanceof Error ? e : new Error(String(e)));
         }
       };
+      // the handshake may keep views of what it reads until it completes: with a reused read
+      // buffer, which the next read overwrites, it gets copies (about 3 KiB, once)
+      this.reader = (d) => onData(Buffer.from(d));
       this.socket.on('data', onData);
       this.socket.once('connect', () => this.socket.write(hs.start()));
       this.socket.on('error', (e) => {
@@ -152,6 +178,12 @@ export class RtmpClient {
       });
     });
   }
+
+  /**
+   * Where reads go with a reused read buffer (readBufferSize): the handshake,
+   * then the chunk decoder. Without it, reads come as 'data' events.
+   */
+  private reader: (chunk: Buffer) => void = () => {};
 
   private onData(chunk: Buffer): void {
     try {

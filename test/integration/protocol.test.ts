@@ -189,3 +189,34 @@ test('direct_write on and off, tcp_nodelay off: each player gets every frame fro
     }
   }
 });
+
+test('a client reading into one reused buffer (readBufferSize) gets every frame intact while onMedia runs', async (t) => {
+  const { url } = await startServer(t, loopbackDefault());
+  // 3000-byte frames fit one 4096-byte chunk (views of the read buffer); 9000-byte frames span chunks (copied)
+  for (const [name, frameSize] of [['one-chunk', 3000], ['three-chunks', 9000]] as const) {
+    const pub = await publishSynthetic(`${url}/live`, name, { gop: 5, frameSize });
+    t.after(() => pub.stop());
+    // 1000 bytes: nearly every message spans reads (and headers get cut); 64 KiB: several messages per read
+    for (const readBufferSize of [1000, 64 * 1024]) {
+      const client = await RtmpClient.connect(`${url}/live`, { readBufferSize });
+      t.after(() => client.destroy());
+      let video = 0;
+      let audio = 0;
+      const bad: string[] = [];
+      client.onMedia = (m) => {
+        if (m.type === MessageType.Video && m.payload[1] === 0x01) {
+          const seq = m.payload[5]!;
+          if (!m.payload.equals(videoFrame(m.payload[0] === 0x17, frameSize, seq))) bad.push(`video ${seq}`);
+          video++;
+        } else if (m.type === MessageType.Audio && m.payload[1] === 0x01) {
+          const seq = m.payload[2]!;
+          if (!m.payload.equals(audioFrame(seq))) bad.push(`audio ${seq}`);
+          audio++;
+        }
+      };
+      await client.play(name);
+      assert.ok(await until(() => video >= 30 && audio >= 30, 10_000), `${name}, read buffer ${readBufferSize}: fed (${video} video, ${audio} audio)`);
+      assert.deepEqual(bad, [], `${name}, read buffer ${readBufferSize}: frames intact`);
+    }
+  }
+});
