@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { ErrorCode, ServerError, serverError } from './core/errors.js';
+import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
 import { applyMetaMode } from './app/meta.js';
@@ -98,7 +98,13 @@ export class RtmpServer {
   private collectGarbage(collect: () => void): void {
     const t0 = Date.now();
     const before = process.memoryUsage().heapUsed;
-    collect();
+    try {
+      collect();
+    } catch (e) {
+      // housekeeping must go on: a collection that failed only costs memory
+      this.log.warn(describeError(e), 'memory reclaim failed');
+      return;
+    }
     const after = process.memoryUsage().heapUsed;
     const mib = (n: number): number => +(n / 1048576).toFixed(1);
     // the freed heap pages go back to the system over the next seconds (V8 unmaps them in the background)

@@ -78,3 +78,33 @@ test('the server collects garbage once after a crowd of connections left, and lo
   await sleep(600);
   assert.equal(collections, 1, 'once');
 });
+
+test('a collection that throws is logged and the server goes on', async (t) => {
+  const logs: MemoryLogEntry[] = [];
+  let calls = 0;
+  const server = new RtmpServer(loopbackDefault(), {
+    logger: memoryLogger(logs),
+    modules: buildModules,
+    collectGarbage: () => {
+      calls++;
+      throw new Error('no gc here');
+    },
+  });
+  await server.start();
+  t.after(() => server.stop(1000));
+  const sockets = await Promise.all(
+    Array.from({ length: 70 }, () => new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(server.port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    })),
+  );
+  assert.ok(await until(() => server.connections === 70, 5000));
+  await sleep(600); // the housekeeping ticks see the peak
+  for (const s of sockets) s.destroy();
+  assert.ok(await until(() => calls === 1, 5000), 'the collection was tried');
+  assert.ok(await until(() => logs.some((e) => e.msg === 'memory reclaim failed' && e.fields['message'] === 'no gc here'), 2000), 'and logged');
+  // the housekeeping timer still runs: a new connection is served
+  const s = net.connect(server.port, '127.0.0.1');
+  t.after(() => s.destroy());
+  assert.ok(await until(() => server.connections === 1, 5000));
+});
