@@ -103,6 +103,9 @@ export class RtmpClient {
     const timeout = opts.timeout ?? 10_000;
     let reader: ((chunk: Buffer) => void) | undefined;
     const readBufferSize = opts.readBufferSize;
+    if (readBufferSize !== undefined && (!Number.isInteger(readBufferSize) || readBufferSize < 1024)) {
+      throw new RangeError(`readBufferSize must be an integer of at least 1024, got ${readBufferSize}`);
+    }
     const onread =
       readBufferSize === undefined
         ? undefined

@@ -196,8 +196,8 @@ test('a client reading into one reused buffer (readBufferSize) gets every frame 
   for (const [name, frameSize] of [['one-chunk', 3000], ['three-chunks', 9000]] as const) {
     const pub = await publishSynthetic(`${url}/live`, name, { gop: 5, frameSize });
     t.after(() => pub.stop());
-    // 1000 bytes: nearly every message spans reads (and headers get cut); 64 KiB: several messages per read
-    for (const readBufferSize of [1000, 64 * 1024]) {
+    // 1 KiB: nearly every message spans reads (and headers get cut); 64 KiB: several messages per read
+    for (const readBufferSize of [1024, 64 * 1024]) {
       const client = await RtmpClient.connect(`${url}/live`, { readBufferSize });
       t.after(() => client.destroy());
       let video = 0;
@@ -218,5 +218,11 @@ test('a client reading into one reused buffer (readBufferSize) gets every frame 
       assert.ok(await until(() => video >= 30 && audio >= 30, 10_000), `${name}, read buffer ${readBufferSize}: fed (${video} video, ${audio} audio)`);
       assert.deepEqual(bad, [], `${name}, read buffer ${readBufferSize}: frames intact`);
     }
+  }
+});
+
+test('readBufferSize below 1024 bytes (or not an integer) is refused before connecting', async () => {
+  for (const readBufferSize of [0, 100, 1023, 4096.5, Number.NaN]) {
+    await assert.rejects(RtmpClient.connect('rtmp://127.0.0.1:1/live', { readBufferSize }), RangeError, String(readBufferSize));
   }
 });
