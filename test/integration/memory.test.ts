@@ -56,18 +56,23 @@ test('players coming back while a collection is due call it off', () => {
   assert.equal(runs, 0);
 });
 
+/** n plain TCP connections to the server (no RTMP: connections are what the reclaimer counts). */
+function connectMany(port: number, n: number): Promise<net.Socket[]> {
+  return Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    })),
+  );
+}
+
 test('the server collects garbage once after a crowd of connections left, and logs what it freed', async (t) => {
   const logs: MemoryLogEntry[] = [];
   let collections = 0;
   const server = new RtmpServer(loopbackDefault(), { logger: memoryLogger(logs), modules: buildModules, collectGarbage: () => collections++ });
   await server.start();
   t.after(() => server.stop(1000));
-  const sockets = await Promise.all(
-    Array.from({ length: 80 }, () => new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(server.port, '127.0.0.1', () => resolve(s));
-      s.on('error', reject);
-    })),
-  );
+  const sockets = await connectMany(server.port, 80);
   assert.ok(await until(() => server.connections === 80, 5000));
   await sleep(600);
   assert.equal(collections, 0, 'nothing while they stay');
@@ -92,12 +97,7 @@ test('a collection that throws is logged and the server goes on', async (t) => {
   });
   await server.start();
   t.after(() => server.stop(1000));
-  const sockets = await Promise.all(
-    Array.from({ length: 70 }, () => new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(server.port, '127.0.0.1', () => resolve(s));
-      s.on('error', reject);
-    })),
-  );
+  const sockets = await connectMany(server.port, 70);
   assert.ok(await until(() => server.connections === 70, 5000));
   await sleep(600); // the housekeeping ticks see the peak
   for (const s of sockets) s.destroy();
