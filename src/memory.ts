@@ -24,7 +24,6 @@ export class MemoryReclaimer {
   private last = 0;
   /** when the collection became due (NaN: not due) */
   private dueSince = Number.NaN;
-  runs = 0;
 
   constructor(
     private readonly collect: () => void,
@@ -50,7 +49,6 @@ export class MemoryReclaimer {
     this.dueSince = Number.NaN;
     this.peak = connections;
     this.lastRun = now;
-    this.runs++;
     this.collect();
     return gone;
   }

@@ -130,7 +130,7 @@ export class RtmpServer {
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
       for (const l of cfg.listen) {
-        const server = net.createServer({ noDelay: cfg.tcpNodelay, keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i, l.proxyProtocol));
+        const server = net.createServer({ keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i, l.proxyProtocol));
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen({ host: l.host, port: l.port, ipv6Only: l.ipv6Only === true }, () => {
