@@ -12,6 +12,7 @@ import { HttpFrontend } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
+import { loadNativeWriter, type NativeWriterLoad } from './core/native.js';
 import { MemoryReclaimer } from './memory.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
@@ -49,6 +50,8 @@ export interface ServerOptions {
   readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
   /** a full garbage collection (the CLI passes V8's): run after many connections left, so memory returns to its idle level */
   readonly collectGarbage?: () => void;
+  /** false: never load the native fan-out writer (its writes are then made from JavaScript) */
+  readonly nativeWriter?: false;
 }
 
 const SHUTDOWN_TIMEOUT = 5000;
@@ -68,8 +71,10 @@ interface Session {
 
 export class RtmpServer {
   /** media fanned out in one event-loop turn is written after the fan-out, one system call per player */
-  private readonly writeGroup = new WriteGroup();
-  readonly hub = new LiveHub({ outputBatch: this.writeGroup });
+  private readonly writeGroup: WriteGroup;
+  readonly hub: LiveHub;
+  /** the native fan-out writer, or why it is not used */
+  private readonly native: NativeWriterLoad;
   private config: ServerConfig;
   private blocks: ServerBlock[] = [];
   private readonly listeners: { server: net.Server; blockIndex: number }[] = [];
@@ -91,6 +96,9 @@ export class RtmpServer {
   ) {
     this.config = config;
     this.log = options.logger;
+    this.native = options.nativeWriter === false ? { writer: undefined, reason: 'disabled by the embedding code' } : loadNativeWriter();
+    this.writeGroup = new WriteGroup({ native: this.native.writer });
+    this.hub = new LiveHub({ outputBatch: this.writeGroup });
     this.blocks = config.rtmp.map((c) => this.buildBlock(c));
   }
 
@@ -114,6 +122,8 @@ export class RtmpServer {
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
+    if (this.native.writer !== undefined) this.log.info({ path: this.native.path }, 'native fan-out writer loaded');
+    else this.log.info({ reason: this.native.reason }, 'native fan-out writer not used: player writes are made from JavaScript');
     // one timer drives every connection's timeouts and pings
     const collect = this.options.collectGarbage;
     const reclaimer = collect === undefined ? undefined : new MemoryReclaimer(() => this.collectGarbage(collect));
@@ -303,6 +313,7 @@ export class RtmpServer {
         peerBandwidth: config.ackWindow,
         maxMessageSize: config.maxMessage,
         directWrite: config.directWrite,
+        nativeWrite: config.nativeWrite,
         noDelay: config.tcpNodelay,
         idleTimeout: config.timeout,
         pingInterval: config.ping,

@@ -388,6 +388,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('gop_cache', 'Extensions', RSA, ONE, 'flag', 'on', 'override', 'supported', 'Ours: keep the last GOP so new players start at once with a key frame.'),
   d('tcp_nodelay', 'Extensions', RS, ONE, 'flag', 'on', 'override', 'supported', 'Ours: TCP_NODELAY on RTMP connections. On (the default) sends each message at once, for the lowest latency. Off lets the kernel merge small writes while earlier data is unacknowledged (Nagle). That saves CPU when many players lag, but a message may then wait up to a round trip.'),
   d('direct_write', 'Extensions', RS, ONE, 'flag', 'on', 'override', 'supported', 'Ours: while a player\'s socket has nothing queued, write to its descriptor directly (one write(2) per player per event-loop turn, without the Node.js stream\'s per-write bookkeeping); off sends every byte through the socket stream.'),
+  d('native_write', 'Extensions', RS, ONE, 'flag', 'on', 'override', 'supported', 'Ours: with direct_write, the fan-out\'s writes to all players are made in one call into a small C addon (native/fanout.c, built by npm install when a compiler is present) instead of one fs.writeSync() per player; off, or when the addon is not built, the same writes are made from JavaScript.'),
   d('flush_window', 'Extensions', RSA, ONE, 'time', '0ms', 'override', 'supported', 'Ours: hold player writes up to this long so they leave together (fewer system calls, more latency); 0 flushes at the end of each event-loop turn.', { max: 1000 }),
 ];
 

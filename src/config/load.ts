@@ -1000,6 +1000,7 @@ function buildRtmpServer(srv: RtmpServerTree, rtmp: RtmpTree, issues: Issues, li
     ackWindow: r.int('ack_window'),
     maxMessage: r.int('max_message'),
     directWrite: r.flag('direct_write'),
+    nativeWrite: r.flag('native_write'),
     tcpNodelay: r.flag('tcp_nodelay'),
     maxConnections: r.int('max_connections'),
     outQueue,

@@ -125,6 +125,8 @@ export interface RtmpServerConfig {
   readonly maxMessage: number;
   /** direct_write: write to idle players' descriptors without the stream machinery */
   readonly directWrite: boolean;
+  /** native_write: the native writer makes the fan-out's direct writes, where it was built */
+  readonly nativeWrite: boolean;
   /** tcp_nodelay: TCP_NODELAY on RTMP connections (off: Nagle merges small writes) */
   readonly tcpNodelay: boolean;
   /** 0 = unlimited */

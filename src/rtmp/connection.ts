@@ -32,6 +32,8 @@ export interface ConnectionOptions {
   readonly proxyProtocol?: boolean;
   /** write straight to the socket's descriptor while its stream queue is empty (default on) */
   readonly directWrite?: boolean;
+  /** let the server's native writer make the direct writes (default on; used only where it loaded) */
+  readonly nativeWrite?: boolean;
   /** TCP_NODELAY (default on); off lets Nagle merge small writes */
   readonly noDelay?: boolean;
 }
@@ -226,7 +228,7 @@ export class RtmpConnection {
     /** the server's write group: media fanned out in one turn leaves together */
     group?: WriteGroup,
   ) {
-    this.output = new SocketOutput(socket, { direct: options.directWrite !== false, group });
+    this.output = new SocketOutput(socket, { direct: options.directWrite !== false, group, native: options.nativeWrite !== false });
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });

@@ -1,5 +1,6 @@
 import { writeSync, writevSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { NativeWriter } from '../core/native.js';
 
 export interface SocketOutputOptions {
   /**
@@ -10,6 +11,11 @@ export interface SocketOutputOptions {
   readonly direct?: boolean;
   /** writes made while this group is open leave when it closes (see WriteGroup) */
   readonly group?: WriteGroup;
+  /**
+   * Let the group's native writer make this output's writes (on by default;
+   * it does only where the group has one). Off: fs.writeSync()/writevSync().
+   */
+  readonly native?: boolean;
 }
 
 /**
@@ -46,6 +52,10 @@ interface HandleWithFd {
  * of them again. Each system call costs far more when the CPU's caches and TLB
  * were just emptied by the previous one, so keeping the two phases apart saves
  * more than it looks. A player written to twice in one group gets one writev(2).
+ *
+ * With the native writer (src/core/native.ts) the single-buffer slots' writes
+ * are made in one call into C, without Node's per-call cost around each
+ * write(2); without it, with fs.writeSync(), one call per slot.
  */
 export class WriteGroup {
   private depth = 0;
@@ -53,14 +63,30 @@ export class WriteGroup {
   private round = 1;
   private count = 0;
   private fds = new Int32Array(256);
-  private readonly bufs: (Buffer | undefined)[] = [];
+  /** the slot's buffer: an index into `distinct` */
+  private idx = new Int32Array(256);
+  /** what the native writer reports per slot */
+  private written = new Int32Array(256);
+  /** the round's buffers, each once (most players get the same buffer) */
+  private readonly distinct: Buffer[] = [];
+  private last: Buffer | undefined;
   /** the output of a slot: consulted only for a short write or a slot with several buffers */
   private readonly outputs: (SocketOutput | undefined)[] = [];
-  /** slots holding more than one buffer (the rest are in their output) */
+  /** slots holding more than one buffer, or whose output writes from JavaScript (written first, with writev) */
   private readonly multi: number[] = [];
+  private readonly native: NativeWriter | undefined;
+
+  constructor(options: { readonly native?: NativeWriter } = {}) {
+    this.native = options.native;
+  }
 
   get open(): boolean {
     return this.depth > 0;
+  }
+
+  /** True when single-buffer slots are written by the native writer. */
+  get usesNative(): boolean {
+    return this.native !== undefined;
   }
 
   begin(): void {
@@ -73,45 +99,68 @@ export class WriteGroup {
     if (n === 0) return;
     this.count = 0;
     this.round++;
-    const { fds, bufs, outputs } = this;
+    const { fds, idx, distinct, outputs } = this;
     // slots holding several buffers are written first, one writev() each, and then skipped
     for (const i of this.multi) {
       const out = outputs[i];
       if (out !== undefined && fds[i]! >= 0) {
         fds[i] = -1;
-        out.writeGathered(bufs[i]!);
+        out.writeGathered(distinct[idx[i]!]!);
       }
     }
     this.multi.length = 0;
-    for (let i = 0; i < n; i++) {
-      const fd = fds[i]!;
-      const buf = bufs[i]!;
-      bufs[i] = undefined;
-      if (fd < 0) {
+    const native = this.native;
+    if (native !== undefined) {
+      const written = this.written;
+      native.writeSlots(fds, idx, distinct, n, written);
+      for (let i = 0; i < n; i++) {
+        const out = outputs[i];
         outputs[i] = undefined;
-        continue;
+        if (fds[i]! < 0) continue;
+        const buf = distinct[idx[i]!]!;
+        const w = written[i]!;
+        if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
       }
-      const written = tryWrite(fd, buf);
-      if (written < buf.length) outputs[i]!.shortWrite(buf, written);
-      outputs[i] = undefined;
+    } else {
+      for (let i = 0; i < n; i++) {
+        const fd = fds[i]!;
+        const out = outputs[i];
+        outputs[i] = undefined;
+        if (fd < 0) continue;
+        const buf = distinct[idx[i]!]!;
+        const w = tryWrite(fd, buf);
+        if (w < buf.length) out!.shortWrite(buf, w);
+      }
     }
+    distinct.length = 0;
+    this.last = undefined;
   }
 
   /** A slot for this output's first buffer of the round; returns its index. */
   add(out: SocketOutput, fd: number, buf: Buffer): number {
     const i = this.count++;
-    if (i === this.fds.length) {
-      const grown = new Int32Array(i * 2);
-      grown.set(this.fds);
-      this.fds = grown;
-    }
+    if (i === this.fds.length) this.grow(i * 2);
     this.fds[i] = fd;
-    this.bufs[i] = buf;
+    if (buf !== this.last) {
+      this.last = buf;
+      this.distinct.push(buf);
+    }
+    this.idx[i] = this.distinct.length - 1;
     this.outputs[i] = out;
     return i;
   }
 
-  /** The slot now has more buffers, kept by its output. */
+  private grow(size: number): void {
+    const fds = new Int32Array(size);
+    fds.set(this.fds);
+    this.fds = fds;
+    const idx = new Int32Array(size);
+    idx.set(this.idx);
+    this.idx = idx;
+    this.written = new Int32Array(size);
+  }
+
+  /** The slot's output writes it itself, with its other buffers if any (writeGathered). */
   markMulti(slot: number): void {
     this.multi.push(slot);
   }
@@ -120,7 +169,7 @@ export class WriteGroup {
   cancel(slot: number): Buffer | undefined {
     if (slot >= this.count || this.fds[slot]! < 0) return undefined;
     this.fds[slot] = -1;
-    return this.bufs[slot];
+    return this.distinct[this.idx[slot]!];
   }
 
   get currentRound(): number {
@@ -152,6 +201,8 @@ export class SocketOutput {
   /** -1: no descriptor (Windows, a non-TCP stream) or direct writes off */
   private readonly fd: number;
   private readonly group: WriteGroup | undefined;
+  /** false: the group's slot of this output is written from JavaScript */
+  private readonly native: boolean;
   private corks = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -184,6 +235,7 @@ export class SocketOutput {
   ) {
     this.fd = options.direct === false ? -1 : descriptorOf(socket);
     this.group = options.group;
+    this.native = options.native !== false;
     socket.once('close', () => this.markClosed());
   }
 
@@ -223,11 +275,12 @@ export class SocketOutput {
     if (g !== undefined && g.open) {
       this.directBytes += buf.length;
       if (this.groupRound === g.currentRound) {
-        if (this.groupMore.length === 0) g.markMulti(this.groupSlot);
+        if (this.groupMore.length === 0 && this.native) g.markMulti(this.groupSlot);
         this.groupMore.push(buf);
       } else {
         this.groupRound = g.currentRound;
         this.groupSlot = g.add(this, this.fd, buf);
+        if (!this.native) g.markMulti(this.groupSlot);
       }
       return;
     }

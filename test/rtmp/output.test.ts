@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import test, { type TestContext } from 'node:test';
+import { loadNativeWriter, type NativeWriter } from '../../src/core/native.js';
 import { SocketOutput, WriteGroup } from '../../src/rtmp/output.js';
 
 interface Pair {
@@ -126,10 +127,27 @@ test('a peer that does not read: what the kernel refuses queues in the stream, l
   assert.equal(out.shortWrites, before);
 });
 
-test('a write group holds writes until it closes: one write per output, several buffers gathered, order kept', async (t) => {
+/** The group's writers: JavaScript, and the native addon when npm install built it (counted, so a test sees it was used). */
+function writers(): { name: string; native: NativeWriter | undefined; calls: () => number }[] {
+  const list: { name: string; native: NativeWriter | undefined; calls: () => number }[] = [{ name: 'js', native: undefined, calls: () => 0 }];
+  const load = loadNativeWriter();
+  if (load.writer !== undefined) {
+    const real = load.writer;
+    let n = 0;
+    list.push({
+      name: 'native',
+      native: { writeSlots: (...args) => (n++, real.writeSlots(...args)) },
+      calls: () => n,
+    });
+  }
+  return list;
+}
+
+for (const w of writers())
+test(`a write group holds writes until it closes: one write per output, several buffers gathered, order kept (${w.name})`, async (t) => {
   const a = await pair(t);
   const b = await pair(t);
-  const group = new WriteGroup();
+  const group = new WriteGroup({ native: w.native });
   const outA = new SocketOutput(a.server, { group });
   const outB = new SocketOutput(b.server, { group });
   outA.write(pattern(0, 5)); // outside the group: leaves at once
@@ -158,13 +176,15 @@ test('a write group holds writes until it closes: one write per output, several 
   outB.write(pattern(5, 7));
   group.end();
   assert.ok((await b.waitFor(217)).subarray(210).equals(pattern(5, 7)));
+  if (w.native !== undefined) assert.equal(w.calls(), 2, 'the native writer made the single-buffer writes of both rounds');
 });
 
-test('end() inside a group writes the grouped bytes before the FIN; destroy() drops them and never touches the descriptor again', async (t) => {
+for (const w of writers())
+test(`end() inside a group writes the grouped bytes before the FIN; destroy() drops them and never touches the descriptor again (${w.name})`, async (t) => {
   const a = await pair(t);
   const b = await pair(t);
   const c = await pair(t);
-  const group = new WriteGroup();
+  const group = new WriteGroup({ native: w.native });
   const outA = new SocketOutput(a.server, { group });
   const outB = new SocketOutput(b.server, { group });
   const outC = new SocketOutput(c.server, { group });
@@ -203,4 +223,54 @@ test('a peer that went away: direct writes fail quietly, the stream reports the 
   await closed;
   assert.ok(errors.length >= 1 && errors.every((c) => c === 'EPIPE' || c === 'ECONNRESET'), `errors: ${errors.join(',')}`);
   out.write(pattern(0, 10)); // closed: ignored, no throw
+});
+
+for (const w of writers())
+test(`a group of many players sharing buffers, some not reading: every byte arrives in order, the short writes go to the stream (${w.name})`, async (t) => {
+  // more slots than the group's first arrays (256) and more distinct buffers than the native writer's stack list (64)
+  const pairs: Pair[] = [];
+  for (let i = 0; i < 300; i++) pairs.push(await pair(t, { paused: i % 50 === 0 }));
+  const group = new WriteGroup({ native: w.native });
+  const outs = pairs.map((p, i) => new SocketOutput(p.server, { group, native: i % 7 !== 3 }));
+  const sent: Buffer[][] = pairs.map(() => []);
+  for (let round = 0; round < 40; round++) {
+    group.begin();
+    // one shared message, then for some rounds a buffer per player (a distinct buffer each)
+    const shared = pattern(round, 20_000 + round);
+    for (let i = 0; i < outs.length; i++) {
+      outs[i]!.write(shared);
+      sent[i]!.push(shared);
+      if (round % 10 === 9) {
+        const own = pattern(round * 1000 + i, 10 + (i % 13));
+        outs[i]!.write(own);
+        sent[i]!.push(own);
+      }
+    }
+    group.end();
+    if (round % 8 === 0) await new Promise((r) => setImmediate(r));
+  }
+  // then big messages for a few of them: more than the kernel holds for the ones not reading
+  const few = [0, 1, 3, 50, 51, 100, 150, 200, 250, 299];
+  for (let round = 0; round < 16; round++) {
+    group.begin();
+    const shared = pattern(round + 77, 1 << 20);
+    for (const i of few) {
+      outs[i]!.write(shared);
+      sent[i]!.push(shared);
+    }
+    group.end();
+    await new Promise((r) => setImmediate(r));
+  }
+  const stuck = outs.filter((_, i) => i % 50 === 0);
+  assert.ok(stuck.every((o) => o.shortWrites >= 1), 'players that do not read were refused by the kernel');
+  for (const [i, p] of pairs.entries()) if (i % 50 === 0) p.client.resume();
+  for (const [i, p] of pairs.entries()) {
+    const expected = Buffer.concat(sent[i]!);
+    const got = await p.waitFor(expected.length);
+    assert.ok(got.equals(expected), `player ${i}: same bytes, same order`);
+  }
+  await new Promise((r) => setImmediate(r));
+  for (const [i, o] of outs.entries()) assert.equal(o.bytesWritten, Buffer.concat(sent[i]!).length, `player ${i}: every byte counted once`);
+  // one call per round that had a single-buffer slot: every round of the first phase, and the second's until its players lag
+  if (w.native !== undefined) assert.ok(w.calls() >= 40 && w.calls() <= 56, `native calls: ${w.calls()}`);
 });

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "rtmp_fanout",
+      "sources": ["native/fanout.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

@@ -1,0 +1,33 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The native fan-out writer (native/fanout.c, built by npm's install script
+ * into build/Release). One call makes every write of a write group: for slot
+ * i < n with fds[i] >= 0 it sends bufs[idx[i]] to fds[i] without blocking and
+ * stores the bytes the kernel took in written[i] (0 for EAGAIN or an error);
+ * a slot with fds[i] < 0 gets -1.
+ */
+export interface NativeWriter {
+  writeSlots(fds: Int32Array, idx: Int32Array, bufs: readonly Buffer[], n: number, written: Int32Array): void;
+}
+
+export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };
+
+/** Where the install script puts the addon (the same from src/core and dist/core). */
+export const NATIVE_WRITER_PATH = fileURLToPath(new URL('../../build/Release/rtmp_fanout.node', import.meta.url));
+
+/** Loads the addon; says why when it cannot (not built, wrong Node.js ABI, Windows). */
+export function loadNativeWriter(path: string = NATIVE_WRITER_PATH): NativeWriterLoad {
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(path);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const reason = code === 'MODULE_NOT_FOUND' ? `${path} not built (npm install builds it when a C compiler is present)` : e instanceof Error ? e.message : String(e);
+    return { writer: undefined, reason };
+  }
+  const fn = typeof mod === 'object' && mod !== null ? (mod as { writeSlots?: unknown }).writeSlots : undefined;
+  if (typeof fn !== 'function') return { writer: undefined, reason: `${path} has no writeSlots()` };
+  return { writer: mod as NativeWriter, path };
+}

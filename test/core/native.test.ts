@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import test, { type TestContext } from 'node:test';
+import { loadNativeWriter, NATIVE_WRITER_PATH, type NativeWriter } from '../../src/core/native.js';
+
+const STATUS = join(NATIVE_WRITER_PATH, '..', '..', 'native-status.json');
+
+/** npm install's record of the build: when it built the addon, the addon must load and work. */
+function status(): { built: boolean; reason?: string } | undefined {
+  if (!existsSync(STATUS)) return undefined;
+  return JSON.parse(readFileSync(STATUS, 'utf8')) as { built: boolean; reason?: string };
+}
+
+function writerOrSkip(t: TestContext): NativeWriter | undefined {
+  const s = status();
+  const load = loadNativeWriter();
+  if (s?.built === true) {
+    assert.ok(load.writer !== undefined, `npm install built the addon, but it does not load: ${load.writer === undefined ? load.reason : ''}`);
+    return load.writer;
+  }
+  t.skip(`native writer not built: ${s?.reason ?? 'no build/native-status.json (npm install --ignore-scripts?)'}`);
+  return undefined;
+}
+
+async function socketPair(t: TestContext): Promise<{ server: net.Socket; client: net.Socket; fd: number }> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+  const client = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+  const server = await accepted;
+  srv.close();
+  t.after(() => {
+    client.destroy();
+    server.destroy();
+  });
+  client.on('error', () => undefined);
+  server.on('error', () => undefined);
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.ok(fd >= 0);
+  return { server, client, fd };
+}
+
+function collect(sock: net.Socket, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  return new Promise((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d);
+      total += d.length;
+      if (total >= n) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+test('a missing addon is reported with a reason, not thrown', () => {
+  const load = loadNativeWriter('/nonexistent/rtmp_fanout.node');
+  assert.equal(load.writer, undefined);
+  assert.match(load.writer === undefined ? load.reason : '', /not built/);
+});
+
+test('writeSlots writes each slot\'s buffer to its descriptor and reports what the kernel took', async (t) => {
+  const w = writerOrSkip(t);
+  if (w === undefined) return;
+  const a = await socketPair(t);
+  const b = await socketPair(t);
+  const bufs = [Buffer.from('hello '), Buffer.from('world')];
+  const fds = Int32Array.from([a.fd, b.fd, -1, a.fd]);
+  const idx = Int32Array.from([0, 1, 0, 1]);
+  const written = new Int32Array(4);
+  const gotA = collect(a.client, 11);
+  const gotB = collect(b.client, 5);
+  w.writeSlots(fds, idx, bufs, 4, written);
+  assert.deepEqual([...written], [6, 5, -1, 5], 'a skipped slot (fd -1) gets -1');
+  assert.equal((await gotA).toString(), 'hello world', 'two slots of one descriptor, in slot order');
+  assert.equal((await gotB).toString(), 'world');
+});
+
+test('a full socket buffer: a partial write, then 0 (EAGAIN), never a block', async (t) => {
+  const w = writerOrSkip(t);
+  if (w === undefined) return;
+  const a = await socketPair(t);
+  a.client.pause();
+  const big = Buffer.alloc(1 << 20, 7);
+  const written = new Int32Array(1);
+  let total = 0;
+  const seen: number[] = [];
+  for (let i = 0; i < 64; i++) {
+    w.writeSlots(Int32Array.of(a.fd), Int32Array.of(0), [big], 1, written);
+    seen.push(written[0]!);
+    total += written[0]!;
+    if (written[0] === 0) break;
+  }
+  assert.equal(seen.at(-1), 0, 'the kernel refused at last, and the call returned');
+  assert.ok(seen.some((n) => n > 0 && n < big.length) || seen[0] === big.length, `partial or whole writes first: ${seen.join(',')}`);
+  const got = collect(a.client, total);
+  a.client.resume();
+  const all = await got;
+  assert.ok(all.subarray(0, total).every((x) => x === 7), 'what was reported written arrived');
+});
+
+test('a closed or bad descriptor gets 0, and a descriptor that is not a socket gets write(2)', async (t) => {
+  const w = writerOrSkip(t);
+  if (w === undefined) return;
+  const written = new Int32Array(2);
+  const devnull = openSync('/dev/null', 'w');
+  t.after(() => closeSync(devnull));
+  w.writeSlots(Int32Array.of(1_000_000, devnull), Int32Array.of(0, 0), [Buffer.from('abc')], 2, written);
+  assert.deepEqual([...written], [0, 3]);
+  // a peer that reset the connection: EPIPE/ECONNRESET is 0, and no SIGPIPE kills the process
+  const a = await socketPair(t);
+  a.client.resetAndDestroy();
+  await new Promise((r) => setTimeout(r, 20));
+  const out = new Int32Array(1);
+  for (let i = 0; i < 3; i++) w.writeSlots(Int32Array.of(a.fd), Int32Array.of(0), [Buffer.alloc(1000)], 1, out);
+  assert.equal(out[0], 0);
+});
+
+test('wrong arguments throw a TypeError and write nothing', async (t) => {
+  const w = writerOrSkip(t);
+  if (w === undefined) return;
+  const a = await socketPair(t);
+  const call = (...args: unknown[]): void => (w.writeSlots as (...a: unknown[]) => void)(...args);
+  const fds = Int32Array.of(a.fd);
+  const idx = Int32Array.of(0);
+  const written = Int32Array.of(99);
+  const bad: [string, unknown[]][] = [
+    ['too few arguments', [fds, idx, [Buffer.from('x')], 1]],
+    ['fds not an Int32Array', [[a.fd], idx, [Buffer.from('x')], 1, written]],
+    ['a Float64Array', [new Float64Array(1), idx, [Buffer.from('x')], 1, written]],
+    ['bufs not an array', [fds, idx, Buffer.from('x'), 1, written]],
+    ['a string among the buffers', [fds, idx, ['x'], 1, written]],
+    ['idx out of range', [fds, Int32Array.of(1), [Buffer.from('x')], 1, written]],
+    ['negative idx', [fds, Int32Array.of(-1), [Buffer.from('x')], 1, written]],
+    ['n beyond the arrays', [fds, idx, [Buffer.from('x')], 2, written]],
+    ['negative n', [fds, idx, [Buffer.from('x')], -1, written]],
+    ['written too short', [Int32Array.of(a.fd, a.fd), Int32Array.of(0, 0), [Buffer.from('x')], 2, written]],
+  ];
+  for (const [what, args] of bad) assert.throws(() => call(...args), (e: unknown) => e instanceof TypeError && (e as { code?: string }).code === 'ERR_NATIVE_ARGS', what);
+  assert.equal(written[0], 99, 'nothing reported');
+  a.client.setTimeout(50);
+  const data: Buffer[] = [];
+  a.client.on('data', (d: Buffer) => data.push(d));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(data.length, 0, 'nothing written');
+  // many distinct buffers (beyond the stack list of 64)
+  const many = Array.from({ length: 200 }, (_, i) => Buffer.from([i]));
+  const got = collect(a.client, 200);
+  const n = 200;
+  w.writeSlots(new Int32Array(n).fill(a.fd), Int32Array.from({ length: n }, (_, i) => i), many, n, new Int32Array(n));
+  assert.deepEqual([...(await got)], Array.from({ length: 200 }, (_, i) => i));
+});
