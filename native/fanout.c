@@ -1,5 +1,5 @@
 /*
- * The fan-out's system calls, made from one native call.
+ * The fan-out's system calls, made from one native call (and a C heap trim).
  *
  * A live message goes to every player as the same bytes (encoded once). Node's
  * fs.writeSync() costs about 0.75 us of user time per call around the write(2)
@@ -17,6 +17,14 @@
  * it). A slot with fds[i] < 0 is skipped and gets -1. Wrong arguments throw a
  * TypeError; nothing is written then.
  *
+ *   trimHeap(): boolean | undefined
+ *
+ * glibc's malloc_trim(0): gives the C heap's free pages back to the system,
+ * wherever they are (free() returns only the top of the heap). The server calls
+ * it after the full collection that follows a crowd's departure, when the
+ * buffers of hundreds of connections were just freed. True when memory was
+ * released; undefined where the C library is not glibc.
+ *
  * This file is part of the project (see binding.gyp and scripts/build-native.mjs);
  * without it the server makes the same writes with fs.writeSync().
  */
@@ -29,6 +37,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -121,9 +132,23 @@ static napi_value WriteSlots(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value TrimHeap(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __GLIBC__
+  napi_value result;
+  if (napi_get_boolean(env, malloc_trim(0) != 0, &result) != napi_ok) return NULL;
+  return result;
+#else
+  (void)env;
+  return NULL;
+#endif
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "writeSlots", NAPI_AUTO_LENGTH, WriteSlots, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "writeSlots", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -12,7 +12,7 @@ import { HttpFrontend } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
-import { loadNativeWriter, type NativeWriterLoad } from './core/native.js';
+import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { MemoryReclaimer } from './memory.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { PublisherInfo, StreamOptions } from './live/stream.js';
@@ -50,8 +50,8 @@ export interface ServerOptions {
   readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
   /** a full garbage collection (the CLI passes V8's): run after many connections left, so memory returns to its idle level */
   readonly collectGarbage?: () => void;
-  /** false: never load the native fan-out writer (its writes are then made from JavaScript) */
-  readonly nativeWriter?: false;
+  /** false: never load the native fan-out writer (its writes are then made from JavaScript); tests may pass their own */
+  readonly nativeWriter?: false | NativeWriter;
 }
 
 const SHUTDOWN_TIMEOUT = 5000;
@@ -96,7 +96,8 @@ export class RtmpServer {
   ) {
     this.config = config;
     this.log = options.logger;
-    this.native = options.nativeWriter === false ? { writer: undefined, reason: 'disabled by the embedding code' } : loadNativeWriter();
+    const given = options.nativeWriter;
+    this.native = given === false ? { writer: undefined, reason: 'disabled by the embedding code' } : given !== undefined ? { writer: given, path: '(given by the embedding code)' } : loadNativeWriter();
     this.writeGroup = new WriteGroup({ native: this.native.writer });
     this.hub = new LiveHub({ outputBatch: this.writeGroup });
     this.blocks = config.rtmp.map((c) => this.buildBlock(c));
@@ -114,9 +115,22 @@ export class RtmpServer {
       return;
     }
     const after = process.memoryUsage().heapUsed;
+    // the collection freed the connections' buffers into the C heap: hand its free pages back too
+    const rssBefore = process.memoryUsage.rss();
+    const trimmed = this.native.writer?.trimHeap?.();
+    const rssAfter = process.memoryUsage.rss();
     const mib = (n: number): number => +(n / 1048576).toFixed(1);
     // the freed heap pages go back to the system over the next seconds (V8 unmaps them in the background)
-    this.log.info({ connections: this.sessions.size, heapUsedMiB: mib(after), heapFreedMiB: mib(before - after), ms: Date.now() - t0 }, 'memory reclaimed after connections left');
+    this.log.info(
+      {
+        connections: this.sessions.size,
+        heapUsedMiB: mib(after),
+        heapFreedMiB: mib(before - after),
+        ...(trimmed === undefined ? {} : { cHeapTrimmedMiB: mib(rssBefore - rssAfter) }),
+        ms: Date.now() - t0,
+      },
+      'memory reclaimed after connections left',
+    );
   }
 
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */

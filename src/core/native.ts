@@ -10,6 +10,12 @@ import { fileURLToPath } from 'node:url';
  */
 export interface NativeWriter {
   writeSlots(fds: Int32Array, idx: Int32Array, bufs: readonly Buffer[], n: number, written: Int32Array): void;
+  /**
+   * glibc's malloc_trim(0): the C heap's free pages go back to the system
+   * (free() gives back only the top of the heap). True when memory was
+   * released; undefined where the C library is not glibc. Absent in test doubles.
+   */
+  trimHeap?(): boolean | undefined;
 }
 
 export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };

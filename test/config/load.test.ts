@@ -484,6 +484,9 @@ rtmp {
     assert.equal(s.tcpNodelay, true, 'tcp_nodelay is on by default');
     assert.equal(server('listen 1935; tcp_nodelay off;').tcpNodelay, false);
     assert.equal(server('listen 1935; direct_write off;').directWrite, false);
+    assert.equal(s.nativeWrite, true, 'native_write is on by default');
+    assert.equal(server('listen 1935; native_write off;').nativeWrite, false);
+    assert.throws(() => server('listen 1935; application a { native_write off; }'), /native_write/, 'a server-level setting');
     assert.throws(() => server('listen 1935; application a { direct_write off; }'), /direct_write/, 'a server-level setting');
   });
 });

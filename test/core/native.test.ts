@@ -152,3 +152,18 @@ test('wrong arguments throw a TypeError and write nothing', async (t) => {
   w.writeSlots(new Int32Array(n).fill(a.fd), Int32Array.from({ length: n }, (_, i) => i), many, n, new Int32Array(n));
   assert.deepEqual([...(await got)], Array.from({ length: 200 }, (_, i) => i));
 });
+
+test('trimHeap gives the C heap\'s free pages back (glibc), and says whether it released any', (t) => {
+  const w = writerOrSkip(t);
+  if (w === undefined) return;
+  assert.equal(typeof w.trimHeap, 'function');
+  const glibc = typeof (process.report.getReport() as { header?: { glibcVersionRuntime?: unknown } }).header?.glibcVersionRuntime === 'string';
+  // many freed blocks below the mmap threshold, with a live one after them holding the heap's top in place
+  const blocks = Array.from({ length: 2000 }, () => Buffer.alloc(60_000, 1));
+  const keep = Buffer.alloc(60_000, 2);
+  blocks.length = 0;
+  const r = w.trimHeap!();
+  if (glibc) assert.equal(typeof r, 'boolean');
+  else assert.equal(r, undefined);
+  assert.equal(keep[0], 2);
+});

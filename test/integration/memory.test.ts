@@ -66,10 +66,13 @@ function connectMany(port: number, n: number): Promise<net.Socket[]> {
   );
 }
 
-test('the server collects garbage once after a crowd of connections left, and logs what it freed', async (t) => {
+test('the server collects garbage once after a crowd of connections left, trims the C heap after it, and logs what it freed', async (t) => {
   const logs: MemoryLogEntry[] = [];
   let collections = 0;
-  const server = new RtmpServer(loopbackDefault(), { logger: memoryLogger(logs), modules: buildModules, collectGarbage: () => collections++ });
+  const trims: number[] = [];
+  // the native writer's trimHeap() runs right after the collection
+  const nativeWriter = { writeSlots: () => undefined, trimHeap: () => (trims.push(collections), true) };
+  const server = new RtmpServer(loopbackDefault(), { logger: memoryLogger(logs), modules: buildModules, collectGarbage: () => collections++, nativeWriter });
   await server.start();
   t.after(() => server.stop(1000));
   const sockets = await connectMany(server.port, 80);
@@ -80,6 +83,8 @@ test('the server collects garbage once after a crowd of connections left, and lo
   assert.ok(await until(() => collections === 1, 5000), 'one collection after they left');
   const line = logs.find((e) => e.msg === 'memory reclaimed after connections left');
   assert.equal(typeof line?.fields['heapFreedMiB'], 'number');
+  assert.equal(typeof line?.fields['cHeapTrimmedMiB'], 'number');
+  assert.deepEqual(trims, [1], 'one trim, after the collection');
   await sleep(600);
   assert.equal(collections, 1, 'once');
 });

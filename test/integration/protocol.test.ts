@@ -167,14 +167,14 @@ test('Enhanced RTMP (hvc1): the sequence start is cached and a late player start
   assert.equal(video[1]!.timestamp, 800);
 });
 
-test('direct_write on and off, tcp_nodelay off: each player gets every frame from its first keyframe on, in order, byte for byte', async (t) => {
-  for (const [directWrite, tcpNodelay] of [[true, true], [false, true], [true, false]] as const) {
-    const { url } = await startServer(t, loopbackDefault(() => ({ directWrite, tcpNodelay })));
+test('direct_write on and off, native_write off, tcp_nodelay off: each player gets every frame from its first keyframe on, in order, byte for byte', async (t) => {
+  for (const [directWrite, tcpNodelay, nativeWrite] of [[true, true, true], [false, true, true], [true, false, true], [true, true, false]] as const) {
+    const { url } = await startServer(t, loopbackDefault(() => ({ directWrite, tcpNodelay, nativeWrite })));
     const pub = await publishSynthetic(`${url}/live`, 'd', { gop: 5, frameSize: 20_000 });
     t.after(() => pub.stop());
     const players = await Promise.all([0, 1, 2].map(() => playCounting(`${url}/live`, 'd', true)));
     t.after(() => players.forEach((p) => p.client.destroy()));
-    assert.ok(await until(() => players.every((p) => p.video >= 40), 10_000), `players fed (direct_write ${directWrite}, tcp_nodelay ${tcpNodelay})`);
+    assert.ok(await until(() => players.every((p) => p.video >= 40), 10_000), `players fed (direct_write ${directWrite}, tcp_nodelay ${tcpNodelay}, native_write ${nativeWrite})`);
     for (const p of players) {
       assert.equal(p.firstVideoKeyframe, true);
       assert.equal(p.backwards, 0);
