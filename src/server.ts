@@ -15,7 +15,7 @@ import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { MemoryReclaimer } from './memory.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
-import type { PublisherInfo, StreamOptions } from './live/stream.js';
+import type { LiveStream, PublisherInfo, StreamOptions } from './live/stream.js';
 import {
   DEFAULT_CONNECTION_OPTIONS,
   RtmpConnection,
@@ -445,8 +445,15 @@ export class RtmpServer {
         log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
       );
       ctx.stop = (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info');
-      output.begin(ctx.name, req.reset);
-      const stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
+      // the status messages, metadata, codec headers and cached GOP leave in one writev(2)
+      output.cork();
+      let stream: LiveStream;
+      try {
+        output.begin(ctx.name, req.reset);
+        stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
+      } finally {
+        output.uncork();
+      }
       let open = true;
       return {
         resume: () => reader.restart(stream.hasVideo),

@@ -207,8 +207,10 @@ export class LiveStream implements StreamInfo {
   }
 
   addReader(reader: LiveReader): void {
-    // the held frames are already in the GOP cache the new reader is about to get
-    this.flush();
+    // the held frames are already in the GOP cache the new reader is about to get;
+    // they leave now, through the output batch (one write group for all the readers:
+    // during a crowd's arrival this runs once per new player)
+    this.flushNow();
     this.readers.add(reader);
     reader.attached = true;
     if (this.publisher !== undefined) {

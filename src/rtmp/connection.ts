@@ -339,6 +339,8 @@ export class RtmpConnection {
   private onData(data: Buffer): void {
     if (this.closed) return;
     this.lastInput = Date.now();
+    // what this read makes us send (handshake, command replies, acks) leaves in one writev(2)
+    this.output.cork();
     try {
       if (this.proxy !== undefined) {
         const p = this.proxy.push(data);
@@ -372,6 +374,8 @@ export class RtmpConnection {
       this.maybeAck();
     } catch (e) {
       this.fail(toServerError(e));
+    } finally {
+      this.output.uncork();
     }
   }
 
@@ -611,6 +615,17 @@ export class RtmpConnection {
     }
     this.app = app;
     this.connectInfo = info;
+    // the four messages of the reply leave in one writev(2)
+    this.output.cork();
+    try {
+      this.acceptConnect(c, info, o);
+    } finally {
+      this.output.uncork();
+    }
+    this.log.info({ flashVer: info.flashVer, tcUrl: info.tcUrl }, 'connect');
+  }
+
+  private acceptConnect(c: Command, info: ConnectInfo, o: AmfObject): void {
     this.send(windowAckSizeMessage(this.options.windowAckSize));
     this.send(setPeerBandwidthMessage(this.options.peerBandwidth, BandwidthLimit.Dynamic));
     this.send(setChunkSizeMessage(this.options.chunkSize));
@@ -628,7 +643,6 @@ export class RtmpConnection {
     }
     this.send(commandMessage(0, '_result', c.transactionId, props, result));
     this.send(commandMessage(0, 'onBWDone', 0, null, 8192));
-    this.log.info({ flashVer: info.flashVer, tcUrl: info.tcUrl }, 'connect');
   }
 
   private requireConnected(what: string): void {
