@@ -107,18 +107,22 @@ export class RtmpServer {
   private collectGarbage(collect: () => void): void {
     const t0 = Date.now();
     const before = process.memoryUsage().heapUsed;
+    let after: number;
+    let trimmed: boolean | undefined;
+    let rssBefore: number;
+    let rssAfter: number;
     try {
       collect();
+      after = process.memoryUsage().heapUsed;
+      // the collection freed the connections' buffers into the C heap: hand its free pages back too
+      rssBefore = process.memoryUsage.rss();
+      trimmed = this.native.writer?.trimHeap?.();
+      rssAfter = process.memoryUsage.rss();
     } catch (e) {
       // housekeeping must go on: a collection that failed only costs memory
       this.log.warn(describeError(e), 'memory reclaim failed');
       return;
     }
-    const after = process.memoryUsage().heapUsed;
-    // the collection freed the connections' buffers into the C heap: hand its free pages back too
-    const rssBefore = process.memoryUsage.rss();
-    const trimmed = this.native.writer?.trimHeap?.();
-    const rssAfter = process.memoryUsage.rss();
     const mib = (n: number): number => +(n / 1048576).toFixed(1);
     // the freed heap pages go back to the system over the next seconds (V8 unmaps them in the background)
     this.log.info(

@@ -84,11 +84,6 @@ export class WriteGroup {
     return this.depth > 0;
   }
 
-  /** True when single-buffer slots are written by the native writer. */
-  get usesNative(): boolean {
-    return this.native !== undefined;
-  }
-
   begin(): void {
     this.depth++;
   }
@@ -110,30 +105,34 @@ export class WriteGroup {
     }
     this.multi.length = 0;
     const native = this.native;
-    if (native !== undefined) {
-      const written = this.written;
-      native.writeSlots(fds, idx, distinct, n, written);
-      for (let i = 0; i < n; i++) {
-        const out = outputs[i];
-        outputs[i] = undefined;
-        if (fds[i]! < 0) continue;
-        const buf = distinct[idx[i]!]!;
-        const w = written[i]!;
-        if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
+    try {
+      if (native !== undefined) {
+        const written = this.written;
+        native.writeSlots(fds, idx, distinct, n, written);
+        for (let i = 0; i < n; i++) {
+          const out = outputs[i];
+          outputs[i] = undefined;
+          if (fds[i]! < 0) continue;
+          const buf = distinct[idx[i]!]!;
+          const w = written[i]!;
+          if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          const fd = fds[i]!;
+          const out = outputs[i];
+          outputs[i] = undefined;
+          if (fd < 0) continue;
+          const buf = distinct[idx[i]!]!;
+          const w = tryWrite(fd, buf);
+          if (w < buf.length) out!.shortWrite(buf, w);
+        }
       }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const fd = fds[i]!;
-        const out = outputs[i];
-        outputs[i] = undefined;
-        if (fd < 0) continue;
-        const buf = distinct[idx[i]!]!;
-        const w = tryWrite(fd, buf);
-        if (w < buf.length) out!.shortWrite(buf, w);
-      }
+    } finally {
+      // the round's buffers are not kept past it (a throw here is a bug, but must not pin them)
+      distinct.length = 0;
+      this.last = undefined;
     }
-    distinct.length = 0;
-    this.last = undefined;
   }
 
   /** A slot for this output's first buffer of the round; returns its index. */
