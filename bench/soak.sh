@@ -28,7 +28,7 @@ for r in $(seq "$ROUNDS"); do
   before=$(rss)
   "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --pid "$PID" --url "rtmp://127.0.0.1:$PORT/live/soak" \
     --players "$PLAYERS" --seconds "$SECONDS_PER_ROUND" --json "$OUT/round-$r.json" >"$OUT/round-$r.txt" 2>&1
-  node -e "const j=require('./$OUT/round-$r.json'); const m=j.server.rssKiB; console.log('| $r | $before | '+Math.round(m.steadyMean)+' | '+Math.round(m.afterLeave)+' | '+j.throughput.ratio.toFixed(3)+' |')" | tee -a "$OUT/summary.md"
+  node -e "const j=JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8')); const m=j.server.rssKiB; console.log('| $r | $before | '+Math.round(m.steadyMean)+' | '+Math.round(m.afterLeave)+' | '+j.throughput.ratio.toFixed(3)+' |')" "$OUT/round-$r.json" | tee -a "$OUT/summary.md"
 done
 sleep 12
 echo "idle at the end (12 s after the last round): $(rss) KiB" | tee -a "$OUT/summary.md"
