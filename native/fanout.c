@@ -46,7 +46,7 @@
 #endif
 
 /* one non-blocking send; a descriptor that is not a socket gets write(2) */
-static int32_t send_all_or_some(int fd, const char *data, size_t len) {
+static int32_t send_some(int fd, const char *data, size_t len) {
   ssize_t r;
   do r = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
@@ -121,7 +121,7 @@ static napi_value WriteSlots(napi_env env, napi_callback_info info) {
   if (ok) {
     for (int32_t i = 0; i < n; i++) {
       int fd = fds[i];
-      written[i] = fd < 0 ? -1 : send_all_or_some(fd, data[idx[i]], len[idx[i]]);
+      written[i] = fd < 0 ? -1 : send_some(fd, data[idx[i]], len[idx[i]]);
     }
   }
   if (data != small_data) {

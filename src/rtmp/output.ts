@@ -104,29 +104,18 @@ export class WriteGroup {
       }
     }
     this.multi.length = 0;
-    const native = this.native;
+    const written = this.written;
     try {
-      if (native !== undefined) {
-        const written = this.written;
-        native.writeSlots(fds, idx, distinct, n, written);
-        for (let i = 0; i < n; i++) {
-          const out = outputs[i];
-          outputs[i] = undefined;
-          if (fds[i]! < 0) continue;
-          const buf = distinct[idx[i]!]!;
-          const w = written[i]!;
-          if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const fd = fds[i]!;
-          const out = outputs[i];
-          outputs[i] = undefined;
-          if (fd < 0) continue;
-          const buf = distinct[idx[i]!]!;
-          const w = tryWrite(fd, buf);
-          if (w < buf.length) out!.shortWrite(buf, w);
-        }
+      // the writes: one native call, or one fs.writeSync() per slot; what the kernel took lands in `written`
+      if (this.native !== undefined) this.native.writeSlots(fds, idx, distinct, n, written);
+      else for (let i = 0; i < n; i++) written[i] = fds[i]! < 0 ? -1 : tryWrite(fds[i]!, distinct[idx[i]!]!);
+      for (let i = 0; i < n; i++) {
+        const out = outputs[i];
+        outputs[i] = undefined;
+        if (fds[i]! < 0) continue;
+        const buf = distinct[idx[i]!]!;
+        const w = written[i]!;
+        if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
       }
     } finally {
       // the round's buffers are not kept past it (a throw here is a bug, but must not pin them)
