@@ -11,6 +11,7 @@ import { loadConfigFile } from './config/load.js';
 import type { ServerConfig } from './config/types.js';
 import { RtmpServer } from './server.js';
 import { buildModules } from './app/modules.js';
+import { tuneJit } from './jit.js';
 
 const USAGE = `Usage: rtmp-server [PORT] [-c FILE] [-t] [--help] [--version]
 
@@ -129,6 +130,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`rtmp-server: configuration ${cfg.source} is ok\n`);
     return 0;
   }
+  tuneJit();
   const log = makeLogger(cfg);
   for (const w of cfg.warnings) log.warn(w);
   const server = new RtmpServer(cfg, { logger: log, modules: buildModules, collectGarbage: exposeGc() });
