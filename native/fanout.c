@@ -25,6 +25,16 @@
  * buffers of hundreds of connections were just freed. True when memory was
  * released; undefined where the C library is not glibc.
  *
+ *   dupFd(fd: number): number
+ *
+ * dup(2) with close-on-exec: a second descriptor for the same socket. The server
+ * reads each accepted connection through a net.Socket it makes around such a
+ * descriptor, with Node's `onread` (one shared read buffer for every
+ * connection: no allocation per read, no stream machinery), which Node offers
+ * only for sockets made that way; the accepted socket it came from is then
+ * closed, and the connection lives on in the copy. Throws ERR_NATIVE_DUP with
+ * errno's text on failure (EMFILE...), a TypeError for a bad argument.
+ *
  * This file is part of the project (see binding.gyp and scripts/build-native.mjs);
  * without it the server makes the same writes with fs.writeSync().
  */
@@ -32,8 +42,10 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -144,11 +156,35 @@ static napi_value TrimHeap(napi_env env, napi_callback_info info) {
 #endif
 }
 
+static napi_value DupFd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "dupFd(fd: a non-negative integer)");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    napi_throw_error(env, "ERR_NATIVE_DUP", strerror(errno));
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_int32(env, copy, &result) != napi_ok) {
+    close(copy);
+    return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "writeSlots", NAPI_AUTO_LENGTH, WriteSlots, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "writeSlots", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "dupFd", NAPI_AUTO_LENGTH, DupFd, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "dupFd", fn) != napi_ok) return NULL;
   return exports;
 }

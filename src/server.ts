@@ -13,6 +13,7 @@ import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
+import { SharedSocketReader } from './rtmp/socket-input.js';
 import { MemoryReclaimer } from './memory.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { LiveStream, PublisherInfo, StreamOptions } from './live/stream.js';
@@ -75,6 +76,8 @@ export class RtmpServer {
   readonly hub: LiveHub;
   /** the native fan-out writer, or why it is not used */
   private readonly native: NativeWriterLoad;
+  /** one read buffer for every connection (shared_read), where the native addon can dup(2) */
+  private readonly sharedReader: SharedSocketReader | undefined;
   private config: ServerConfig;
   private blocks: ServerBlock[] = [];
   private readonly listeners: { server: net.Server; blockIndex: number }[] = [];
@@ -99,6 +102,8 @@ export class RtmpServer {
     const given = options.nativeWriter;
     this.native = given === false ? { writer: undefined, reason: 'disabled by the embedding code' } : given !== undefined ? { writer: given, path: '(given by the embedding code)' } : loadNativeWriter();
     this.writeGroup = new WriteGroup({ native: this.native.writer });
+    const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
+    this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup });
     this.blocks = config.rtmp.map((c) => this.buildBlock(c));
   }
@@ -140,7 +145,7 @@ export class RtmpServer {
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
-    if (this.native.writer !== undefined) this.log.info({ path: this.native.path }, 'native fan-out writer loaded');
+    if (this.native.writer !== undefined) this.log.info({ path: this.native.path, sharedRead: this.sharedReader !== undefined }, 'native fan-out writer loaded');
     else this.log.info({ reason: this.native.reason }, 'native fan-out writer not used: player writes are made from JavaScript');
     // one timer drives every connection's timeouts and pings
     const collect = this.options.collectGarbage;
@@ -158,7 +163,8 @@ export class RtmpServer {
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
       for (const l of cfg.listen) {
-        const server = net.createServer({ keepAlive: l.soKeepalive === true }, (socket) => this.accept(socket, i, l.proxyProtocol));
+        // paused: accept() may read the connection through a socket of its own (shared_read)
+        const server = net.createServer({ keepAlive: l.soKeepalive === true, pauseOnConnect: true }, (socket) => this.accept(socket, i, l.proxyProtocol));
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen({ host: l.host, port: l.port, ipv6Only: l.ipv6Only === true }, () => {
@@ -342,21 +348,35 @@ export class RtmpServer {
     };
   }
 
-  private accept(socket: net.Socket, blockIndex: number, proxyProtocol: boolean): void {
+  private accept(accepted: net.Socket, blockIndex: number, proxyProtocol: boolean): void {
     const block = this.blocks[blockIndex];
     if (block === undefined || this.stopping) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
     const max = block.config.maxConnections;
     if (max > 0 && this.sessions.size >= max) {
-      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
-      socket.destroy();
+      this.log.warn({ remote: `${accepted.remoteAddress}:${accepted.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
+      accepted.destroy();
       return;
     }
     this.connectionCount++;
-    const options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
-    const conn = new RtmpConnection(this.connectionCount.toString(36), socket, this.handler, options, this.log, this.writeGroup);
+    const id = this.connectionCount.toString(36);
+    let options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
+    let socket = accepted;
+    if (block.config.sharedRead && this.sharedReader !== undefined) {
+      // reads start on a later turn of the event loop, when conn (below) exists
+      const adopted = this.sharedReader.adopt(accepted, (data) => conn.receive(data));
+      if (adopted.socket !== undefined) {
+        socket = adopted.socket;
+        options = { ...options, sharedInput: true };
+      } else {
+        this.log.debug({ conn: id, reason: adopted.reason }, 'shared read buffer not used for this connection');
+      }
+    }
+    const conn = new RtmpConnection(id, socket, this.handler, options, this.log, this.writeGroup);
+    // the listener accepts paused; a socket read the usual way starts here (an adopted one already reads)
+    if (socket === accepted) accepted.resume();
     this.sessions.set(conn, { conn, block, app: undefined, info: undefined });
   }
 

@@ -1001,6 +1001,7 @@ function buildRtmpServer(srv: RtmpServerTree, rtmp: RtmpTree, issues: Issues, li
     maxMessage: r.int('max_message'),
     directWrite: r.flag('direct_write'),
     nativeWrite: r.flag('native_write'),
+    sharedRead: r.flag('shared_read'),
     tcpNodelay: r.flag('tcp_nodelay'),
     maxConnections: r.int('max_connections'),
     outQueue,

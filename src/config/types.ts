@@ -127,6 +127,8 @@ export interface RtmpServerConfig {
   readonly directWrite: boolean;
   /** native_write: the native writer makes the fan-out's direct writes, where it was built */
   readonly nativeWrite: boolean;
+  /** shared_read: connections read into one buffer of the server's (needs the native addon's dup) */
+  readonly sharedRead: boolean;
   /** tcp_nodelay: TCP_NODELAY on RTMP connections (off: Nagle merges small writes) */
   readonly tcpNodelay: boolean;
   /** 0 = unlimited */

@@ -16,6 +16,12 @@ export interface NativeWriter {
    * released; undefined where the C library is not glibc. Absent in test doubles.
    */
   trimHeap?(): boolean | undefined;
+  /**
+   * dup(2) with close-on-exec: a second descriptor for the same socket (the
+   * server's shared read buffer, see src/rtmp/socket-input.ts). Throws on
+   * failure (EMFILE...). Absent in test doubles and in an addon built before it.
+   */
+  dupFd?(fd: number): number;
 }
 
 export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };

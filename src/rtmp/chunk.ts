@@ -113,6 +113,12 @@ export interface ChunkDecoderOptions {
    * the full length. For load tools that only look at headers. Default: all.
    */
   keepMediaBytes?: number;
+  /**
+   * Every message gets a payload of its own, also one that arrived whole in
+   * one push (by default a view of the pushed buffer). For input read into a
+   * buffer that is reused for the next read (the server's shared read buffer).
+   */
+  copyPayloads?: boolean;
 }
 
 /** Per chunk stream state: the previous header and the message being reassembled. */
@@ -191,9 +197,11 @@ export class ChunkDecoder {
     this.maxChunkSize = maxChunkSize;
     this.maxPendingBytes = opts.maxPendingBytes ?? 4 * opts.maxMessageSize;
     this.keepMediaBytes = opts.keepMediaBytes ?? Infinity;
+    this.copyPayloads = opts.copyPayloads === true;
   }
 
   private readonly keepMediaBytes: number;
+  private readonly copyPayloads: boolean;
 
   /** Current inbound chunk size (128 until the peer sends Set Chunk Size). */
   get chunkSize(): number {
@@ -267,9 +275,10 @@ export class ChunkDecoder {
           );
         }
         if (left === s.length && end - r.pos >= left) {
-          // the whole message is in this chunk and in this buffer: zero copy
+          // the whole message is in this chunk and in this buffer: zero copy, unless the buffer is reused
           this.cur = null;
-          this.deliver(s, r.bytes(left));
+          const body = r.bytes(left);
+          this.deliver(s, this.copyPayloads ? Buffer.from(body) : body);
           continue;
         }
         const media = s.type === MessageType.Audio || s.type === MessageType.Video;

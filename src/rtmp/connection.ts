@@ -36,6 +36,12 @@ export interface ConnectionOptions {
   readonly nativeWrite?: boolean;
   /** TCP_NODELAY (default on); off lets Nagle merge small writes */
   readonly noDelay?: boolean;
+  /**
+   * The owner hands the socket's data to receive() as views of a read buffer it
+   * reuses (src/rtmp/socket-input.ts) instead of the connection listening for
+   * 'data': whatever is kept past the call is copied.
+   */
+  readonly sharedInput?: boolean;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
@@ -232,10 +238,11 @@ export class RtmpConnection {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
-    this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize }, (m) => this.onMessage(m));
+    const sharedInput = options.sharedInput === true;
+    this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput }, (m) => this.onMessage(m));
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
     socket.setNoDelay(options.noDelay !== false);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    if (!sharedInput) socket.on('data', (d: Buffer) => this.receive(d));
     socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
     socket.on('close', () => this.cleanup(undefined));
     this.log.debug('accepted');
@@ -336,7 +343,8 @@ export class RtmpConnection {
   private lastWritten = 0;
   private lastOutput = Date.now();
 
-  private onData(data: Buffer): void {
+  /** What the peer sent (the socket's 'data', or the owner's shared reads with `sharedInput`). */
+  receive(data: Buffer): void {
     if (this.closed) return;
     this.lastInput = Date.now();
     // what this read makes us send (handshake, command replies, acks) leaves in one writev(2)

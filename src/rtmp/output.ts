@@ -415,7 +415,8 @@ export class SocketOutput {
   }
 }
 
-function descriptorOf(socket: Socket): number {
+/** The socket's file descriptor (POSIX), or -1 where it has none (Windows, a stream that is no TCP socket). */
+export function descriptorOf(socket: Socket): number {
   const handle = (socket as unknown as { _handle?: HandleWithFd | null })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;

@@ -32,7 +32,8 @@ export class ProxyProtocolParser {
   private buf: Buffer = Buffer.alloc(0);
 
   push(data: Buffer): ProxyStep {
-    this.buf = this.buf.length === 0 ? data : Buffer.concat([this.buf, data]);
+    // a copy, also of the first read: the caller may reuse its read buffer (the server's shared one)
+    this.buf = Buffer.concat([this.buf, data]);
     const b = this.buf;
     const need = Math.min(b.length, V2_SIGNATURE.length);
     if (b.subarray(0, need).equals(V2_SIGNATURE.subarray(0, need))) {

@@ -487,6 +487,9 @@ rtmp {
     assert.equal(s.nativeWrite, true, 'native_write is on by default');
     assert.equal(server('listen 1935; native_write off;').nativeWrite, false);
     assert.throws(() => server('listen 1935; application a { native_write off; }'), /native_write/, 'a server-level setting');
+    assert.equal(s.sharedRead, true, 'shared_read is on by default');
+    assert.equal(server('listen 1935; shared_read off;').sharedRead, false);
+    assert.throws(() => server('listen 1935; application a { shared_read off; }'), /shared_read/, 'a server-level setting');
     assert.throws(() => server('listen 1935; application a { direct_write off; }'), /direct_write/, 'a server-level setting');
   });
 });

@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
-import { loadNativeWriter, NATIVE_WRITER_PATH, type NativeWriter } from '../../src/core/native.js';
-
-const STATUS = join(NATIVE_WRITER_PATH, '..', '..', 'native-status.json');
-
-/** npm install's record of the build: when it built the addon, the addon must load and work. */
-function status(): { built: boolean; reason?: string } | undefined {
-  if (!existsSync(STATUS)) return undefined;
-  return JSON.parse(readFileSync(STATUS, 'utf8')) as { built: boolean; reason?: string };
-}
-
-function writerOrSkip(t: TestContext): NativeWriter | undefined {
-  const s = status();
-  const load = loadNativeWriter();
-  if (s?.built === true) {
-    assert.ok(load.writer !== undefined, `npm install built the addon, but it does not load: ${load.writer === undefined ? load.reason : ''}`);
-    return load.writer;
-  }
-  t.skip(`native writer not built: ${s?.reason ?? 'no build/native-status.json (npm install --ignore-scripts?)'}`);
-  return undefined;
-}
+import { loadNativeWriter } from '../../src/core/native.js';
+import { nativeOrSkip } from '../helpers/native.js';
 
 async function socketPair(t: TestContext): Promise<{ server: net.Socket; client: net.Socket; fd: number }> {
   const srv = net.createServer();
@@ -62,7 +42,7 @@ test('a missing addon is reported with a reason, not thrown', () => {
 });
 
 test('writeSlots writes each slot\'s buffer to its descriptor and reports what the kernel took', async (t) => {
-  const w = writerOrSkip(t);
+  const w = nativeOrSkip(t);
   if (w === undefined) return;
   const a = await socketPair(t);
   const b = await socketPair(t);
@@ -79,7 +59,7 @@ test('writeSlots writes each slot\'s buffer to its descriptor and reports what t
 });
 
 test('a full socket buffer: a partial write, then 0 (EAGAIN), never a block', async (t) => {
-  const w = writerOrSkip(t);
+  const w = nativeOrSkip(t);
   if (w === undefined) return;
   const a = await socketPair(t);
   a.client.pause();
@@ -102,7 +82,7 @@ test('a full socket buffer: a partial write, then 0 (EAGAIN), never a block', as
 });
 
 test('a closed or bad descriptor gets 0, and a descriptor that is not a socket gets write(2)', async (t) => {
-  const w = writerOrSkip(t);
+  const w = nativeOrSkip(t);
   if (w === undefined) return;
   const written = new Int32Array(2);
   const devnull = openSync('/dev/null', 'w');
@@ -119,7 +99,7 @@ test('a closed or bad descriptor gets 0, and a descriptor that is not a socket g
 });
 
 test('wrong arguments throw a TypeError and write nothing', async (t) => {
-  const w = writerOrSkip(t);
+  const w = nativeOrSkip(t);
   if (w === undefined) return;
   const a = await socketPair(t);
   const call = (...args: unknown[]): void => (w.writeSlots as (...a: unknown[]) => void)(...args);
@@ -154,7 +134,7 @@ test('wrong arguments throw a TypeError and write nothing', async (t) => {
 });
 
 test('trimHeap gives the C heap\'s free pages back (glibc), and says whether it released any', (t) => {
-  const w = writerOrSkip(t);
+  const w = nativeOrSkip(t);
   if (w === undefined) return;
   assert.equal(typeof w.trimHeap, 'function');
   const glibc = typeof (process.report.getReport() as { header?: { glibcVersionRuntime?: unknown } }).header?.glibcVersionRuntime === 'string';
@@ -166,4 +146,31 @@ test('trimHeap gives the C heap\'s free pages back (glibc), and says whether it 
   if (glibc) assert.equal(typeof r, 'boolean');
   else assert.equal(r, undefined);
   assert.equal(keep[0], 2);
+});
+
+test('dupFd: a second descriptor for the same socket, which outlives the first; bad descriptors and arguments throw', async (t) => {
+  const w = nativeOrSkip(t);
+  if (w === undefined) return;
+  assert.equal(typeof w.dupFd, 'function');
+  const dupFd = w.dupFd!.bind(w);
+  const a = await socketPair(t);
+  const copy = dupFd(a.fd);
+  assert.ok(Number.isInteger(copy) && copy >= 0 && copy !== a.fd);
+  // the original socket closes its descriptor; the connection lives on in the copy
+  a.server.destroy();
+  await new Promise((r) => a.server.once('close', r));
+  const got = collect(a.client, 5);
+  const view = new net.Socket({ fd: copy, readable: true, writable: true });
+  t.after(() => view.destroy());
+  view.write('hello');
+  assert.equal((await got).toString(), 'hello');
+  const back = new Promise<string>((r) => view.once('data', (d: Buffer) => r(d.toString())));
+  a.client.write('back');
+  assert.equal(await back, 'back');
+  const fd = openSync('/dev/null', 'r');
+  closeSync(fd);
+  assert.throws(() => dupFd(fd), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'ERR_NATIVE_DUP' && /bad file descriptor/i.test(e.message));
+  for (const bad of [-1, 'x', undefined]) {
+    assert.throws(() => (dupFd as (x: unknown) => number)(bad), (e: unknown) => e instanceof TypeError && (e as { code?: string }).code === 'ERR_NATIVE_ARGS', String(bad));
+  }
 });

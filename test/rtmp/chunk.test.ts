@@ -665,3 +665,38 @@ it('keepMediaBytes keeps the head of multi-chunk audio/video messages, reports t
     assert.deepEqual(c.payload, command.payload, 'commands are never cut');
   }
 });
+
+describe('ChunkDecoder copyPayloads (input read into a reused buffer)', () => {
+  /** Two whole one-chunk messages in one buffer, the second spanning a later push: every path of the decoder. */
+  function decodeThenOverwrite(copyPayloads: boolean): RtmpMessage[] {
+    const got: RtmpMessage[] = [];
+    const d = new ChunkDecoder({ ...OPTS, copyPayloads }, (m) => got.push(m));
+    const a = encodeMessage({ csid: 4, type: MessageType.Audio, streamId: 1, timestamp: 10, payload: fill(100, 0xa1) }, 128);
+    const b = encodeMessage({ csid: 6, type: MessageType.Video, streamId: 1, timestamp: 20, payload: fill(300, 0xb2) }, 128);
+    const wire = bytes(a, b);
+    // one read buffer, reused: each push is a view of it, overwritten by the next read
+    const reused = Buffer.alloc(wire.length);
+    const cut = a.length + 50;
+    wire.copy(reused, 0, 0, cut);
+    d.push(reused.subarray(0, cut));
+    reused.fill(0xee);
+    wire.copy(reused, 0, cut);
+    d.push(reused.subarray(0, wire.length - cut));
+    reused.fill(0xff);
+    return got;
+  }
+
+  it('copies a message that arrived whole in one push, so the next read cannot change it', () => {
+    const got = decodeThenOverwrite(true);
+    assert.equal(got.length, 2);
+    assert.deepEqual(got[0]!.payload, fill(100, 0xa1));
+    assert.deepEqual(got[1]!.payload, fill(300, 0xb2));
+  });
+
+  it('without it the whole message is a view of the pushed buffer (the zero-copy default the option exists for)', () => {
+    const got = decodeThenOverwrite(false);
+    assert.equal(got.length, 2);
+    assert.deepEqual(got[0]!.payload, fill(100, 0xff), 'the view saw the later reads');
+    assert.deepEqual(got[1]!.payload, fill(300, 0xb2), 'a message cut across pushes is always reassembled into its own buffer');
+  });
+});

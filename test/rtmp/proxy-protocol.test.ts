@@ -105,3 +105,17 @@ test('listen ... proxy_protocol: access rules see the address from the header', 
   await assert.rejects(denied.publish('no'), /Denied/);
   assert.ok(srv.server.snapshot().connections.some((c) => c.remoteAddress === '203.0.113.9'));
 });
+
+test('a PROXY header cut across reads survives the caller reusing its read buffer', () => {
+  const header = Buffer.from('PROXY TCP4 203.0.113.7 198.51.100.1 51234 1935\r\nRTMP');
+  const reused = Buffer.alloc(header.length);
+  const p = new ProxyProtocolParser();
+  header.copy(reused, 0, 0, 20);
+  assert.equal(p.push(reused.subarray(0, 20)).done, false);
+  reused.fill(0x41); // the next read lands in the same buffer
+  header.copy(reused, 0, 20);
+  const step = p.push(reused.subarray(0, header.length - 20));
+  assert.equal(step.done, true);
+  assert.deepEqual(step.source, { address: '203.0.113.7', port: 51234 });
+  assert.equal(step.rest.toString('latin1'), 'RTMP');
+});
