@@ -8,10 +8,10 @@ import { descriptorOf } from './output.js';
  * Node.js reads an accepted socket into a new 64 KiB allocation per read, copies
  * what arrived into another one of the exact size, wraps it in a Buffer and
  * pushes it through the Readable stream machinery to a 'data' event. A publisher
- * makes one read per message (~77 a second at 2.6 Mbit/s), so with hundreds of
- * publishers that is most of what the server does besides the system calls:
- * two mallocs and a copy per read, the ArrayBuffers for the collector to trace
- * and sweep, and the stream's bookkeeping. Node's `onread` option (a buffer the
+ * makes about one read per message (~77 a second at 2.6 Mbit/s), so with
+ * hundreds of publishers that is two mallocs and a copy per message, the
+ * ArrayBuffers for the collector to trace and sweep, and the stream's
+ * bookkeeping (with 200 publishers, ~10 % of the server's CPU: bench/RESULTS.md). Node's `onread` option (a buffer the
  * socket reads into, and a callback instead of 'data') avoids all of it, but
  * Node offers it only for a net.Socket it constructs itself, not for the ones a
  * net.Server accepts. So adopt() makes a net.Socket with `onread` around a
