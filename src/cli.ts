@@ -11,7 +11,6 @@ import { loadConfigFile } from './config/load.js';
 import type { ServerConfig } from './config/types.js';
 import { RtmpServer } from './server.js';
 import { buildModules } from './app/modules.js';
-import { tuneJit } from './jit.js';
 
 const USAGE = `Usage: rtmp-server [PORT] [-c FILE] [-t] [--help] [--version]
 
@@ -130,7 +129,6 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`rtmp-server: configuration ${cfg.source} is ok\n`);
     return 0;
   }
-  tuneJit();
   const log = makeLogger(cfg);
   for (const w of cfg.warnings) log.warn(w);
   const server = new RtmpServer(cfg, { logger: log, modules: buildModules, collectGarbage: exposeGc() });
