@@ -11,17 +11,18 @@ import { descriptorOf } from './output.js';
  * makes about one read per message (~77 a second at 2.6 Mbit/s), so with
  * hundreds of publishers that is two mallocs and a copy per message, the
  * ArrayBuffers for the collector to trace and sweep, and the stream's
- * bookkeeping (with 200 publishers, ~10 % of the server's CPU: bench/RESULTS.md). Node's `onread` option (a buffer the
- * socket reads into, and a callback instead of 'data') avoids all of it, but
- * Node offers it only for a net.Socket it constructs itself, not for the ones a
- * net.Server accepts. So adopt() makes a net.Socket with `onread` around a
+ * bookkeeping (with 200 publishers, ~10 % of the server's CPU:
+ * bench/RESULTS.md). Node's `onread` option (a buffer the socket reads into,
+ * and a callback instead of 'data') avoids all of it, but Node offers it only
+ * for a net.Socket it constructs itself, not for the ones a net.Server accepts. So adopt() makes a net.Socket with `onread` around a
  * second descriptor of the accepted socket (dup(2), from the native addon) and
  * closes the accepted one: the connection lives on in the copy, unchanged.
  *
  * Reads are synchronous on the one event loop, so every adopted socket can read
  * into the same buffer: what the callback gets is valid only until it returns.
- * The connection copies what it keeps (its chunk decoder's `copyPayloads`, the
- * handshake's and PROXY header's collectors).
+ * The connection copies what it keeps past the call (its chunk decoder's
+ * `copyPayloads`, the PROXY header parser); the handshake answers C1 within the
+ * call that brings it.
  */
 export class SharedSocketReader {
   readonly buffer: Buffer;
