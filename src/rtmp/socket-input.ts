@@ -14,9 +14,10 @@ import { descriptorOf } from './output.js';
  * bookkeeping (with 200 publishers, ~10 % of the server's CPU:
  * bench/RESULTS.md). Node's `onread` option (a buffer the socket reads into,
  * and a callback instead of 'data') avoids all of it, but Node offers it only
- * for a net.Socket it constructs itself, not for the ones a net.Server accepts. So adopt() makes a net.Socket with `onread` around a
- * second descriptor of the accepted socket (dup(2), from the native addon) and
- * closes the accepted one: the connection lives on in the copy, unchanged.
+ * for a net.Socket it constructs itself, not for the ones a net.Server accepts.
+ * So adopt() makes a net.Socket with `onread` around a second descriptor of the
+ * accepted socket (dup(2), from the native addon) and closes the accepted one:
+ * the connection lives on in the copy, unchanged.
  *
  * Reads are synchronous on the one event loop, so every adopted socket can read
  * into the same buffer: what the callback gets is valid only until it returns.

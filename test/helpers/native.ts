@@ -7,7 +7,7 @@ import { loadNativeWriter, NATIVE_WRITER_PATH, type NativeWriter } from '../../s
 const STATUS = join(NATIVE_WRITER_PATH, '..', '..', 'native-status.json');
 
 /** npm install's record of the build: when it built the addon, the addon must load and work. */
-export function nativeBuildStatus(): { built: boolean; reason?: string } | undefined {
+function nativeBuildStatus(): { built: boolean; reason?: string } | undefined {
   if (!existsSync(STATUS)) return undefined;
   return JSON.parse(readFileSync(STATUS, 'utf8')) as { built: boolean; reason?: string };
 }
