@@ -15,6 +15,10 @@ import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { SharedSocketReader } from './rtmp/socket-input.js';
 import { MemoryReclaimer } from './memory.js';
+import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
+import { defaultConfig } from './config/default.js';
+import { silentLogger } from './core/log.js';
+import { ByteReader, ByteWriter } from './core/bytes.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { LiveStream, PublisherInfo, StreamOptions } from './live/stream.js';
 import {
@@ -53,7 +57,18 @@ export interface ServerOptions {
   readonly collectGarbage?: () => void;
   /** false: never load the native fan-out writer (its writes are then made from JavaScript); tests may pass their own */
   readonly nativeWriter?: false | NativeWriter;
+  /** false: no boot warm-up, whatever the configuration says (tests); otherwise its sizes and tuning */
+  readonly warmup?: false | ServerWarmupOptions;
 }
+
+export interface ServerWarmupOptions extends Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'> {
+  /** process-level tuning for the warm-up's duration only (the CLI lowers V8's interrupt budget) */
+  readonly begin?: () => void;
+  readonly end?: () => void;
+}
+
+/** The application the warm-up publishes to, on a private listener (no hooks, no recording: only live). */
+const WARMUP_APP = '__warmup';
 
 const SHUTDOWN_TIMEOUT = 5000;
 /** how often connection timeouts and pings are checked */
@@ -66,6 +81,8 @@ export type ServerSnapshot = StatSnapshot;
 interface Session {
   readonly conn: RtmpConnection;
   readonly block: ServerBlock;
+  /** a connection of the boot warm-up (not shown, not counted) */
+  readonly internal: boolean;
   app: Application | undefined;
   info: SessionInfo | undefined;
 }
@@ -92,6 +109,18 @@ export class RtmpServer {
   private readonly log: Logger;
   /** every open chain, with the number of sessions using it; a retired chain (from an older configuration) closes when its last session leaves */
   private readonly chains = new Map<AppChain, { users: number; retired: boolean }>();
+  /** true from start() until the warm-up is over: new clients wait in `held` (paused) */
+  private warming = false;
+  private held: { socket: net.Socket; blockIndex: number; proxyProtocol: boolean }[] = [];
+  private internalCount = 0;
+  /** what the boot warm-up did (undefined: it did not run) */
+  warmupReport: WarmupReport | undefined;
+  /**
+   * Objects kept for the server's lifetime only so that their hidden classes
+   * (V8 maps) live on: see keepShapes().
+   */
+  private readonly shapeKeeper: unknown[] = [];
+  private readonly keptShapes = new Set<string>();
 
   constructor(
     config: ServerConfig,
@@ -156,6 +185,8 @@ export class RtmpServer {
       reclaimer?.check(this.sessions.size, now);
     }, HOUSEKEEPING_INTERVAL);
     this.housekeeping.unref();
+    const warm = this.warmupWanted();
+    this.warming = warm;
     if (this.config.http.length > 0) {
       this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }) });
       await this.http.start();
@@ -178,6 +209,102 @@ export class RtmpServer {
         if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP listening on ${a.address}:${a.port}`);
       }
     }
+    if (warm) await this.warmUp();
+  }
+
+  /**
+   * V8 gives the objects of a class their final hidden class (map) through
+   * transitions from the constructor's initial map, and it holds transitions
+   * weakly: when no object of the class is alive at a full collection, that map
+   * is collected, and every optimized function that embedded it is thrown away
+   * ("deoptimization, reason: weak objects" in --trace-deopt). Right after the
+   * warm-up no connection, stream or frame is left, so its collection would
+   * throw away what it compiled; on a quiet server, so would any later one. One
+   * object of each class of the hot paths is therefore kept: the warm-up's
+   * first publisher and first player (closed; with their outputs, decoders and
+   * sockets), the publisher's stream (with its cached metadata and codec header
+   * frames), the player's reader and output, a byte
+   * reader and writer (made and dropped per message), and a spent Immediate
+   * (the flush scheduler's). A few tens of KiB.
+   */
+  private keepShape(role: string, ...objects: unknown[]): void {
+    if (this.keptShapes.has(role)) return;
+    this.keptShapes.add(role);
+    this.shapeKeeper.push(...objects);
+  }
+
+  private keepShapes(): void {
+    this.shapeKeeper.push(new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
+  }
+
+  private warmupWanted(): boolean {
+    return this.options.warmup !== false && this.config.rtmp[0]?.warmup === true;
+  }
+
+  /**
+   * The boot warm-up (src/warmup.ts): a synthetic stream through a private
+   * listener on 127.0.0.1, into a live-only application built with the first
+   * server block's settings, so the same code paths run as for real clients.
+   * The public listeners are bound already; clients that arrive meanwhile wait
+   * (paused) and are let in when it ends. A failure is logged, never fatal.
+   */
+  private async warmUp(): Promise<void> {
+    const first = this.config.rtmp[0];
+    const given = this.options.warmup === false ? undefined : this.options.warmup;
+    let listener: net.Server | undefined;
+    let block: ServerBlock | undefined;
+    const cpu0 = process.cpuUsage();
+    try {
+      if (first === undefined) return;
+      const live = defaultConfig().rtmp[0]?.applications[0];
+      if (live === undefined) return;
+      const b = this.buildBlock({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] });
+      block = b;
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, -1, false, b));
+      listener = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+      });
+      const a = server.address();
+      if (a === null || typeof a !== 'object') return;
+      given?.begin?.();
+      let report: WarmupReport;
+      try {
+        report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
+      } finally {
+        given?.end?.();
+      }
+      // the warm-up's connections leave on their own (the clients closed them); wait for the server's side
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.internal)) await new Promise((r) => setTimeout(r, 10));
+      for (const s of [...this.sessions.values()]) if (s.internal) s.conn.output.destroy();
+      this.warmupReport = report;
+      const cpu = process.cpuUsage(cpu0);
+      this.log.info({ ...report, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, report.stopped === undefined ? 'warm-up done' : 'warm-up ended early');
+    } catch (e) {
+      this.log.warn(describeError(e), 'warm-up failed: starting cold');
+    } finally {
+      if (listener !== undefined) listener.close();
+      if (block !== undefined) {
+        for (const app of block.apps.values()) {
+          const use = this.chains.get(app.chain);
+          if (use !== undefined) use.retired = true;
+          this.releaseChain(app.chain, 0);
+        }
+      }
+      if (this.warmupReport !== undefined) this.keepShapes();
+      // the warm-up's objects are garbage now: collect them before the clients come
+      try {
+        this.options.collectGarbage?.();
+      } catch {
+        // only memory
+      }
+      this.warming = false;
+      const held = this.held;
+      this.held = [];
+      for (const h of held) this.accept(h.socket, h.blockIndex, h.proxyProtocol);
+    }
   }
 
   /** The bound addresses (useful with port 0). */
@@ -195,7 +322,9 @@ export class RtmpServer {
   }
 
   get connections(): number {
-    return this.sessions.size;
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.internal) n++;
+    return n;
   }
 
   /** A point-in-time view of connections and streams, for stats pages and control. */
@@ -205,7 +334,7 @@ export class RtmpServer {
       startedAt: this.startedAt,
       accepted: this.connectionCount,
       now,
-      connections: [...this.sessions.values()].map(({ conn }) => ({
+      connections: [...this.sessions.values()].filter((s) => !s.internal).map(({ conn }) => ({
         id: conn.id,
         remote: conn.remote,
         remoteAddress: conn.remoteAddress,
@@ -219,7 +348,7 @@ export class RtmpServer {
         bytesOut: conn.bytesOut,
         streams: conn.activeStreams(),
       })),
-      streams: this.hub.list().map((s) => ({
+      streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map((s) => ({
         app: s.app,
         name: s.name,
         active: s.active,
@@ -241,8 +370,8 @@ export class RtmpServer {
 
   /** Disconnects a connection by id (control API); true if it existed. */
   dropConnection(id: string, reason: string): boolean {
-    for (const { conn } of this.sessions.values()) {
-      if (conn.id === id) {
+    for (const { conn, internal } of this.sessions.values()) {
+      if (conn.id === id && !internal) {
         conn.fail(serverError(ErrorCode.Refused, reason), 'info');
         return true;
       }
@@ -278,6 +407,7 @@ export class RtmpServer {
     this.stopping = true;
     if (this.housekeeping !== undefined) clearInterval(this.housekeeping);
     const closing = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
+    for (const h of this.held.splice(0)) h.socket.destroy();
     for (const s of [...this.sessions.values()]) s.conn.shutdown();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -348,20 +478,26 @@ export class RtmpServer {
     };
   }
 
-  private accept(accepted: net.Socket, blockIndex: number, proxyProtocol: boolean): void {
-    const block = this.blocks[blockIndex];
-    if (block === undefined || this.stopping) {
+  private accept(accepted: net.Socket, blockIndex: number, proxyProtocol: boolean, internal?: ServerBlock): void {
+    const block = internal ?? this.blocks[blockIndex];
+    if (block === undefined || this.stopping || accepted.destroyed) {
       accepted.destroy();
       return;
     }
+    if (this.warming && internal === undefined) {
+      // paused since the accept: nothing is read until the warm-up is over
+      this.held.push({ socket: accepted, blockIndex, proxyProtocol });
+      return;
+    }
     const max = block.config.maxConnections;
-    if (max > 0 && this.sessions.size >= max) {
+    if (internal === undefined && max > 0 && this.connections >= max) {
       this.log.warn({ remote: `${accepted.remoteAddress}:${accepted.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
       accepted.destroy();
       return;
     }
-    this.connectionCount++;
-    const id = this.connectionCount.toString(36);
+    let id: string;
+    if (internal !== undefined) id = `warmup-${(++this.internalCount).toString(36)}`;
+    else id = (++this.connectionCount).toString(36);
     let options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
     let socket = accepted;
     if (block.config.sharedRead && this.sharedReader !== undefined) {
@@ -374,10 +510,10 @@ export class RtmpServer {
         this.log.debug({ conn: id, reason: adopted.reason }, 'shared read buffer not used for this connection');
       }
     }
-    const conn = new RtmpConnection(id, socket, this.handler, options, this.log, this.writeGroup);
+    const conn = new RtmpConnection(id, socket, this.handler, options, internal !== undefined ? silentLogger() : this.log, this.writeGroup);
     // the listener accepts paused; a socket read the usual way starts here (an adopted one already reads)
     if (socket === accepted) accepted.resume();
-    this.sessions.set(conn, { conn, block, app: undefined, info: undefined });
+    this.sessions.set(conn, { conn, block, internal: internal !== undefined, app: undefined, info: undefined });
   }
 
   private session(conn: RtmpConnection): Session & { app: Application; info: SessionInfo } {
@@ -423,6 +559,7 @@ export class RtmpServer {
       };
       const live = app.config.live;
       const stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
+      if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, stream);
       app.chain.published(ctx, stream);
       let open = true;
       // drop_idle_publisher: a publisher that sends no audio/video for that long is disconnected
@@ -478,6 +615,7 @@ export class RtmpServer {
       } finally {
         output.uncork();
       }
+      if (this.sessions.get(conn)?.internal === true) this.keepShape('player', conn, reader, output);
       let open = true;
       return {
         resume: () => reader.restart(stream.hasVideo),

@@ -129,6 +129,8 @@ export interface RtmpServerConfig {
   readonly nativeWrite: boolean;
   /** shared_read: connections read into one buffer of the server's (needs the native addon's dup) */
   readonly sharedRead: boolean;
+  /** warmup: a synthetic loopback stream at boot compiles the hot paths first (the first server block's setting counts) */
+  readonly warmup: boolean;
   /** tcp_nodelay: TCP_NODELAY on RTMP connections (off: Nagle merges small writes) */
   readonly tcpNodelay: boolean;
   /** 0 = unlimited */

@@ -460,6 +460,7 @@ test('end to end: `exec ffmpeg` relays src/$name to out/$name while published, a
   const mods: ExecModule[] = [];
   const server = new RtmpServer(config, {
     logger: memoryLogger(logs),
+    warmup: false,
     modules: (app, deps) => {
       const m = execModule(app, deps);
       if (m === undefined) return [];

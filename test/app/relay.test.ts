@@ -28,6 +28,7 @@ async function relayServer(t: TestContext, appBody: string, options: RelayOption
   const logs: MemoryLogEntry[] = [];
   const server = new RtmpServer(relayConfig(appBody), {
     logger: memoryLogger(logs),
+    warmup: false,
     modules: (app, deps) => {
       const m = relayModule(app, deps, options);
       return m === undefined ? [] : [m];

@@ -15,7 +15,8 @@ export interface TestServer {
 /** A server on 127.0.0.1, port 0, with an in-memory log; stopped in t.after. */
 export async function startServer(t: TestContext, config: ServerConfig = loopbackDefault()): Promise<TestServer> {
   const logs: MemoryLogEntry[] = [];
-  const server = new RtmpServer(config, { logger: memoryLogger(logs), modules: buildModules });
+  // no boot warm-up: a second of synthetic load per test server buys nothing in a test
+  const server = new RtmpServer(config, { logger: memoryLogger(logs), modules: buildModules, warmup: false });
   await server.start();
   t.after(() => server.stop(1000));
   const port = server.port;

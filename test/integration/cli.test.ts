@@ -63,8 +63,10 @@ test('PORT argument, a publish and play through the CLI, SIGTERM exits 0 and tel
   const port = await freePort();
   const p = cli(t, [String(port)]);
   assert.ok(await p.waitFor(/RTMP listening on 0\.0\.0\.0:\d+/), p.stderr());
+  // the embedded default configuration warms the server up; the publisher below connects during it or after
   const url = `rtmp://127.0.0.1:${port}/live`;
   const pub = await publishSynthetic(url, 'term');
+  assert.ok(await p.waitFor(/"players":20,"messages":2000,"ms":\d+,"cpuMs":\d+,"msg":"warm-up done"/), p.stderr());
   t.after(() => pub.stop());
   const player = await playCounting(url, 'term');
   t.after(() => player.client.destroy());

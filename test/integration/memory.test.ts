@@ -72,7 +72,7 @@ test('the server collects garbage once after a crowd of connections left, trims 
   const trims: number[] = [];
   // the native writer's trimHeap() runs right after the collection
   const nativeWriter = { writeSlots: () => undefined, trimHeap: () => (trims.push(collections), true) };
-  const server = new RtmpServer(loopbackDefault(), { logger: memoryLogger(logs), modules: buildModules, collectGarbage: () => collections++, nativeWriter });
+  const server = new RtmpServer(loopbackDefault(), { logger: memoryLogger(logs), modules: buildModules, collectGarbage: () => collections++, nativeWriter, warmup: false });
   await server.start();
   t.after(() => server.stop(1000));
   const sockets = await connectMany(server.port, 80);
@@ -95,6 +95,7 @@ test('a collection that throws is logged and the server goes on', async (t) => {
   const server = new RtmpServer(loopbackDefault(), {
     logger: memoryLogger(logs),
     modules: buildModules,
+    warmup: false,
     collectGarbage: () => {
       calls++;
       throw new Error('no gc here');

@@ -28,7 +28,7 @@ async function serve(t: TestContext, writer: NativeWriter, sharedRead = true): P
   const logs: MemoryLogEntry[] = [];
   const server = new RtmpServer(
     loopbackDefault(() => ({ sharedRead })),
-    { logger: memoryLogger(logs), modules: buildModules, nativeWriter: writer },
+    { logger: memoryLogger(logs), modules: buildModules, nativeWriter: writer, warmup: false },
   );
   await server.start();
   t.after(() => server.stop(1000));
