@@ -201,9 +201,26 @@ function waitFor<T extends FromWorker['kind']>(
   });
 }
 
+/**
+ * Waits until the server answers an RTMP connect, so that the "idle" samples
+ * are taken of a server that is ready: ours warms up for about a second after
+ * it starts listening (clients wait meanwhile), and its memory is what it is
+ * after the warm-up's collection only then. Returns the ms waited.
+ */
+async function serverReady(url: string, timeoutMs: number): Promise<number> {
+  const t0 = clock();
+  const { appUrl } = splitStreamUrl(url);
+  const c = await RtmpClient.connect(appUrl, { timeout: timeoutMs });
+  await c.close();
+  await sleep(500);
+  return clock() - t0;
+}
+
 async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progress): Promise<LoadReport> {
   const mode: LoadReport['mode'] = args.publishers > 0 ? 'publishers' : 'players';
   const report = emptyReport(args, mode, media);
+  const readyMs = await serverReady(args.url, args.connectTimeout * 1000);
+  if (readyMs > 1000) progress.line(`server ready after ${Math.round(readyMs)} ms`);
   const probe = new ServerProbe(args.pid);
   probe.idle = probe.sample();
   const { appUrl, name } = splitStreamUrl(args.url);
@@ -436,6 +453,7 @@ async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progre
 
 async function runLatency(args: LoadArgs, media: LoopMedia, progress: Progress): Promise<LoadReport> {
   const report = emptyReport(args, 'latency', media);
+  await serverReady(args.url, args.connectTimeout * 1000);
   const probe = new ServerProbe(args.pid);
   probe.idle = probe.sample();
   const { appUrl, name } = splitStreamUrl(args.url);
