@@ -117,10 +117,9 @@ export class RtmpServer {
   warmupReport: WarmupReport | undefined;
   /**
    * Objects kept for the server's lifetime only so that their hidden classes
-   * (V8 maps) live on: see keepShapes().
+   * (V8 maps) live on, by role: see keepShape().
    */
-  private readonly shapeKeeper: unknown[] = [];
-  private readonly keptShapes = new Set<string>();
+  private readonly shapeKeeper = new Map<string, readonly unknown[]>();
 
   constructor(
     config: ServerConfig,
@@ -223,18 +222,12 @@ export class RtmpServer {
    * object of each class of the hot paths is therefore kept: the warm-up's
    * first publisher and first player (closed; with their outputs, decoders and
    * sockets), the publisher's stream (with its cached metadata and codec header
-   * frames), the player's reader and output, a byte
-   * reader and writer (made and dropped per message), and a spent Immediate
-   * (the flush scheduler's). A few tens of KiB.
+   * frames), the player's reader and output, a byte reader and writer (made
+   * and dropped per message), and a spent Immediate (the flush scheduler's).
+   * A few tens of KiB. The first objects given for a role are the ones kept.
    */
   private keepShape(role: string, ...objects: unknown[]): void {
-    if (this.keptShapes.has(role)) return;
-    this.keptShapes.add(role);
-    this.shapeKeeper.push(...objects);
-  }
-
-  private keepShapes(): void {
-    this.shapeKeeper.push(new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
+    if (!this.shapeKeeper.has(role)) this.shapeKeeper.set(role, objects);
   }
 
   private warmupWanted(): boolean {
@@ -293,7 +286,7 @@ export class RtmpServer {
           this.releaseChain(app.chain, 0);
         }
       }
-      if (this.warmupReport !== undefined) this.keepShapes();
+      if (this.warmupReport !== undefined) this.keepShape('transient', new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
       // the warm-up's objects are garbage now: collect them before the clients come
       try {
         this.options.collectGarbage?.();

@@ -13,11 +13,11 @@
  *
  * What it sends looks like a real H.264/AAC stream to the server's code (the
  * bytes the live path classifies: AVC sequence header, keyframes, inter
- * frames, AAC header and raw frames, onMetaData) on two streams, at sizes that take both the
- * single-chunk and the multi-chunk paths. Players join while it runs, so
- * their handshake, connect, play and GOP replay run too. Nothing here touches
- * a file, a hook or a relay: the server runs it in a private application with
- * only the live step (see RtmpServer.start).
+ * frames, AAC header and raw frames, onMetaData) on three streams, at sizes
+ * that take both the single-chunk and the multi-chunk paths. Players join while
+ * it runs, so their handshake, connect, play and GOP replay run too. Nothing
+ * here touches a file, a hook or a relay: the server runs it in a private
+ * application with only the live step (see RtmpServer.warmUp).
  */
 import { RtmpClient } from './rtmp/client.js';
 import { MessageType } from './rtmp/messages.js';
@@ -95,9 +95,9 @@ function videoSize(i: number): number {
 }
 
 /**
- * Runs the warm-up against `rtmp://127.0.0.1:port/app`: one publisher sending
- * one message per event-loop turn (the server then reads them one at a time,
- * as it reads a real publisher), players joining along the way. Never throws:
+ * Runs the warm-up against `rtmp://127.0.0.1:port/app`: the publishers send one
+ * message per event-loop turn between them (the server then reads them one at
+ * a time, as it reads a real publisher), players joining along the way. Never throws:
  * a failure ends it early, and the report says why.
  */
 export async function warmUp(port: number, app: string, options: WarmupOptions = {}): Promise<WarmupReport> {
