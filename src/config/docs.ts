@@ -60,23 +60,3 @@ export function directiveReferenceMarkdown(): string {
   out.push('');
   return out.join('\n');
 }
-
-export const README_BEGIN = '<!-- directives:begin -->';
-export const README_END = '<!-- directives:end -->';
-
-/** The reference as a README section: headings one level down, between markers. */
-export function directiveReferenceForReadme(): string {
-  const body = directiveReferenceMarkdown()
-    .split('\n')
-    .map((l) => (l.startsWith('#') ? `#${l}` : l))
-    .join('\n');
-  return `${README_BEGIN}\n${body.trimEnd()}\n${README_END}`;
-}
-
-/** Replaces the marked section of a README text with the current reference. */
-export function withDirectiveReference(readme: string): string {
-  const a = readme.indexOf(README_BEGIN);
-  const b = readme.indexOf(README_END);
-  if (a < 0 || b < a) return `${readme.trimEnd()}\n\n${directiveReferenceForReadme()}\n`;
-  return readme.slice(0, a) + directiveReferenceForReadme() + readme.slice(b + README_END.length);
-}
