@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
+import { ErrorCode, ServerError, describeError, isServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
 import { applyMetaMode } from './app/meta.js';
@@ -450,7 +450,11 @@ export class RtmpServer {
         bound.push(p.listener);
       }
       const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }) });
-      http = { frontend, reload: await frontend.prepare(config.http) };
+      try {
+        http = { frontend, reload: await frontend.prepare(config.http) };
+      } catch (e) {
+        throw isServerError(e, ErrorCode.ConfigReload) ? e : refuse(describeError(e).message, e);
+      }
       if (this.stopping) throw refuse('the server is stopping');
     } catch (e) {
       await Promise.all(bound.map((l) => new Promise<void>((r) => l.server.close(() => r()))));

@@ -195,3 +195,45 @@ test('a client that leaves while on_connect is pending does not keep an old conf
   stayed.destroy();
   assert.ok(await until(() => srv.server.openChains === 1, 5000), 'and it closes when the client leaves');
 });
+
+test('a client accepted before a reload and connecting after it gets the configuration of now', { timeout: 30_000 }, async (t) => {
+  const conf = (app: string): string => `rtmp { server { listen 127.0.0.1:0; application ${app} { live on; } } }`;
+  const srv = await startServer(t, parseConfigText(conf('old'), 'old.conf'));
+  // a TCP relay that opens the server connection at once but holds the client's bytes until released
+  let release = (): void => {};
+  const held = new Promise<void>((r) => (release = r));
+  const relay = net.createServer((client) => {
+    const upstream = net.connect(srv.port, '127.0.0.1');
+    client.pause();
+    void held.then(() => {
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  t.after(() => relay.close());
+  const rp = (relay.address() as AddressInfo).port;
+  const attempt = (app: string): Promise<boolean> =>
+    RtmpClient.connect(`rtmp://127.0.0.1:${rp}/${app}`).then(
+      async (c) => {
+        await c.close();
+        return true;
+      },
+      () => false,
+    );
+  const toOld = attempt('old');
+  const toNew = attempt('new');
+  assert.ok(await until(() => srv.server.connections === 2), 'both clients are accepted before the reload');
+  await srv.server.reload(parseConfigText(conf('new'), 'new.conf'));
+  release();
+  assert.equal(await toNew, true, 'the application of the new configuration');
+  assert.equal(await toOld, false, 'not an application the reload removed');
+  assert.ok(await until(() => srv.server.openChains === 1, 5000), 'the old configuration closed');
+});
