@@ -98,7 +98,10 @@ export type ServerSnapshot = StatSnapshot;
 /** A session's state as the handler sees it. */
 interface Session {
   readonly conn: RtmpConnection;
-  readonly block: ServerBlock;
+  /** its listener's block when it connects (at the accept before): a reload meanwhile gives it the configuration of now */
+  block: ServerBlock;
+  /** undefined: the warm-up's private listener */
+  readonly listener: Listener | undefined;
   /** a connection of the boot warm-up (not shown, not counted) */
   readonly internal: boolean;
   app: Application | undefined;
@@ -621,7 +624,7 @@ export class RtmpServer {
     const conn = new RtmpConnection(id, socket, this.handler, options, internal !== undefined ? silentLogger() : this.log, this.writeGroup);
     // the listener accepts paused; a socket read the usual way starts here (an adopted one already reads)
     if (socket === accepted) accepted.resume();
-    this.sessions.set(conn, { conn, block, internal: internal !== undefined, app: undefined, info: undefined });
+    this.sessions.set(conn, { conn, block, listener, internal: internal !== undefined, app: undefined, info: undefined });
   }
 
   /** The sessions counted against a block's max_connections. */
@@ -641,8 +644,14 @@ export class RtmpServer {
     connect: async (conn: RtmpConnection, info: ConnectInfo): Promise<void> => {
       const s = this.sessions.get(conn);
       if (s === undefined) throw serverError(ErrorCode.ProtocolViolation, 'unknown connection');
-      const app = s.block.apps.get(info.app);
+      const block = s.listener?.block ?? s.block;
+      s.block = block;
+      const app = block.apps.get(info.app);
       if (app === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" not found`);
+      // the session uses the chain from now on, so that a reload meanwhile does not close it under the hook
+      const use = this.chains.get(app.chain);
+      if (use === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" was closed by a reload`);
+      use.users++;
       const session: SessionInfo = {
         id: conn.id,
         remoteAddress: conn.remoteAddress,
@@ -654,9 +663,6 @@ export class RtmpServer {
         pageUrl: info.pageUrl,
         log: conn.log,
       };
-      // the session uses the chain from now on, so that a reload meanwhile does not close it under the hook
-      const use = this.chains.get(app.chain);
-      if (use !== undefined) use.users++;
       try {
         await app.chain.connect({ session });
       } catch (e) {
