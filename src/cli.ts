@@ -181,11 +181,14 @@ async function main(argv: readonly string[]): Promise<number> {
         log.info('SIGHUP: no configuration file to reload');
         return;
       }
+      const refused = (e: unknown): void => {
+        const d = e instanceof ServerError ? { code: e.code, err: e.message } : { err: describeError(e).message };
+        log.error(d, 'SIGHUP: new configuration refused, keeping the old one');
+      };
       try {
-        server.reload(loadConfiguration(args));
+        server.reload(loadConfiguration(args)).catch(refused);
       } catch (e) {
-        const d = e instanceof ServerError ? e.message : describeError(e).message;
-        log.error({ err: d }, 'SIGHUP: new configuration refused, keeping the old one');
+        refused(e);
       }
     });
   });

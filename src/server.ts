@@ -1,14 +1,14 @@
 import net from 'node:net';
-import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
+import { ErrorCode, ServerError, describeError, isServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
 import { applyMetaMode } from './app/meta.js';
 import { startExecStatic } from './app/exec.js';
 import { checkStreamName } from './app/names.js';
 import { streamOptionsFor } from './app/stream-options.js';
-import type { ApplicationConfig, RtmpServerConfig, ServerConfig } from './config/types.js';
+import type { ApplicationConfig, ListenSpec, RtmpServerConfig, ServerConfig } from './config/types.js';
 import { FrameKind } from './live/frame.js';
-import { HttpFrontend } from './http/server.js';
+import { HttpFrontend, sameListen, type HttpReload } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
@@ -42,11 +42,29 @@ interface Application {
 }
 
 /** Everything one `server {}` block needs at run time; replaced whole on reload. */
-interface ServerBlock {
+interface BuiltBlock {
   readonly config: RtmpServerConfig;
   readonly apps: ReadonlyMap<string, Application>;
   readonly connectionOptions: ConnectionOptions;
   readonly readerLimits: ReaderLimits;
+}
+
+interface ServerBlock extends BuiltBlock {
+  /**
+   * Who counts against the block's max_connections: its sessions and those of
+   * the blocks it replaced on reloads (a block keeps the group of the block
+   * that had one of its listen addresses).
+   */
+  readonly group: object;
+}
+
+/** One bound rtmp listen. */
+interface Listener {
+  readonly server: net.Server;
+  /** the listen as configured last (port 0: any port; the bound one is server.address()) */
+  spec: ListenSpec;
+  /** the server block its clients connect to; a reload that keeps the address replaces it (undefined: bound by a reload not applied yet) */
+  block: ServerBlock | undefined;
 }
 
 export interface ServerOptions {
@@ -80,7 +98,10 @@ export type ServerSnapshot = StatSnapshot;
 /** A session's state as the handler sees it. */
 interface Session {
   readonly conn: RtmpConnection;
-  readonly block: ServerBlock;
+  /** its listener's block when it connects (at the accept before): a reload meanwhile gives it the configuration of now */
+  block: ServerBlock;
+  /** undefined: the warm-up's private listener */
+  readonly listener: Listener | undefined;
   /** a connection of the boot warm-up (not shown, not counted) */
   readonly internal: boolean;
   app: Application | undefined;
@@ -97,7 +118,9 @@ export class RtmpServer {
   private readonly sharedReader: SharedSocketReader | undefined;
   private config: ServerConfig;
   private blocks: ServerBlock[] = [];
-  private readonly listeners: { server: net.Server; blockIndex: number }[] = [];
+  private listeners: Listener[] = [];
+  /** reloads run one after the other */
+  private reloading: Promise<unknown> = Promise.resolve();
   private readonly sessions = new Map<RtmpConnection, Session>();
   private connectionCount = 0;
   private stopping = false;
@@ -111,7 +134,7 @@ export class RtmpServer {
   private readonly chains = new Map<AppChain, { users: number; retired: boolean }>();
   /** true from start() until the warm-up is over: new clients wait in `held` (paused) */
   private warming = false;
-  private held: { socket: net.Socket; blockIndex: number; proxyProtocol: boolean }[] = [];
+  private held: { socket: net.Socket; listener: Listener }[] = [];
   private internalCount = 0;
   /** what the boot warm-up did (undefined: it did not run) */
   warmupReport: WarmupReport | undefined;
@@ -133,7 +156,7 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup });
-    this.blocks = config.rtmp.map((c) => this.buildBlock(c));
+    this.blocks = config.rtmp.map((c) => ({ ...this.buildBlock(c), group: {} }));
   }
 
   /** One full collection after a crowd left, logged with what it freed. */
@@ -190,25 +213,32 @@ export class RtmpServer {
       this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }) });
       await this.http.start();
     }
-    for (let i = 0; i < this.config.rtmp.length; i++) {
-      const cfg = this.config.rtmp[i]!;
-      for (const l of cfg.listen) {
-        // paused: accept() may read the connection through a socket of its own (shared_read)
-        const server = net.createServer({ keepAlive: l.soKeepalive === true, pauseOnConnect: true }, (socket) => this.accept(socket, i, l.proxyProtocol));
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: l.host, port: l.port, ipv6Only: l.ipv6Only === true }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        server.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
-        this.listeners.push({ server, blockIndex: i });
-        const a = server.address();
-        if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP listening on ${a.address}:${a.port}`);
-      }
+    for (const block of this.blocks) {
+      for (const spec of block.config.listen) this.listeners.push(await this.bind(spec, block));
     }
     if (warm) await this.warmUp();
+  }
+
+  /** Binds one rtmp listen; rejects with the system's error. */
+  private async bind(spec: ListenSpec, block: ServerBlock | undefined): Promise<Listener> {
+    // paused: accept() may read the connection through a socket of its own (shared_read)
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+      // so_keepalive is read per connection: a reload may change it on a kept listener
+      if (listener.spec.soKeepalive === true) socket.setKeepAlive(true);
+      this.accept(socket, listener);
+    });
+    const listener: Listener = { server, spec, block };
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: spec.host, port: spec.port, ipv6Only: spec.ipv6Only === true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
+    const a = server.address();
+    if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP listening on ${a.address}:${a.port}`);
+    return listener;
   }
 
   /**
@@ -251,9 +281,9 @@ export class RtmpServer {
       if (first === undefined) return;
       const live = defaultConfig().rtmp[0]?.applications[0];
       if (live === undefined) return;
-      const b = this.buildBlock({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] });
+      const b: ServerBlock = { ...this.buildBlock({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] }), group: {} };
       block = b;
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, -1, false, b));
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, undefined, b));
       listener = server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -296,7 +326,7 @@ export class RtmpServer {
       this.warming = false;
       const held = this.held;
       this.held = [];
-      for (const h of held) this.accept(h.socket, h.blockIndex, h.proxyProtocol);
+      for (const h of held) this.accept(h.socket, h.listener);
     }
   }
 
@@ -375,14 +405,97 @@ export class RtmpServer {
   /**
    * Takes a new configuration: new and changed applications apply to new
    * sessions; running sessions keep the applications they connected to.
+   * Listeners are matched to the new server blocks by address (host and
+   * port): a kept address serves the block that names it now, a new one is
+   * bound before anything changes, a removed one stops accepting (its sessions
+   * go on). Rejects with ConfigReload, the old configuration still running,
+   * when the new one has no rtmp listen, names a listen it cannot bind, or
+   * changes `ipv6only` on a kept address. The http block's listens likewise.
    */
-  reload(config: ServerConfig): void {
-    const blocks = config.rtmp.map((c) => this.buildBlock(c));
+  reload(config: ServerConfig): Promise<void> {
+    const run = this.reloading.then(() => this.applyReload(config));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyReload(config: ServerConfig): Promise<void> {
+    const refuse = (msg: string, cause?: unknown): ServerError => serverError(ErrorCode.ConfigReload, `reload refused: ${msg}`, cause);
+    if (this.stopping) throw refuse('the server is stopping');
+    if (config.rtmp.length === 0) throw refuse('the configuration has no rtmp server block (an empty file?)');
+    if (config.rtmp.every((c) => c.listen.length === 0)) throw refuse('the configuration has no rtmp listen');
+    // which listener serves each listen of the new configuration
+    const free = new Set(this.listeners);
+    const plan: { spec: ListenSpec; index: number; listener: Listener | undefined }[] = [];
+    config.rtmp.forEach((c, index) => {
+      for (const spec of c.listen) {
+        const listener = [...free].find((l) => sameListen(l, spec));
+        if (listener !== undefined) {
+          free.delete(listener);
+          if ((listener.spec.ipv6Only === true) !== (spec.ipv6Only === true)) throw refuse(`listen ${spec.host}:${spec.port} changes ipv6only: it cannot be rebound (restart the server)`);
+        }
+        plan.push({ spec, index, listener });
+      }
+    });
+    // a block keeps the connection count of the block that had one of its addresses
+    const groups = config.rtmp.map((_, index) => plan.find((p) => p.index === index && p.listener?.block !== undefined)?.listener?.block?.group ?? {});
+    const blocks: ServerBlock[] = [];
+    const bound: Listener[] = [];
+    let http: { frontend: HttpFrontend; reload: HttpReload } | undefined;
+    try {
+      for (let i = 0; i < config.rtmp.length; i++) blocks.push({ ...this.buildBlock(config.rtmp[i]!), group: groups[i]! });
+      for (const p of plan) {
+        if (p.listener !== undefined) continue;
+        try {
+          p.listener = await this.bind(p.spec, undefined);
+        } catch (e) {
+          throw refuse(`cannot listen on ${p.spec.host}:${p.spec.port}: ${describeError(e).message}`, e);
+        }
+        bound.push(p.listener);
+      }
+      const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }) });
+      try {
+        http = { frontend, reload: await frontend.prepare(config.http) };
+      } catch (e) {
+        throw isServerError(e, ErrorCode.ConfigReload) ? e : refuse(describeError(e).message, e);
+      }
+      if (this.stopping) throw refuse('the server is stopping');
+    } catch (e) {
+      await Promise.all(bound.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+      this.retire(blocks);
+      if (http !== undefined) await http.reload.abort();
+      throw e;
+    }
+    // nothing can fail from here on
+    for (const p of plan) {
+      const l = p.listener!;
+      l.spec = p.spec;
+      l.block = blocks[p.index];
+    }
+    this.listeners = plan.map((p) => p.listener!);
+    for (const l of free) {
+      const a = l.server.address();
+      if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP no longer listening on ${a.address}:${a.port}`);
+      l.server.close();
+    }
+    this.held = this.held.filter((h) => {
+      if (!free.has(h.listener)) return true;
+      h.socket.destroy();
+      return false;
+    });
+    http.reload.commit();
+    this.http = http.frontend;
     const previous = this.config;
     const retiring = this.blocks;
     this.config = config;
     this.blocks = blocks;
-    for (const b of retiring) {
+    this.retire(retiring);
+    this.restartExecStatic(previous);
+    this.log.info({ source: config.source }, 'configuration reloaded');
+  }
+
+  /** The chains of blocks no longer used by new sessions close when their last session leaves. */
+  private retire(blocks: readonly ServerBlock[]): void {
+    for (const b of blocks) {
       for (const a of b.apps.values()) {
         const use = this.chains.get(a.chain);
         if (use === undefined) continue;
@@ -390,8 +503,11 @@ export class RtmpServer {
         this.releaseChain(a.chain, 0);
       }
     }
-    this.restartExecStatic(previous);
-    this.log.info({ source: config.source }, 'configuration reloaded');
+  }
+
+  /** How many open chains (applications of the current or older configurations still used); for tests. */
+  get openChains(): number {
+    return this.chains.size;
   }
 
   /** Stops accepting, closes every connection (politely, then by force), resolves when done. */
@@ -434,7 +550,7 @@ export class RtmpServer {
     }
   }
 
-  private buildBlock(config: RtmpServerConfig): ServerBlock {
+  private buildBlock(config: RtmpServerConfig): BuiltBlock {
     const apps = new Map<string, Application>();
     for (const a of config.applications) {
       // modules get their own chain late: it is built from them
@@ -471,19 +587,21 @@ export class RtmpServer {
     };
   }
 
-  private accept(accepted: net.Socket, blockIndex: number, proxyProtocol: boolean, internal?: ServerBlock): void {
-    const block = internal ?? this.blocks[blockIndex];
+  /** A client of a listener (or of the warm-up's private one: `internal`). */
+  private accept(accepted: net.Socket, listener: Listener | undefined, internal?: ServerBlock): void {
+    const block = internal ?? listener?.block;
     if (block === undefined || this.stopping || accepted.destroyed) {
       accepted.destroy();
       return;
     }
-    if (this.warming && internal === undefined) {
+    if (this.warming && listener !== undefined) {
       // paused since the accept: nothing is read until the warm-up is over
-      this.held.push({ socket: accepted, blockIndex, proxyProtocol });
+      this.held.push({ socket: accepted, listener });
       return;
     }
+    const proxyProtocol = listener?.spec.proxyProtocol === true;
     const max = block.config.maxConnections;
-    if (internal === undefined && max > 0 && this.connections >= max) {
+    if (internal === undefined && max > 0 && this.blockConnections(block.group) >= max) {
       this.log.warn({ remote: `${accepted.remoteAddress}:${accepted.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
       accepted.destroy();
       return;
@@ -506,7 +624,14 @@ export class RtmpServer {
     const conn = new RtmpConnection(id, socket, this.handler, options, internal !== undefined ? silentLogger() : this.log, this.writeGroup);
     // the listener accepts paused; a socket read the usual way starts here (an adopted one already reads)
     if (socket === accepted) accepted.resume();
-    this.sessions.set(conn, { conn, block, internal: internal !== undefined, app: undefined, info: undefined });
+    this.sessions.set(conn, { conn, block, listener, internal: internal !== undefined, app: undefined, info: undefined });
+  }
+
+  /** The sessions counted against a block's max_connections. */
+  private blockConnections(group: object): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.internal && s.block.group === group) n++;
+    return n;
   }
 
   private session(conn: RtmpConnection): Session & { app: Application; info: SessionInfo } {
@@ -519,8 +644,14 @@ export class RtmpServer {
     connect: async (conn: RtmpConnection, info: ConnectInfo): Promise<void> => {
       const s = this.sessions.get(conn);
       if (s === undefined) throw serverError(ErrorCode.ProtocolViolation, 'unknown connection');
-      const app = s.block.apps.get(info.app);
+      const block = s.listener?.block ?? s.block;
+      s.block = block;
+      const app = block.apps.get(info.app);
       if (app === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" not found`);
+      // the session uses the chain from now on, so that a reload meanwhile does not close it under the hook
+      const use = this.chains.get(app.chain);
+      if (use === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" was closed by a reload`);
+      use.users++;
       const session: SessionInfo = {
         id: conn.id,
         remoteAddress: conn.remoteAddress,
@@ -532,11 +663,20 @@ export class RtmpServer {
         pageUrl: info.pageUrl,
         log: conn.log,
       };
-      await app.chain.connect({ session });
+      try {
+        await app.chain.connect({ session });
+      } catch (e) {
+        this.releaseChain(app.chain, 1);
+        throw e;
+      }
+      if (this.sessions.get(conn) !== s) {
+        // the client left while the chain decided: closed() found no application to release
+        app.chain.disconnect(session);
+        this.releaseChain(app.chain, 1);
+        throw serverError(ErrorCode.ClientClosed, 'the client left during connect');
+      }
       s.app = app;
       s.info = session;
-      const use = this.chains.get(app.chain);
-      if (use !== undefined) use.users++;
     },
 
     publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {

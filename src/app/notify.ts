@@ -82,15 +82,29 @@ function uint32(n: number): string {
   return Number.isFinite(n) ? String(Math.trunc(n) >>> 0) : '0';
 }
 
-/** Our fields, then the client's query arguments that don't shadow one of ours. */
-function encodeArgs(fields: Fields, clientQuery: string, log: Logger): string {
+/**
+ * The name a web framework files an argument under, for comparing keys: PHP
+ * reads `a[]`/`a[x]` as `a`, turns ` ` and `.` into `_`; some frameworks
+ * ignore case.
+ */
+function argumentName(key: string): string {
+  const bracket = key.indexOf('[');
+  return (bracket > 0 ? key.slice(0, bracket) : key).trim().replace(/[. ]/g, '_').toLowerCase();
+}
+
+/**
+ * Our fields, then the client's query arguments that don't shadow one of ours
+ * nor one of the configured URL's own query (`on_publish http://auth/x?secret=1`):
+ * a colliding client argument is dropped, never sent beside ours.
+ */
+function encodeArgs(fields: Fields, clientQuery: string, url: URL, log: Logger): string {
   const params = new URLSearchParams();
   for (const [k, v] of fields) params.append(k, v);
   if (clientQuery !== '') {
-    const reserved = new Set(fields.map(([k]) => k));
+    const reserved = new Set([...fields.map(([k]) => argumentName(k)), ...[...url.searchParams.keys()].map(argumentName)]);
     const dropped: string[] = [];
     for (const [k, v] of new URLSearchParams(clientQuery)) {
-      if (reserved.has(k)) dropped.push(k);
+      if (reserved.has(argumentName(k))) dropped.push(k);
       else params.append(k, v);
     }
     if (dropped.length > 0) log.debug({ dropped }, 'notify: client arguments shadowing server arguments dropped');
@@ -223,7 +237,7 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
   };
 
   const request = async (hook: HookName, url: URL, fields: Fields, clientQuery: string, log: Logger): Promise<HookResult> => {
-    const args = encodeArgs(fields, clientQuery, log);
+    const args = encodeArgs(fields, clientQuery, url, log);
     const started = now();
     let target = url.href;
     const init: RequestInit = { method: settings.method, redirect: 'manual', signal: AbortSignal.timeout(timeout) };

@@ -51,6 +51,9 @@ export const ErrorCode = {
   Usage: 'ERR_USAGE',
   // built-in HTTP server
   HttpListen: 'ERR_HTTP_LISTEN',
+  // issue 13: life
+  /** a reload the running server cannot apply (no rtmp listen left, a listen it cannot rebind): the old configuration keeps running */
+  ConfigReload: 'ERR_CONFIG_RELOAD',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

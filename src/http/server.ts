@@ -51,11 +51,32 @@ function addsHeaders(status: number): boolean {
 
 interface Listener {
   readonly server: http.Server;
-  readonly spec: ListenSpec;
+  /** the listen as configured last (port 0: any port) */
+  spec: ListenSpec;
+  /** the server block it serves: replaced on reload */
+  cfg: HttpServerConfig;
+}
+
+/** What HttpFrontend.prepare() bound for a new configuration: commit() swaps it in, abort() closes what it bound. */
+export interface HttpReload {
+  commit(): void;
+  abort(): Promise<void>;
+}
+
+/**
+ * Whether a listener serves a listen of a new configuration: same host and
+ * port, the port as configured or as bound (a listener configured with port 0
+ * is kept by a listen on port 0 of that host, or on the port it got).
+ */
+export function sameListen(l: { readonly spec: ListenSpec; readonly server: { address(): unknown } }, spec: ListenSpec): boolean {
+  if (l.spec.host !== spec.host) return false;
+  if (l.spec.port === spec.port) return true;
+  const a = l.server.address();
+  return spec.port !== 0 && a !== null && typeof a === 'object' && (a as { port?: unknown }).port === spec.port;
 }
 
 export class HttpFrontend {
-  private readonly listeners: Listener[] = [];
+  private listeners: Listener[] = [];
   private readonly sampler = new StatSampler();
   private readonly log: Logger;
   private readonly info: StatInfo;
@@ -68,36 +89,93 @@ export class HttpFrontend {
     this.info = { version: readVersion(), compiler: `node ${process.version}`, built: new Date().toUTCString(), pid: process.pid };
   }
 
+  /** Every listen of every server block, the first block that names an address serving it (nginx's default server). */
+  private plan(configs: readonly HttpServerConfig[]): { cfg: HttpServerConfig; spec: ListenSpec }[] {
+    const taken = new Map<string, number>();
+    const out: { cfg: HttpServerConfig; spec: ListenSpec }[] = [];
+    for (let i = 0; i < configs.length; i++) {
+      const cfg = configs[i]!;
+      for (const spec of cfg.listen) {
+        const key = `${spec.host}|${spec.port}`;
+        if (spec.port !== 0) {
+          const first = taken.get(key);
+          if (first !== undefined) {
+            if (first !== i) this.log.warn({ host: spec.host, port: spec.port }, 'http: address already served by an earlier server block; this one is ignored there');
+            continue;
+          }
+          taken.set(key, i);
+        }
+        if (spec.proxyProtocol) this.log.warn({ host: spec.host, port: spec.port }, 'http: proxy_protocol is not supported on http listens; ignored');
+        out.push({ cfg, spec });
+      }
+    }
+    return out;
+  }
+
   /** Binds every listen of every http server block; on failure closes what was bound and rejects (HttpListen). */
   async start(): Promise<void> {
-    const taken = new Map<string, number>();
     try {
-      for (let i = 0; i < this.configs.length; i++) {
-        const cfg = this.configs[i]!;
-        for (const spec of cfg.listen) {
-          const key = `${spec.host}|${spec.port}`;
-          if (spec.port !== 0) {
-            const first = taken.get(key);
-            if (first !== undefined) {
-              if (first !== i) this.log.warn({ host: spec.host, port: spec.port }, 'http: address already served by an earlier server block; this one is ignored there');
-              continue;
-            }
-            taken.set(key, i);
-          }
-          if (spec.proxyProtocol) this.log.warn({ host: spec.host, port: spec.port }, 'http: proxy_protocol is not supported on http listens; ignored');
-          await this.listen(cfg, spec);
-        }
-      }
+      for (const { cfg, spec } of this.plan(this.configs)) this.listeners.push(await this.listen(cfg, spec));
     } catch (e) {
       await this.stop();
       throw e;
     }
   }
 
-  private async listen(cfg: HttpServerConfig, spec: ListenSpec): Promise<void> {
+  /**
+   * A reload's first half: listens kept (same address) will serve their new
+   * server block, new ones are bound now, removed ones are closed at commit().
+   * Rejects (closing what it bound) when a new listen cannot be bound
+   * (HttpListen) or a kept one changes `ipv6only` (ConfigReload).
+   */
+  async prepare(configs: readonly HttpServerConfig[]): Promise<HttpReload> {
+    const free = new Set(this.listeners);
+    const next: { listener: Listener | undefined; cfg: HttpServerConfig; spec: ListenSpec }[] = [];
+    for (const { cfg, spec } of this.plan(configs)) {
+      const listener = [...free].find((l) => sameListen(l, spec));
+      if (listener !== undefined) {
+        free.delete(listener);
+        if ((listener.spec.ipv6Only === true) !== (spec.ipv6Only === true)) {
+          throw serverError(ErrorCode.ConfigReload, `http: listen ${spec.host}:${spec.port} changes ipv6only: a reload cannot rebind it (restart the server)`);
+        }
+      }
+      next.push({ listener, cfg, spec });
+    }
+    const bound: Listener[] = [];
+    const abort = async (): Promise<void> => {
+      await Promise.all(bound.splice(0).map((l) => closeServer(l.server)));
+    };
+    try {
+      for (const n of next) if (n.listener === undefined) bound.push((n.listener = await this.listen(n.cfg, n.spec)));
+    } catch (e) {
+      await abort();
+      throw e;
+    }
+    return {
+      commit: () => {
+        const kept: Listener[] = [];
+        for (const n of next) {
+          const l = n.listener!;
+          l.cfg = n.cfg;
+          l.spec = n.spec;
+          kept.push(l);
+        }
+        this.listeners = kept;
+        for (const l of free) {
+          const a = l.server.address();
+          if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `HTTP no longer listening on ${a.address}:${a.port}`);
+          void closeServer(l.server);
+        }
+      },
+      abort,
+    };
+  }
+
+  private async listen(cfg: HttpServerConfig, spec: ListenSpec): Promise<Listener> {
     const server = http.createServer({ keepAlive: spec.soKeepalive === true }, (req, res) => {
-      void this.handle(cfg, req, res);
+      void this.handle(listener.cfg, req, res);
     });
+    const listener: Listener = { server, spec, cfg };
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error): void => reject(serverError(ErrorCode.HttpListen, `http: cannot listen on ${spec.host}:${spec.port}: ${e.message}`, e));
       server.once('error', fail);
@@ -111,9 +189,9 @@ export class HttpFrontend {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
-    this.listeners.push({ server, spec });
     const a = server.address();
     if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `HTTP listening on ${a.address}:${a.port}`);
+    return listener;
   }
 
   /** The bound addresses (useful with port 0). */
@@ -127,15 +205,7 @@ export class HttpFrontend {
   /** Closes the listeners and every open connection. */
   async stop(): Promise<void> {
     const all = this.listeners.splice(0);
-    await Promise.all(
-      all.map(
-        ({ server }) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      ),
-    );
+    await Promise.all(all.map(({ server }) => closeServer(server)));
   }
 
   private async handle(cfg: HttpServerConfig, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -253,4 +323,12 @@ export class HttpFrontend {
 function isClientGone(e: unknown, res: http.ServerResponse): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return res.destroyed || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** Stops listening and closes the server's connections. */
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -241,6 +241,31 @@ test('a client argument cannot shadow a server argument', async (t) => {
   assert.deepEqual(p.getAll('addr'), ['127.0.0.1']);
 });
 
+test('a client argument cannot shadow an argument of the configured URL, nor sit beside ours under another spelling', async (t) => {
+  const hs = await hookServer(t);
+  // the same shadowing arguments, whatever the method: exact, PHP array forms, other case
+  const hostile = 'key=good&secret=2&secret[]=3&CALL=x&name[a]=y&Addr=6.6.6.6&extra=kept';
+  const names = (p: URLSearchParams): string[] => [...p.keys()];
+  const get = moduleOf({ onPublish: `${hs.base}/publish?secret=1`, method: 'GET' });
+  assert.equal(await runPublish(get, publishCtx('stream', hostile)), true);
+  const g = hs.requests[0]!.params;
+  assert.deepEqual(g.getAll('secret'), ['1'], 'the configured URL keeps its own argument, once');
+  assert.deepEqual(
+    names(g).filter((k) => /^(secret|call|name|addr)\b/i.test(k)),
+    ['secret', 'addr', 'call', 'name'],
+    'no client variant of a server or URL argument is sent',
+  );
+  assert.equal(g.get('key'), 'good');
+  assert.equal(g.get('extra'), 'kept');
+  const post = moduleOf({ onPublish: `${hs.base}/publish?secret=1` });
+  assert.equal(await runPublish(post, publishCtx('stream', hostile)), true);
+  const p = hs.requests[1]!;
+  assert.equal(p.method, 'POST');
+  assert.doesNotMatch(p.body, /secret/i, 'the body does not carry a second secret beside the URL\'s');
+  assert.deepEqual(names(p.params).filter((k) => /^(call|name|addr)\b/i.test(k)), ['addr', 'call', 'name']);
+  assert.equal(p.params.get('extra'), 'kept');
+});
+
 test('on_publish: a 3xx Location renames the stream', async (t) => {
   const hs = await hookServer(t);
   const m = moduleOf({ onPublish: `${hs.base}/publish` });

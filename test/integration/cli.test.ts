@@ -122,3 +122,46 @@ test('SIGHUP reloads: a running stream keeps flowing, new applications work, a b
   assert.equal(player.client.closed, false);
   assert.equal(player.backwards, 0);
 });
+
+test('SIGHUP with an empty file is refused; with server blocks swapped each port keeps its own applications', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'rtmp.conf');
+  const [pa, pb] = [await freePort(), await freePort()];
+  const blocks = (first: string, second: string): string => `rtmp {\n${first}\n${second}\n}\n`;
+  const a = `server { listen 127.0.0.1:${pa}; application a { live on; } }`;
+  const b = `server { listen 127.0.0.1:${pb}; application b { live on; } }`;
+  writeFileSync(file, blocks(a, b));
+  const p = cli(t, ['-c', file]);
+  assert.ok(await p.waitFor(new RegExp(`RTMP listening on 127\\.0\\.0\\.1:${pb}`)), p.stderr());
+  const pub = await publishSynthetic(`rtmp://127.0.0.1:${pa}/a`, 'r');
+  t.after(() => pub.stop());
+  const player = await playCounting(`rtmp://127.0.0.1:${pa}/a`, 'r');
+  t.after(() => player.client.destroy());
+  assert.ok(await until(() => player.video > 10));
+  const serves = async (port: number, app: string): Promise<boolean> => {
+    try {
+      await (await RtmpClient.connect(`rtmp://127.0.0.1:${port}/${app}`)).close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  writeFileSync(file, '');
+  p.child.kill('SIGHUP');
+  assert.ok(await p.waitFor(/ERR_CONFIG_RELOAD.*new configuration refused|new configuration refused.*ERR_CONFIG_RELOAD/), p.stderr());
+  assert.doesNotMatch(p.stderr(), /configuration reloaded/);
+  assert.equal(await serves(pa, 'a'), true, 'the old configuration still serves new clients');
+  assert.equal(await serves(pb, 'b'), true);
+
+  writeFileSync(file, blocks(b, a));
+  p.child.kill('SIGHUP');
+  assert.ok(await p.waitFor(/configuration reloaded/), p.stderr());
+  assert.equal(await serves(pa, 'a'), true, 'port a serves a');
+  assert.equal(await serves(pa, 'b'), false, 'port a does not serve b');
+  assert.equal(await serves(pb, 'b'), true, 'port b serves b');
+  const before = player.video;
+  await sleep(600);
+  assert.ok(player.video > before + 5, 'the stream flows across both signals');
+  assert.equal(player.client.closed, false);
+});
