@@ -51,6 +51,17 @@ export const ErrorCode = {
   Usage: 'ERR_USAGE',
   // built-in HTTP server
   HttpListen: 'ERR_HTTP_LISTEN',
+  // issue 13: conn
+  /** a client string (app, tcUrl, stream name...) longer than the server accepts */
+  StringTooLong: 'ERR_RTMP_STRING_TOO_LONG',
+  /** messages queued while a command (webhook) was pending exceeded the backlog budget */
+  BacklogOverflow: 'ERR_RTMP_BACKLOG_OVERFLOW',
+  /** output to a peer that does not read exceeded the per-connection cap */
+  OutputOverflow: 'ERR_RTMP_OUTPUT_OVERFLOW',
+  /** more chunk streams than max_streams */
+  ChunkStreamLimit: 'ERR_RTMP_CHUNK_STREAM_LIMIT',
+  /** publish/play on a NetStream whose previous publish/play is still pending */
+  StreamPending: 'ERR_RTMP_STREAM_PENDING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
