@@ -172,6 +172,7 @@ test('item 5: a client opening chunk streams 3..65599 is cut off at max_streams 
   const srv = await startServer(t);
   const player = await healthyStream(t, srv);
   const s = await handshaken(t, srv.port);
+  const rss0 = process.memoryUsage().rss;
   const headers: Buffer[] = [];
   for (let csid = 3; csid <= 65599; csid++) {
     // basic header (1, 2 or 3 bytes), then a type 0 header of an empty audio message on NetStream 1
@@ -182,6 +183,9 @@ test('item 5: a client opening chunk streams 3..65599 is cut off at max_streams 
   for (let off = 0; off < all.length && !s.destroyed; off += 64 * 1024) s.write(all.subarray(off, off + 64 * 1024));
   assert.ok(await closed(s, 20_000), 'cut off');
   assert.ok(await until(() => logged(srv, ErrorCode.ChunkStreamLimit)), 'ERR_RTMP_CHUNK_STREAM_LIMIT logged');
+  const grown = (process.memoryUsage().rss - rss0) / MiB;
+  assert.ok(grown < 64, `RSS grew by ${grown.toFixed(1)} MiB`);
+  assert.ok(srv.logs.some((l) => l.msg === 'connection closed on error' && String(l.fields['err']).includes('32 allowed')), 'cut at max_streams (32)');
   await stillFlowing(player);
 });
 
