@@ -45,6 +45,7 @@ test('item 2: connect with app "a" + 160 000 slashes + "b" is refused at once; t
   assert.ok(await until(() => logged(srv, ErrorCode.StringTooLong)), 'refused with ERR_RTMP_STRING_TOO_LONG');
   probe.stop();
   // the quadratic regex blocked the loop for ~12 s on a quiet machine; the check is linear
+  t.diagnostic(`refused after ${took} ms; largest timer delay ${probe.maxDelay} ms`);
   assert.ok(probe.maxDelay < 1500, `event loop blocked for ${probe.maxDelay} ms`);
   assert.ok(took < 5000, `refusal took ${took} ms`);
   await stillFlowing(player);
@@ -123,6 +124,7 @@ test('item 3: empty messages sent while a webhook is pending: cut off with a cod
   const grown = (process.memoryUsage().rss - rss0) / MiB;
   probe.stop();
   // unbounded, 400 KB of headers queued ~140 MiB of message objects
+  t.diagnostic(`RSS grew by ${grown.toFixed(1)} MiB; largest timer delay ${probe.maxDelay} ms`);
   assert.ok(grown < 64, `RSS grew by ${grown.toFixed(1)} MiB`);
   assert.ok(probe.maxDelay < 2000, `event loop blocked for ${probe.maxDelay} ms`);
   await stillFlowing(player);
@@ -163,6 +165,7 @@ test('item 4: a client that sends unknown commands and never reads is cut off; t
   const grown = (process.memoryUsage().rss - rss0) / MiB;
   // ~140 MiB here on a loaded machine: the 16 MiB queue as ~130 000 small buffers, and the churn of 4 MB of commands
   // decoded and answered in this same process; without the cap the queue grows by ~8 bytes per byte sent
+  t.diagnostic(`${sent} bytes sent; RSS grew by ${grown.toFixed(1)} MiB`);
   assert.ok(grown < 256, `RSS grew by ${grown.toFixed(1)} MiB`);
   await stillFlowing(player);
   assert.equal(srv.logs.filter((l) => l.fields['code'] === ErrorCode.OutputOverflow && l.msg === 'connection closed on error').length, 1, 'one error line');
@@ -184,6 +187,7 @@ test('item 5: a client opening chunk streams 3..65599 is cut off at max_streams 
   assert.ok(await closed(s, 20_000), 'cut off');
   assert.ok(await until(() => logged(srv, ErrorCode.ChunkStreamLimit)), 'ERR_RTMP_CHUNK_STREAM_LIMIT logged');
   const grown = (process.memoryUsage().rss - rss0) / MiB;
+  t.diagnostic(`RSS grew by ${grown.toFixed(1)} MiB`);
   assert.ok(grown < 64, `RSS grew by ${grown.toFixed(1)} MiB`);
   assert.ok(srv.logs.some((l) => l.msg === 'connection closed on error' && String(l.fields['err']).includes('32 allowed')), 'cut at max_streams (32)');
   await stillFlowing(player);
