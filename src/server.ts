@@ -92,6 +92,15 @@ const SHUTDOWN_TIMEOUT = 5000;
 /** how often connection timeouts and pings are checked */
 const HOUSEKEEPING_INTERVAL = 250;
 
+/**
+ * The hard cap on what may wait for one peer (issue 13): far above the players'
+ * drop threshold (a player drops frames past `playerBound` and is never cut for
+ * a burst), with room for the largest message on top of it.
+ */
+export function maxOutputBytes(playerBound: number, maxMessage: number): number {
+  return Math.max(16 * 1024 * 1024, 4 * playerBound, playerBound + 2 * maxMessage);
+}
+
 /** What snapshot() returns: the shape the HTTP stat page reads (declared in src/http, below this file). */
 export type ServerSnapshot = StatSnapshot;
 
@@ -582,6 +591,7 @@ export class RtmpServer {
         pingInterval: config.ping,
         pingTimeout: config.pingTimeout,
         maxStreams: config.maxStreams,
+        maxOutputBytes: maxOutputBytes(outQueueBytes, config.maxMessage),
       },
       readerLimits: { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 },
     };

@@ -54,6 +54,17 @@ export const ErrorCode = {
   // issue 13: life
   /** a reload the running server cannot apply (no rtmp listen left, a listen it cannot rebind): the old configuration keeps running */
   ConfigReload: 'ERR_CONFIG_RELOAD',
+  // issue 13: conn
+  /** a client string (app, tcUrl, stream name...) longer than the server accepts */
+  StringTooLong: 'ERR_RTMP_STRING_TOO_LONG',
+  /** messages queued while a command (webhook) was pending exceeded the backlog budget */
+  BacklogOverflow: 'ERR_RTMP_BACKLOG_OVERFLOW',
+  /** output to a peer that does not read exceeded the per-connection cap */
+  OutputOverflow: 'ERR_RTMP_OUTPUT_OVERFLOW',
+  /** more chunk streams than max_streams */
+  ChunkStreamLimit: 'ERR_RTMP_CHUNK_STREAM_LIMIT',
+  /** publish/play on a NetStream whose previous publish/play is still pending */
+  StreamPending: 'ERR_RTMP_STREAM_PENDING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

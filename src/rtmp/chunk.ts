@@ -114,6 +114,12 @@ export interface ChunkDecoderOptions {
    */
   keepMediaBytes?: number;
   /**
+   * Most chunk streams (distinct chunk stream ids) a peer may use; the first
+   * header on one more fails with ERR_RTMP_CHUNK_STREAM_LIMIT. Each keeps a
+   * small state object for the connection's life. Default: no limit (all 65598).
+   */
+  maxChunkStreams?: number;
+  /**
    * Every message gets a payload of its own, also one that arrived whole in
    * one push (by default a view of the pushed buffer). For input read into a
    * buffer that is reused for the next read (the server's shared read buffer).
@@ -168,6 +174,7 @@ export class ChunkDecoder {
   private readonly maxMessageSize: number;
   private readonly maxChunkSize: number;
   private readonly maxPendingBytes: number;
+  private readonly maxChunkStreams: number;
   private inChunkSize: number = DEFAULT_CHUNK_SIZE;
   private totalBytes = 0;
   /** bytes allocated for partially received messages */
@@ -196,6 +203,7 @@ export class ChunkDecoder {
     this.maxMessageSize = opts.maxMessageSize;
     this.maxChunkSize = maxChunkSize;
     this.maxPendingBytes = opts.maxPendingBytes ?? 4 * opts.maxMessageSize;
+    this.maxChunkStreams = opts.maxChunkStreams ?? Infinity;
     this.keepMediaBytes = opts.keepMediaBytes ?? Infinity;
     this.copyPayloads = opts.copyPayloads === true;
   }
@@ -380,6 +388,9 @@ export class ChunkDecoder {
 
     let s = known;
     if (s === undefined) {
+      if (this.streams.size >= this.maxChunkStreams) {
+        throw serverError(ErrorCode.ChunkStreamLimit, `chunk stream ${csid} is one more than the ${this.maxChunkStreams} allowed`);
+      }
       s = new ChunkStreamState(csid);
       this.streams.set(csid, s);
     }

@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { Queue } from '../core/queue.js';
 import { amfNumber, amfObjectOf, amfString, type AmfObject, type AmfValue } from './amf-types.js';
+import { Amf0Marker } from './amf0.js';
 import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
 import { StatusCode, commandMessage, dataMessage, decodeCommand, decodeData, onStatusMessage, splitStreamName, type Command } from './commands.js';
 import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControlMessage, windowAckSizeMessage, ackMessage } from './control.js';
@@ -25,9 +27,19 @@ export interface ConnectionOptions {
   readonly pingInterval: number;
   /** close when a ping got no traffic back within this (ms) */
   readonly pingTimeout: number;
+  /** NetStreams per connection, and also chunk streams (distinct chunk stream ids) per connection */
   readonly maxStreams: number;
-  /** commands and messages queued while an asynchronous command (e.g. a webhook) runs */
+  /**
+   * commands and messages queued while an asynchronous command (e.g. a webhook)
+   * runs: each costs its payload plus BACKLOG_MESSAGE_COST
+   */
   readonly maxBacklogBytes: number;
+  /**
+   * Bytes queued for a peer that does not read (corked, waiting, in the socket's
+   * stream) above which the connection fails with ERR_RTMP_OUTPUT_OVERFLOW.
+   * Must sit well above the players' drop threshold (they drop frames first).
+   */
+  readonly maxOutputBytes?: number;
   /** a PROXY protocol (v1/v2) header precedes the handshake: it names the real client */
   readonly proxyProtocol?: boolean;
   /** write straight to the socket's descriptor while its stream queue is empty (default on) */
@@ -55,7 +67,65 @@ export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   pingTimeout: 30_000,
   maxStreams: 32,
   maxBacklogBytes: 8 * 1024 * 1024,
+  maxOutputBytes: 16 * 1024 * 1024,
 };
+
+/**
+ * Longest client string accepted (connect's app, tcUrl, flashVer, swfUrl,
+ * pageUrl; stream names with their query in publish, play, FCPublish...), in
+ * UTF-16 code units. Longer ones fail the connection with
+ * ERR_RTMP_STRING_TOO_LONG before any processing. Generous for query-string
+ * tokens; nginx-rtmp keeps 256 bytes of a name or URL.
+ */
+export const MAX_CLIENT_STRING = 4096;
+
+/** What a message queued while a command is pending costs beyond its payload (its objects): empty messages are not free. */
+export const BACKLOG_MESSAGE_COST = 256;
+
+/** Client text in a log line is cut to this many characters. */
+const LOG_TEXT_MAX = 96;
+
+/** Client text for a log line: at most LOG_TEXT_MAX characters, and how long it was when cut. */
+export function logText(text: string): string {
+  return text.length <= LOG_TEXT_MAX ? text : `${text.slice(0, LOG_TEXT_MAX)}...(${text.length} chars)`;
+}
+
+/** A client string, refused when longer than MAX_CLIENT_STRING (what: for the error message, never the string itself). */
+function boundedString(what: string, v: AmfValue | undefined): string {
+  const s = amfString(v ?? null) ?? '';
+  if (s.length > MAX_CLIENT_STRING) {
+    throw serverError(ErrorCode.StringTooLong, `${what} of ${s.length} characters (limit ${MAX_CLIENT_STRING})`);
+  }
+  return s;
+}
+
+const SLASH = 0x2f;
+
+/** The string without its leading and trailing slashes (linear time). */
+function trimSlashes(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && s.charCodeAt(a) === SLASH) a++;
+  while (b > a && s.charCodeAt(b - 1) === SLASH) b--;
+  return s.slice(a, b);
+}
+
+/** AMF0 short string header: marker byte and 16-bit length. */
+const AMF0_STRING_HEADER = 3;
+const PUBLISH = Buffer.from('publish', 'latin1');
+
+/** True for a `publish` command message (looks at its first AMF0 value only, without decoding it). */
+function isPublishCommand(m: RtmpMessage): boolean {
+  const p = m.payload;
+  // an AMF3 command (type 17) starts with a 0 byte, then AMF0 values
+  const o = m.type === MessageType.CommandAmf3 && p[0] === 0 ? 1 : 0;
+  const end = o + AMF0_STRING_HEADER + PUBLISH.length;
+  return p.length >= end && p[o] === Amf0Marker.String && p.readUInt16BE(o + 1) === PUBLISH.length && PUBLISH.equals(p.subarray(o + AMF0_STRING_HEADER, end));
+}
+
+function isStreamData(type: number): boolean {
+  return type === MessageType.Audio || type === MessageType.Video || type === MessageType.DataAmf0 || type === MessageType.DataAmf3;
+}
 
 export interface ConnectInfo {
   readonly app: string;
@@ -121,7 +191,7 @@ type NetStream =
   | { state: 'idle' }
   | { state: 'publishing'; info: PublishInfo; handle: PublishHandle }
   | { state: 'playing'; info: PlayInfo; handle: PlayHandle; output: PlayerOutput }
-  | { state: 'pending' };
+  | { state: 'pending'; role: 'publish' | 'play' };
 
 /** Per-application playback behaviour (nginx-rtmp live directives). */
 export interface PlayBehaviour {
@@ -218,8 +288,10 @@ export class RtmpConnection {
   private lastInput = Date.now();
   private pingSentAt = 0;
   private busy = false;
-  private backlog: RtmpMessage[] = [];
+  private readonly backlog = new Queue<RtmpMessage>();
   private backlogBytes = 0;
+  /** NetStreams with a publish waiting in the backlog: their media may wait too */
+  private readonly queuedPublish = new Set<number>();
   private publishing: PublishHandle[] = [];
   /** names this connection published or played, for its close log line */
   private readonly streamNames = new Set<string>();
@@ -234,12 +306,21 @@ export class RtmpConnection {
     /** the server's write group: media fanned out in one turn leaves together */
     group?: WriteGroup,
   ) {
-    this.output = new SocketOutput(socket, { direct: options.directWrite !== false, group, native: options.nativeWrite !== false });
+    this.output = new SocketOutput(socket, {
+      direct: options.directWrite !== false,
+      group,
+      native: options.nativeWrite !== false,
+      maxQueuedBytes: options.maxOutputBytes,
+      onOverflow: (queued) => this.fail(serverError(ErrorCode.OutputOverflow, `${queued} bytes queued for a peer that does not read (limit ${options.maxOutputBytes})`)),
+    });
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
     const sharedInput = options.sharedInput === true;
-    this.decoder = new ChunkDecoder({ maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput }, (m) => this.onMessage(m));
+    this.decoder = new ChunkDecoder(
+      { maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput, maxChunkStreams: options.maxStreams },
+      (m) => this.onMessage(m),
+    );
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
     socket.setNoDelay(options.noDelay !== false);
     if (!sharedInput) socket.on('data', (d: Buffer) => this.receive(d));
@@ -274,7 +355,7 @@ export class RtmpConnection {
   /** Ends the connection with a coded reason (logged once). */
   fail(err: ServerError, level: 'warn' | 'info' | 'debug' = 'warn'): void {
     if (this.closed) return;
-    this.log[level]({ code: err.code, err: err.message }, 'connection closed on error');
+    this.log[level]({ code: err.code, err: logText(err.message) }, 'connection closed on error');
     this.cleanup(err);
     this.output.destroy();
   }
@@ -396,16 +477,34 @@ export class RtmpConnection {
     }
   }
 
+  /** Every message and every aggregate's sub-message comes through here: one path, one order. */
   private onMessage(m: RtmpMessage): void {
+    if (m.type === MessageType.Aggregate) {
+      // sub-messages queue behind a pending command like any message (splitAggregate refuses nested aggregates)
+      for (const sub of splitAggregate(m)) this.onMessage(sub);
+      return;
+    }
     if (this.busy) {
-      this.backlogBytes += m.payload.length;
+      // media and data for a NetStream that is not (about to be) publishing would be dropped later: drop it now
+      if (isStreamData(m.type) && !this.mayPublish(m.streamId)) return;
+      this.backlogBytes += m.payload.length + BACKLOG_MESSAGE_COST;
       if (this.backlogBytes > this.options.maxBacklogBytes) {
-        throw serverError(ErrorCode.ProtocolViolation, `more than ${this.options.maxBacklogBytes} bytes sent while a command was pending`);
+        throw serverError(
+          ErrorCode.BacklogOverflow,
+          `more than ${this.options.maxBacklogBytes} bytes (${this.backlog.length} messages) sent while a command was pending`,
+        );
       }
       this.backlog.push(m);
+      if ((m.type === MessageType.CommandAmf0 || m.type === MessageType.CommandAmf3) && isPublishCommand(m)) this.queuedPublish.add(m.streamId);
       return;
     }
     this.dispatch(m);
+  }
+
+  /** The NetStream publishes, waits for its publish to be accepted, or has a publish in the backlog. */
+  private mayPublish(streamId: number): boolean {
+    const s = this.streams.get(streamId);
+    return s?.state === 'publishing' || (s?.state === 'pending' && s.role === 'publish') || this.queuedPublish.has(streamId);
   }
 
   private dispatch(m: RtmpMessage): void {
@@ -423,7 +522,8 @@ export class RtmpConnection {
         this.onCommand(decodeCommand(m));
         return;
       case MessageType.Aggregate:
-        for (const sub of splitAggregate(m)) this.dispatch(sub);
+        // onMessage splits aggregates before they get here; kept on the one path all the same
+        this.onMessage(m);
         return;
       case MessageType.SetChunkSize:
       case MessageType.Abort:
@@ -503,9 +603,13 @@ export class RtmpConnection {
   }
 
   private drain(): void {
-    while (!this.busy && this.backlog.length > 0 && !this.closed) {
-      const m = this.backlog.shift()!;
-      this.backlogBytes -= m.payload.length;
+    while (!this.busy && !this.closed) {
+      const m = this.backlog.shift();
+      if (m === undefined) {
+        this.queuedPublish.clear();
+        return;
+      }
+      this.backlogBytes -= m.payload.length + BACKLOG_MESSAGE_COST;
       try {
         this.dispatch(m);
       } catch (e) {
@@ -528,13 +632,13 @@ export class RtmpConnection {
         if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
         return;
       case 'FCPublish': {
-        const name = amfString(c.args[0] ?? null) ?? '';
+        const name = boundedString('FCPublish name', c.args[0]);
         this.send(commandMessage(0, 'onFCPublish', 0, null, { level: 'status', code: StatusCode.PublishStart, description: name }));
         if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
         return;
       }
       case 'FCUnpublish': {
-        const name = amfString(c.args[0] ?? null) ?? '';
+        const name = boundedString('FCUnpublish name', c.args[0]);
         this.send(commandMessage(0, 'onFCUnpublish', 0, null, { level: 'status', code: StatusCode.UnpublishSuccess, description: name }));
         if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
         for (const [id, s] of this.streams) {
@@ -585,9 +689,9 @@ export class RtmpConnection {
       case '_onbwdone':
         return;
       default:
-        this.log.debug({ command: c.name }, 'unknown command');
+        this.log.debug({ command: logText(c.name) }, 'unknown command');
         if (c.transactionId !== 0) {
-          this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: `unknown command ${c.name}` }));
+          this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: `unknown command ${logText(c.name)}` }));
         }
     }
   }
@@ -597,27 +701,32 @@ export class RtmpConnection {
       throw serverError(ErrorCode.ProtocolViolation, 'connect sent twice');
     }
     const o = amfObjectOf(c.object) ?? {};
-    const str = (k: string): string => amfString(o[k] ?? null) ?? '';
-    const rawApp = str('app').replace(/^\/+|\/+$/g, '');
-    const { name: app, query } = splitStreamName(rawApp);
+    // every string is bounded before anything looks at it
+    const str = (k: string): string => boundedString(`connect ${k}`, o[k]);
+    const rawApp = str('app');
+    const tcUrl = str('tcUrl');
+    const flashVer = str('flashVer') || str('flashver');
+    const swfUrl = str('swfUrl');
+    const pageUrl = str('pageUrl');
+    const { name: app, query } = splitStreamName(trimSlashes(rawApp));
     const info: ConnectInfo = {
       app,
       query,
-      tcUrl: str('tcUrl'),
-      flashVer: str('flashVer') || str('flashver'),
-      swfUrl: str('swfUrl'),
-      pageUrl: str('pageUrl'),
+      tcUrl,
+      flashVer,
+      swfUrl,
+      pageUrl,
       objectEncoding: amfNumber(o['objectEncoding'] ?? null) ?? 0,
       object: o,
       args: c.args,
     };
-    this.log = this.log.child({ app });
+    this.log = this.log.child({ app: logText(app) });
     try {
       await this.handler.connect(this, info);
     } catch (e) {
       const err = toServerError(e);
       this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.ConnectRejected, description: err.message }));
-      this.log.info({ code: err.code, err: err.message, flashVer: info.flashVer }, 'connect refused');
+      this.log.info({ code: err.code, err: logText(err.message), flashVer: logText(info.flashVer) }, 'connect refused');
       this.close();
       return;
     }
@@ -630,7 +739,7 @@ export class RtmpConnection {
     } finally {
       this.output.uncork();
     }
-    this.log.info({ flashVer: info.flashVer, tcUrl: info.tcUrl }, 'connect');
+    this.log.info({ flashVer: logText(info.flashVer), tcUrl: logText(info.tcUrl) }, 'connect');
   }
 
   private acceptConnect(c: Command, info: ConnectInfo, o: AmfObject): void {
@@ -676,18 +785,21 @@ export class RtmpConnection {
       this.streams.set(c.streamId, { state: 'idle' });
     }
     const s = this.streams.get(c.streamId)!;
+    // commands run one at a time (onMessage), so this is a peer's doing only if that rule breaks: refuse
+    if (s.state === 'pending') throw serverError(ErrorCode.StreamPending, `${c.name} on stream ${c.streamId} while its ${s.role} is pending`);
+    // a second publish/play on a busy NetStream replaces the first (Flash's NetStream.play(other) switches)
     if (s.state !== 'idle') this.stopStream(c.streamId, false);
     return c.streamId;
   }
 
   private async onPublish(c: Command): Promise<void> {
+    const raw = boundedString('publish name', c.args[0]);
+    const typeArg = boundedString('publish type', c.args[1]) || 'live';
     const streamId = this.streamFor(c);
-    const raw = amfString(c.args[0] ?? null) ?? '';
-    const typeArg = amfString(c.args[1] ?? null) ?? 'live';
     const type: PublishType = typeArg === 'record' || typeArg === 'append' ? typeArg : 'live';
     const { name, query } = splitStreamName(raw);
     const info: PublishInfo = { streamId, name, query, type };
-    this.streams.set(streamId, { state: 'pending' });
+    this.streams.set(streamId, { state: 'pending', role: 'publish' });
     let handle: PublishHandle;
     try {
       handle = await this.handler.publish(this, info);
@@ -696,7 +808,7 @@ export class RtmpConnection {
       this.streams.set(streamId, { state: 'idle' });
       const code = err.code === ErrorCode.StreamBusy || err.code === ErrorCode.StreamNameInvalid ? StatusCode.PublishBadName : StatusCode.PublishDenied;
       this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      this.log.info({ stream: name, code: err.code, err: err.message }, 'publish refused');
+      this.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'publish refused');
       return;
     }
     if (this.closed) {
@@ -708,18 +820,18 @@ export class RtmpConnection {
     this.publishing = [...this.publishing, handle];
     this.send(userControlMessage({ type: 'streamBegin', streamId }));
     this.send(onStatusMessage(streamId, 'status', StatusCode.PublishStart, `${name} is now published.`, { details: name, clientid: this.id }));
-    this.log.info({ stream: name, type }, 'publish');
+    this.log.info({ stream: logText(name), type }, 'publish');
   }
 
   private async onPlay(c: Command): Promise<void> {
+    const raw = boundedString('play name', c.args[0]);
     const streamId = this.streamFor(c);
-    const raw = amfString(c.args[0] ?? null) ?? '';
     const { name, query } = splitStreamName(raw);
     const start = amfNumber(c.args[1] ?? null) ?? -2;
     const duration = amfNumber(c.args[2] ?? null) ?? -1;
     const reset = c.args[3] !== false;
     const info: PlayInfo = { streamId, name, query, start, duration, reset };
-    this.streams.set(streamId, { state: 'pending' });
+    this.streams.set(streamId, { state: 'pending', role: 'play' });
     // the handler calls output.begin() once the play is accepted, before media can flow
     const output = new PlayerOutput(this, streamId);
     let handle: PlayHandle;
@@ -730,7 +842,7 @@ export class RtmpConnection {
       this.streams.set(streamId, { state: 'idle' });
       const code = err.code === ErrorCode.StreamNameInvalid ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
       this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      this.log.info({ stream: name, code: err.code, err: err.message }, 'play refused');
+      this.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'play refused');
       return;
     }
     if (this.closed) {
@@ -739,7 +851,7 @@ export class RtmpConnection {
     }
     this.streams.set(streamId, { state: 'playing', info, handle, output });
     this.streamNames.add(name);
-    this.log.info({ stream: name, start, duration }, 'play');
+    this.log.info({ stream: logText(name), start, duration }, 'play');
   }
 
   private onPause(c: Command): void {
@@ -766,13 +878,13 @@ export class RtmpConnection {
       if (notify && !this.closed) {
         this.send(onStatusMessage(streamId, 'status', StatusCode.UnpublishSuccess, `${s.info.name} is now unpublished.`, { details: s.info.name }));
       }
-      this.log.info({ stream: s.info.name, bytesIn: this.bytesIn }, 'unpublish');
+      this.log.info({ stream: logText(s.info.name), bytesIn: this.bytesIn }, 'unpublish');
     } else if (s.state === 'playing') {
       s.handle.close();
       if (notify && !this.closed) {
         this.send(onStatusMessage(streamId, 'status', StatusCode.PlayStop, `Stopped playing ${s.info.name}.`, { details: s.info.name }));
       }
-      this.log.info({ stream: s.info.name, bytesOut: this.bytesOut }, 'play stop');
+      this.log.info({ stream: logText(s.info.name), bytesOut: this.bytesOut }, 'play stop');
     }
     this.streams.set(streamId, { state: 'idle' });
   }
@@ -780,11 +892,13 @@ export class RtmpConnection {
   private cleanup(err: ServerError | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    this.backlog = [];
+    this.backlog.clear();
+    this.backlogBytes = 0;
+    this.queuedPublish.clear();
     for (const id of [...this.streams.keys()]) this.stopStream(id, false);
     this.streams.clear();
     this.log.info(
-      { streams: [...this.streamNames], bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
+      { streams: [...this.streamNames].map(logText), bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
       'close',
     );
     this.handler.closed(this, err);

@@ -16,6 +16,13 @@ export interface SocketOutputOptions {
    * it does only where the group has one). Off: fs.writeSync()/writevSync().
    */
   readonly native?: boolean;
+  /**
+   * Cap on queuedBytes(): when a write queues past it, the output drops
+   * everything and closes, and onOverflow is called once, on the next tick
+   * (never inside the writer's call). Default: no cap.
+   */
+  readonly maxQueuedBytes?: number;
+  readonly onOverflow?: (queuedBytes: number) => void;
 }
 
 /**
@@ -216,6 +223,8 @@ export class SocketOutput {
   chunkSize = 128;
   /** direct writes the kernel did not take whole (the rest went to the stream) */
   shortWrites = 0;
+  private readonly maxQueued: number;
+  private readonly onOverflow: ((queuedBytes: number) => void) | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -224,6 +233,8 @@ export class SocketOutput {
     this.fd = options.direct === false ? -1 : descriptorOf(socket);
     this.group = options.group;
     this.native = options.native !== false;
+    this.maxQueued = options.maxQueuedBytes ?? Infinity;
+    this.onOverflow = options.onOverflow;
     socket.once('close', () => this.markClosed());
   }
 
@@ -248,15 +259,18 @@ export class SocketOutput {
     if (this.corks > 0) {
       this.pending.push(buf);
       this.pendingBytes += buf.length;
+      if (this.pendingBytes + this.backlogBytes > this.maxQueued) this.overflow();
       return;
     }
     if (this.fd < 0) {
       this.socket.write(buf);
+      if (this.socket.writableLength > this.maxQueued) this.overflow();
       return;
     }
     if (this.streamed) {
       this.backlog.push(buf);
       this.backlogBytes += buf.length;
+      if (this.backlogBytes > this.maxQueued) this.overflow();
       return;
     }
     const g = this.group;
@@ -309,6 +323,21 @@ export class SocketOutput {
     this.socket.end();
   }
 
+  /**
+   * The peer let more than maxQueued bytes wait: drop them, write nothing more,
+   * and tell the owner on the next tick (the caller may be in the middle of a
+   * fan-out). Checked where bytes queue: counters only, the stream's length
+   * only once per episode (toStream) or without a descriptor.
+   */
+  private overflow(): void {
+    if (this.closed) return;
+    const queued = this.queuedBytes();
+    this.markClosed();
+    const cb = this.onOverflow;
+    if (cb !== undefined) process.nextTick(cb, queued);
+    else this.socket.destroy();
+  }
+
   /** Closes at once: what is not written yet is dropped. */
   destroy(): void {
     this.markClosed();
@@ -333,6 +362,7 @@ export class SocketOutput {
       this.socket.cork();
       for (let i = 0; i < list.length; i++) this.socket.write(list[i]!);
       this.socket.uncork();
+      if (this.socket.writableLength > this.maxQueued) this.overflow();
       return;
     }
     if (this.streamed) {
@@ -340,6 +370,7 @@ export class SocketOutput {
         this.backlog.push(list[i]!);
         this.backlogBytes += list[i]!.length;
       }
+      if (this.backlogBytes > this.maxQueued) this.overflow();
       return;
     }
     let n = tryWritev(this.fd, list);
@@ -364,6 +395,7 @@ export class SocketOutput {
     for (let i = 0; i < last; i++) this.socket.write(rest[i]!);
     this.socket.write(rest[last]!, this.onStreamFlushed);
     if (last > 0) this.socket.uncork();
+    if (this.socket.writableLength + this.backlogBytes > this.maxQueued) this.overflow();
   }
 
   /** The stream wrote what it was given: the backlog leaves in one writev(2) (or goes to the stream again). */
