@@ -51,6 +51,13 @@ export const ErrorCode = {
   Usage: 'ERR_USAGE',
   // built-in HTTP server
   HttpListen: 'ERR_HTTP_LISTEN',
+  // issue 13: http
+  /** an http request refused: http allow/deny, a disabled rtmp_control section or a cross-site control request */
+  HttpForbidden: 'ERR_HTTP_FORBIDDEN',
+  /** an http connection refused: the http block's max_connections is reached */
+  HttpConnectionLimit: 'ERR_HTTP_CONNECTION_LIMIT',
+  /** a PROXY protocol header from a peer outside set_real_ip_from: its address is ignored */
+  ProxyUntrusted: 'ERR_PROXY_UNTRUSTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
