@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { addressSetMatcher } from './core/address.js';
 import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
@@ -192,6 +193,12 @@ export class RtmpServer {
     }
     for (let i = 0; i < this.config.rtmp.length; i++) {
       const cfg = this.config.rtmp[i]!;
+      if (cfg.listen.some((l) => l.proxyProtocol) && (cfg.realIpFrom ?? []).length === 0) {
+        this.log.warn(
+          { listen: cfg.listen.filter((l) => l.proxyProtocol).map((l) => `${l.host}:${l.port}`) },
+          'proxy_protocol without set_real_ip_from: every peer may name the client address that allow/deny, logs and addr= see; add "set_real_ip_from <your load balancers>;"',
+        );
+      }
       for (const l of cfg.listen) {
         // paused: accept() may read the connection through a socket of its own (shared_read)
         const server = net.createServer({ keepAlive: l.soKeepalive === true, pauseOnConnect: true }, (socket) => this.accept(socket, i, l.proxyProtocol));
@@ -466,6 +473,7 @@ export class RtmpServer {
         pingInterval: config.ping,
         pingTimeout: config.pingTimeout,
         maxStreams: config.maxStreams,
+        ...(config.realIpFrom !== undefined && config.realIpFrom.length > 0 ? { trustedProxy: addressSetMatcher(config.realIpFrom, 'set_real_ip_from') } : {}),
       },
       readerLimits: { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 },
     };
