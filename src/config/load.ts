@@ -33,6 +33,7 @@ import type {
   ApplicationConfig,
   ControlSection,
   HttpAccessRule,
+  StatSection,
   ExecCommand,
   ExecSettings,
   HttpLocation,
@@ -1063,6 +1064,7 @@ function buildLocation(loc: LocationTree, srv: HttpServerTree, http: HttpTree, i
     rtmpStat: loc.scope.get('rtmp_stat').length > 0,
     rtmpControl: loc.scope.get('rtmp_control').length > 0,
     controlSections: controlSections(loc.scope),
+    statSections: statSections(loc.scope),
     access: httpAccess(scopes),
     addHeaders: r.entries('add_header').flatMap((e) => (e.parsed.kind === 'header' ? [e.parsed.value] : [])),
     types: Object.fromEntries(typesMap),
@@ -1076,6 +1078,14 @@ const CONTROL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect
 function controlSections(scope: Scope): ControlSection[] {
   const named = new Set(scope.get('rtmp_control').flatMap((e) => (e.parsed.kind === 'modes' ? e.parsed.value : [])));
   return CONTROL_SECTIONS.filter((c) => named.has('all') || named.has(c));
+}
+
+const STAT_SECTIONS: readonly StatSection[] = ['live', 'clients'];
+
+/** What `rtmp_stat` lines name (`all` = every one; `global` and `record` add nothing: the global counters are always shown). */
+function statSections(scope: Scope): StatSection[] {
+  const named = new Set(scope.get('rtmp_stat').flatMap((e) => (e.parsed.kind === 'modes' ? e.parsed.value : [])));
+  return STAT_SECTIONS.filter((c) => named.has('all') || named.has(c));
 }
 
 /** nginx's merge of allow/deny: the innermost block that has any such line keeps its own, in order; the outer ones are not added. */

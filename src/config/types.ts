@@ -32,6 +32,9 @@ export interface HttpAccessRule {
   readonly address: string;
 }
 
+/** what `rtmp_stat` shows besides the global counters: `live` the streams, `clients` the connections in them */
+export type StatSection = 'live' | 'clients';
+
 /** the sections of nginx-rtmp's control API */
 export type ControlSection = 'drop' | 'record' | 'redirect';
 
@@ -175,6 +178,8 @@ export interface HttpLocation {
   readonly alias: string | undefined;
   readonly rtmpStat: boolean;
   readonly rtmpControl: boolean;
+  /** what `rtmp_stat` lines name (`all` = both); undefined = both. The loader always sets it. */
+  readonly statSections?: readonly StatSection[];
   /** the `rtmp_control` sections served (`all` = every one); undefined = every one. The loader always sets it. */
   readonly controlSections?: readonly ControlSection[];
   /** `allow`/`deny` in effect here (the location's own, else the server's, else the http block's); the loader always sets it */

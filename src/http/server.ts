@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import type { HttpAccessRule, HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
 import { handleControl } from './control.js';
 import { contentTypeFor, lookupStatic, matchLocation, parseRange, parseRequestTarget, type RequestTarget } from './static.js';
-import { StatSampler, buildStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
+import { StatSampler, buildStatTree, limitStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
 
 export type { RtmpStatusSource, StatSnapshot, StatConnectionSnapshot, StatStreamSnapshot } from './stat.js';
 
@@ -260,7 +260,7 @@ export class HttpFrontend {
     const method = req.method ?? 'GET';
     if (loc.rtmpStat) {
       if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
-      const tree = buildStatTree(this.deps.source.snapshot(), this.sampler, this.info);
+      const tree = limitStatTree(buildStatTree(this.deps.source.snapshot(), this.sampler, this.info), loc.statSections ?? ['live', 'clients']);
       const json = target.query.get('format') === 'json';
       const body = json ? statJson(tree) : statXml(tree);
       return this.send(res, loc, 200, { 'Content-Type': json ? 'application/json; charset=utf-8' : 'text/xml' }, body, method);

@@ -244,6 +244,7 @@ describe('a realistic nginx-rtmp configuration', () => {
         rtmpStat: false,
         rtmpControl: false,
         controlSections: [],
+        statSections: [],
         access: [],
         addHeaders: [
           ['Cache-Control', 'no-cache'],
@@ -260,6 +261,7 @@ describe('a realistic nginx-rtmp configuration', () => {
         rtmpStat: true,
         rtmpControl: false,
         controlSections: [],
+        statSections: ['live', 'clients'],
         access: [],
         addHeaders: [],
         types: { html: 'text/html', htm: 'text/html', m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
@@ -273,6 +275,7 @@ describe('a realistic nginx-rtmp configuration', () => {
         rtmpStat: false,
         rtmpControl: true,
         controlSections: ['drop'],
+        statSections: [],
         access: [
           { action: 'allow', address: '127.0.0.1' },
           { action: 'allow', address: '::1' },
@@ -858,6 +861,8 @@ describe('http', () => {
     ]);
     assert.deepEqual(own?.controlSections, ['record', 'redirect']);
     assert.deepEqual(all?.controlSections, ['drop', 'record', 'redirect']);
+    assert.deepEqual(inherits?.statSections, ['live', 'clients']);
+    assert.deepEqual(load('http { server { listen 1; location /a { rtmp_stat global; } location /b { rtmp_stat live; } location /c { rtmp_stat clients live; } } }').http[0]?.locations.map((l) => l.statSections), [[], ['live'], ['live', 'clients']]);
     assert.deepEqual(h.access, inherits?.access, 'requests no location matches use the server\'s rules');
     assert.deepEqual([h.headerTimeout, h.sendTimeout, h.maxConnections], [60_000, 60_000, 1024]);
     const second = load('http { max_connections 10; allow 10.0.0.1; server { listen 8081; allow all; client_header_timeout 5s; send_timeout 2m; location /x { } } }').http[0];

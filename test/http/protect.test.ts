@@ -104,6 +104,29 @@ test('allow/deny inherit from the server block when a location has none, and cov
   assert.match(open.body, /secret-key/);
 });
 
+test('rtmp_stat modes: global shows no stream names, live no client addresses, all both', async (t) => {
+  const srv = await start(
+    t,
+    `server {
+      listen 127.0.0.1:0;
+      location /global { rtmp_stat global; }
+      location /live { rtmp_stat live; }
+      location /all { rtmp_stat all; }
+    }`,
+  );
+  await publisher(t, srv, 'secret-key');
+  const global = await get(`${srv.base}/global`);
+  assert.equal(global.status, 200);
+  assert.match(global.body, /<uptime>/);
+  assert.doesNotMatch(global.body, /secret-key/);
+  const live = await get(`${srv.base}/live`);
+  assert.match(live.body, /<name>secret-key<\/name>/);
+  assert.doesNotMatch(live.body, /<client>/);
+  const all = await get(`${srv.base}/all?format=json`);
+  assert.match(all.body, /secret-key/);
+  assert.match(all.body, /"address": "127\.0\.0\.1"/);
+});
+
 test('rtmp_control record; does not serve drop (404), and drops nothing', async (t) => {
   const srv = await start(
     t,
