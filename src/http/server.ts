@@ -165,8 +165,10 @@ export class HttpFrontend {
       });
     });
     server.on('error', (e) => this.log.error({ err: e.message }, 'http listener error'));
-    server.on('clientError', (_e, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    server.on('clientError', (e, socket) => {
+      // client_header_timeout: Node's headersTimeout / requestTimeout
+      const timedOut = (e as { code?: unknown }).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (socket.writable) socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
     this.listeners.push({ server, spec });
