@@ -231,3 +231,24 @@ test('send_timeout closes a connection that sends nothing', async (t) => {
   const done = await Promise.race([idle.closed.then(() => true), sleep(15_000).then(() => false)]);
   assert.ok(done, 'the silent client is closed');
 });
+
+test('without max_connections the http server still caps connections at 1024', async (t) => {
+  const srv = await start(t, 'server { listen 127.0.0.1:0; location /stat { rtmp_stat all; } }');
+  const holders: ReturnType<typeof rawConnection>[] = [];
+  t.after(() => holders.forEach((h) => h.socket.destroy()));
+  for (let i = 0; i < 1024; i += 64) {
+    const batch = Array.from({ length: 64 }, () => rawConnection(srv.httpPort));
+    holders.push(...batch);
+    await Promise.all(batch.map((h) => h.connected));
+  }
+  // (written so that it also runs against a server without connectionCount(): it then only waits a moment)
+  const count = (): number | undefined => (srv.server.http as { connectionCount?: () => number } | undefined)?.connectionCount?.();
+  assert.ok(await until(() => (count() ?? 1024) === 1024, 20_000), 'the server holds 1024 connections');
+  await sleep(100);
+  const over = rawConnection(srv.httpPort);
+  t.after(() => over.socket.destroy());
+  const answer = await Promise.race([over.closed, sleep(10_000).then(() => undefined)]);
+  assert.ok(answer !== undefined, 'the 1025th connection is closed by the server');
+  assert.match(answer, /^HTTP\/1\.1 503 /);
+  assert.equal(srv.logs.filter((e) => e.fields['code'] === ErrorCode.HttpConnectionLimit).length, 1);
+});
