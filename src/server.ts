@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { addressSetMatcher } from './core/address.js';
 import { ErrorCode, ServerError, describeError, isServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
@@ -223,7 +224,14 @@ export class RtmpServer {
       await this.http.start();
     }
     for (const block of this.blocks) {
-      for (const spec of block.config.listen) this.listeners.push(await this.bind(spec, block));
+      const cfg = block.config;
+      if (cfg.listen.some((l) => l.proxyProtocol) && (cfg.realIpFrom ?? []).length === 0) {
+        this.log.warn(
+          { listen: cfg.listen.filter((l) => l.proxyProtocol).map((l) => `${l.host}:${l.port}`) },
+          'proxy_protocol without set_real_ip_from: every peer may name the client address that allow/deny, logs and addr= see; add "set_real_ip_from <your load balancers>;"',
+        );
+      }
+      for (const spec of cfg.listen) this.listeners.push(await this.bind(spec, block));
     }
     if (warm) await this.warmUp();
   }
@@ -592,6 +600,7 @@ export class RtmpServer {
         pingTimeout: config.pingTimeout,
         maxStreams: config.maxStreams,
         maxOutputBytes: maxOutputBytes(outQueueBytes, config.maxMessage),
+        ...(config.realIpFrom !== undefined && config.realIpFrom.length > 0 ? { trustedProxy: addressSetMatcher(config.realIpFrom, 'set_real_ip_from') } : {}),
       },
       readerLimits: { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 },
     };

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import { type AddressPattern, type NormalizedAddress, compileAddressPattern, normalizeAddress, patternMatches } from '../core/address.js';
 import { ErrorCode, serverError } from '../core/errors.js';
 import type { AccessAction, AccessKind, AccessRule } from '../config/types.js';
 import type { AppModule, SessionInfo } from './chain.js';
@@ -7,65 +7,26 @@ import type { AppModule, SessionInfo } from './chain.js';
  * nginx-rtmp's access module: `allow|deny publish|play ADDRESS|CIDR|all`.
  * Rules are checked in their configured order; the first rule of the request's
  * kind whose address matches decides. No matching rule: allowed.
+ * The address matching itself is src/core/address.ts (shared with http
+ * allow/deny and set_real_ip_from).
  */
 
-type Family = 'ipv4' | 'ipv6';
+export { normalizeAddress, type NormalizedAddress } from '../core/address.js';
 
 interface CompiledRule {
   readonly action: AccessAction;
   readonly kind: AccessKind;
   readonly text: string;
-  /** undefined = `all` */
-  readonly list: net.BlockList | undefined;
-}
-
-/** A remote address as rules see it: IPv4-mapped IPv6 becomes IPv4, a zone id is dropped. */
-export interface NormalizedAddress {
-  readonly address: string;
-  readonly family: Family | undefined;
-  /** the IPv6 form of an IPv4-mapped address, so IPv6 rules written for it still match */
-  readonly mapped: string | undefined;
-}
-
-const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
-
-export function normalizeAddress(raw: string): NormalizedAddress {
-  let a = raw.trim();
-  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
-  const zone = a.indexOf('%');
-  if (zone >= 0) a = a.slice(0, zone);
-  const m = MAPPED_V4.exec(a);
-  if (m !== null && m[1] !== undefined && net.isIPv4(m[1])) return { address: m[1], family: 'ipv4', mapped: a };
-  const v = net.isIP(a);
-  return { address: a, family: v === 4 ? 'ipv4' : v === 6 ? 'ipv6' : undefined, mapped: undefined };
+  readonly pattern: AddressPattern;
 }
 
 function compileRule(rule: AccessRule): CompiledRule {
-  const text = rule.address.trim();
-  if (text === 'all') return { action: rule.action, kind: rule.kind, text, list: undefined };
-  const slash = text.indexOf('/');
-  const host = slash < 0 ? text : text.slice(0, slash);
-  const family = net.isIPv4(host) ? 'ipv4' : net.isIPv6(host) ? 'ipv6' : undefined;
-  if (family === undefined) throw serverError(ErrorCode.ConfigBadValue, `access rule "${rule.action} ${rule.kind} ${text}": not an address, a CIDR network or "all"`);
-  const list = new net.BlockList();
-  if (slash < 0) {
-    list.addAddress(host, family);
-  } else {
-    const prefixText = text.slice(slash + 1);
-    const prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-    if (!(prefix >= 0 && prefix <= (family === 'ipv4' ? 32 : 128))) {
-      throw serverError(ErrorCode.ConfigBadValue, `access rule "${rule.action} ${rule.kind} ${text}": bad prefix length`);
-    }
-    list.addSubnet(host, prefix, family);
-  }
-  return { action: rule.action, kind: rule.kind, text, list };
+  const pattern = compileAddressPattern(rule.address, `access rule "${rule.action} ${rule.kind} ${rule.address.trim()}"`);
+  return { action: rule.action, kind: rule.kind, text: pattern.text, pattern };
 }
 
 function matches(rule: CompiledRule, addr: NormalizedAddress): boolean {
-  if (rule.list === undefined) return true;
-  if (addr.family === undefined) return false;
-  if (rule.list.check(addr.address, addr.family)) return true;
-  return addr.mapped !== undefined && rule.list.check(addr.mapped, 'ipv6');
+  return patternMatches(rule.pattern, addr);
 }
 
 /** The decision for one request: the deciding rule, or undefined when none matched (allowed). */

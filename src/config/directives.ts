@@ -39,7 +39,8 @@ export type Inheritance = 'none' | 'override' | 'append';
  * - `time_or_off` a time or `off` (= 0); `enum` one of `values` (case-insensitive);
  * - `string` any one word; `notify_url` http URL (http:// added when missing); `signal` a signal name or number.
  * Structured types are interpreted by the loader: `listen_rtmp`, `listen_http`, `access_rule`,
- * `relay`, `exec`, `header`, `error_log`, `location`, `stat_modes`, `control_modes`.
+ * `relay`, `exec`, `header`, `error_log`, `location`, `stat_modes`, `control_modes`, `http_access_rule`
+ * (`allow|deny ADDRESS|CIDR|all` of http blocks), `address` (an address, a CIDR network or `all`).
  * `words` are free-form (not interpreted); `none` takes no argument.
  */
 export type ValueType =
@@ -63,6 +64,8 @@ export type ValueType =
   | 'location'
   | 'stat_modes'
   | 'control_modes'
+  | 'http_access_rule'
+  | 'address'
   | 'words';
 
 /** Reference groups, in the order of the nginx-rtmp directive reference. */
@@ -135,6 +138,7 @@ export interface DirectiveSpec {
 const RSA: readonly ConfigContext[] = ['rtmp', 'server', 'application'];
 const RS: readonly ConfigContext[] = ['rtmp', 'server'];
 const HTTP_ALL: readonly ConfigContext[] = ['http', 'http_server', 'location'];
+const HTTP_SRV: readonly ConfigContext[] = ['http', 'http_server'];
 const EVERYWHERE: readonly ConfigContext[] = ['main', 'events', 'rtmp', 'server', 'application', 'http', 'http_server', 'location'];
 
 type Extra = Partial<Pick<DirectiveSpec, 'values' | 'min' | 'max' | 'defaultNote' | 'block'>>;
@@ -200,6 +204,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   // -------------------------------------------------------------- Access
   d('allow', 'Access', RSA, [1, 2], 'access_rule', undefined, 'append', 'supported', 'Allow publish and/or play from an address, a CIDR network (IPv4/IPv6) or `all`: `allow publish 127.0.0.1;`.'),
   d('deny', 'Access', RSA, [1, 2], 'access_rule', undefined, 'append', 'supported', 'Deny publish and/or play from an address, a CIDR network or `all`: `deny play all;`.'),
+  d('set_real_ip_from', 'Access', RS, ONE, 'address', undefined, 'override', 'supported', 'A peer (address, CIDR network or `all`) whose PROXY protocol header (`listen ... proxy_protocol`) is believed: the address in the header is used (access rules, logs, `addr=`) only when the TCP peer is in one of these; from another peer the header is read but its address ignored, with a warning. None at all: every peer is believed (compatible), and the server warns at start. An inner block\'s lines replace the outer ones.'),
 
   // ---------------------------------------------------------------- Exec
   d('exec', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command for every published stream (alias of `exec_push`); killed when publishing stops.'),
@@ -328,9 +333,14 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('add_header', 'HTTP', HTTP_ALL, [2, 3], 'header', undefined, 'override', 'supported', 'Add a response header (`always` accepted); a block with its own add_header does not inherit the outer ones (nginx).'),
   d('types', 'HTTP', HTTP_ALL, NONE, 'none', 'text/html html; image/gif gif; image/jpeg jpg', 'override', 'supported', 'MIME types by file extension: `types { application/vnd.apple.mpegurl m3u8; }`.', { block: 'types' }),
   d('default_type', 'HTTP', HTTP_ALL, ONE, 'string', 'text/plain', 'override', 'supported', 'MIME type of files whose extension has none.'),
-  d('rtmp_stat', 'HTTP', ['location'], MANY, 'stat_modes', undefined, 'none', 'supported', 'Serve RTMP statistics (XML) at this location: all, global, live, clients.'),
+  d('rtmp_stat', 'HTTP', ['location'], MANY, 'stat_modes', undefined, 'none', 'supported', 'Serve RTMP statistics (XML) at this location: `global` only the server-wide counters; `live` also the streams (their names are often the publishers\' stream keys); `clients` with `live` also the connections; `all` everything. Protect it with allow/deny.'),
   d('rtmp_stat_stylesheet', 'HTTP', ['location'], ONE, 'string', undefined, 'none', 'unsupported', 'XSL stylesheet reference added to the statistics XML.'),
-  d('rtmp_control', 'HTTP', ['location'], MANY, 'control_modes', undefined, 'none', 'supported', 'Serve the control API (drop, redirect, record) at this location: all, record, drop, redirect.'),
+  d('rtmp_control', 'HTTP', ['location'], MANY, 'control_modes', undefined, 'none', 'supported', 'Serve the control API at this location: `all`, or the sections served among `drop`, `record`, `redirect` (the others answer 404). It changes state on a GET: protect it with allow/deny; requests a browser marks as coming from another site are refused (403).'),
+  d('allow', 'HTTP', HTTP_ALL, ONE, 'http_access_rule', undefined, 'override', 'supported', 'Allow HTTP requests from an address, a CIDR network (IPv4/IPv6) or `all`. With deny: the first matching line decides, no match allows, a refused request gets 403; a block with its own allow/deny lines does not inherit the outer ones (nginx). `location /control { rtmp_control all; allow 127.0.0.1; deny all; }`.'),
+  d('deny', 'HTTP', HTTP_ALL, ONE, 'http_access_rule', undefined, 'override', 'supported', 'Deny HTTP requests from an address, a CIDR network or `all` (see allow).'),
+  d('max_connections', 'HTTP', ['http'], ONE, 'number', '1024', 'none', 'supported', 'Ours: open HTTP connections, over every listen of the http block; more are closed at once (with a 503 when possible) and logged at most once per 10 s. 0 = unlimited.', { min: 0 }),
+  d('client_header_timeout', 'HTTP', HTTP_SRV, ONE, 'time', '60s', 'override', 'supported', 'A request whose headers have not all arrived this long after it began is closed (slow clients cannot hold a connection).', { min: 1, max: MAX_TIMER_MS }),
+  d('send_timeout', 'HTTP', HTTP_SRV, ONE, 'time', '60s', 'override', 'supported', 'A connection on which nothing is sent or received for this long is closed (e.g. a client that stops reading a response).', { min: 1, max: MAX_TIMER_MS }),
   d('sendfile', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
   d('tcp_nopush', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
   d('tcp_nodelay', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),

@@ -17,7 +17,9 @@
  *   list (ServerConfig.execStatic), as nginx-rtmp keeps them in its main conf;
  * - http: root/default_type/add_header/types are taken from the nearest of
  *   location, server, http (a block with its own add_header or types does not
- *   see the outer ones, as in nginx).
+ *   see the outer ones, as in nginx); http allow/deny likewise: the innermost
+ *   block with any allow/deny line keeps its own (nginx's access module);
+ * - set_real_ip_from: the server's lines, else the rtmp block's.
  */
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
@@ -29,6 +31,9 @@ import type {
   AccessKind,
   AccessRule,
   ApplicationConfig,
+  ControlSection,
+  HttpAccessRule,
+  StatSection,
   ExecCommand,
   ExecSettings,
   HttpLocation,
@@ -276,7 +281,9 @@ type Parsed =
   | { readonly kind: 'exec'; readonly value: ExecCommand }
   | { readonly kind: 'header'; readonly value: readonly [string, string] }
   | { readonly kind: 'log'; readonly value: LogSettings }
-  | { readonly kind: 'location'; readonly path: string; readonly exact: boolean };
+  | { readonly kind: 'location'; readonly path: string; readonly exact: boolean }
+  | { readonly kind: 'modes'; readonly value: readonly string[] }
+  | { readonly kind: 'http_access'; readonly value: HttpAccessRule };
 
 interface Entry {
   readonly spec: DirectiveSpec;
@@ -510,10 +517,31 @@ function readLocation(a: Args): Parsed | undefined {
 }
 
 function readModes(a: Args, modes: readonly string[]): Parsed | undefined {
+  const value: string[] = [];
   for (let i = 0; i < a.node.args.length; i++) {
-    if (!modes.includes(a.at(i).toLowerCase())) return a.bad(i, `expected ${modes.join(', ')}`);
+    const m = a.at(i).toLowerCase();
+    if (!modes.includes(m)) return a.bad(i, `expected ${modes.join(', ')}`);
+    value.push(m);
   }
-  return { kind: 'flag', value: true };
+  return { kind: 'modes', value };
+}
+
+/** `allow|deny ADDRESS|CIDR|all` of the http blocks. */
+function readHttpAccess(a: Args): Parsed | undefined {
+  const address = a.at(0);
+  const check = checkAccessAddress(address);
+  if (!check.ok) return a.bad(0, check.error);
+  if (check.lowBits) a.warn(0, `low address bits of ${address} are meaningless`);
+  return { kind: 'http_access', value: { action: a.name === 'deny' ? 'deny' : 'allow', address } };
+}
+
+/** An address, a CIDR network or `all` (set_real_ip_from). */
+function readAddress(a: Args): Parsed | undefined {
+  const address = a.at(0);
+  const check = checkAccessAddress(address);
+  if (!check.ok) return a.bad(0, check.error);
+  if (check.lowBits) a.warn(0, `low address bits of ${address} are meaningless`);
+  return { kind: 'text', value: address };
 }
 
 function inRange(a: Args, spec: DirectiveSpec, v: number, unit: string): Parsed | undefined {
@@ -591,6 +619,10 @@ function readValue(spec: DirectiveSpec, a: Args): Parsed | undefined {
       return readModes(a, STAT_MODES);
     case 'control_modes':
       return readModes(a, CONTROL_MODES);
+    case 'http_access_rule':
+      return readHttpAccess(a);
+    case 'address':
+      return readAddress(a);
     default: {
       const never: never = v;
       throw new Error(`internal: value type ${String(never)}`);
@@ -1005,6 +1037,7 @@ function buildRtmpServer(srv: RtmpServerTree, rtmp: RtmpTree, issues: Issues, li
     warmup: r.flag('warmup'),
     tcpNodelay: r.flag('tcp_nodelay'),
     maxConnections: r.int('max_connections'),
+    realIpFrom: r.entries('set_real_ip_from').flatMap((e) => (e.parsed.kind === 'text' ? [e.parsed.value] : [])),
     outQueue,
     outCork,
     buflen: r.int('buflen'),
@@ -1030,10 +1063,38 @@ function buildLocation(loc: LocationTree, srv: HttpServerTree, http: HttpTree, i
     alias,
     rtmpStat: loc.scope.get('rtmp_stat').length > 0,
     rtmpControl: loc.scope.get('rtmp_control').length > 0,
+    controlSections: controlSections(loc.scope),
+    statSections: statSections(loc.scope),
+    access: httpAccess(scopes),
     addHeaders: r.entries('add_header').flatMap((e) => (e.parsed.kind === 'header' ? [e.parsed.value] : [])),
     types: Object.fromEntries(typesMap),
     defaultType: r.text('default_type') ?? 'text/plain',
   };
+}
+
+const CONTROL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect'];
+
+/** The sections `rtmp_control` lines name (`all` = every one), in table order. */
+function controlSections(scope: Scope): ControlSection[] {
+  const named = new Set(scope.get('rtmp_control').flatMap((e) => (e.parsed.kind === 'modes' ? e.parsed.value : [])));
+  return CONTROL_SECTIONS.filter((c) => named.has('all') || named.has(c));
+}
+
+const STAT_SECTIONS: readonly StatSection[] = ['live', 'clients'];
+
+/** What `rtmp_stat` lines name (`all` = every one; `global` and `record` add nothing: the global counters are always shown). */
+function statSections(scope: Scope): StatSection[] {
+  const named = new Set(scope.get('rtmp_stat').flatMap((e) => (e.parsed.kind === 'modes' ? e.parsed.value : [])));
+  return STAT_SECTIONS.filter((c) => named.has('all') || named.has(c));
+}
+
+/** nginx's merge of allow/deny: the innermost block that has any such line keeps its own, in order; the outer ones are not added. */
+function httpAccess(scopes: readonly Scope[]): HttpAccessRule[] {
+  for (const s of scopes) {
+    const rules = s.all.flatMap((e) => (e.parsed.kind === 'http_access' ? [e.parsed.value] : []));
+    if (rules.length > 0) return rules;
+  }
+  return [];
 }
 
 function buildHttpServer(srv: HttpServerTree, http: HttpTree, issues: Issues, listens: ListenEntry[]): HttpServerConfig {
@@ -1044,7 +1105,15 @@ function buildHttpServer(srv: HttpServerTree, http: HttpTree, issues: Issues, li
     own = dflt?.kind === 'listen' ? [{ spec: dflt.value, loc: srv.loc }] : [];
   }
   listens.push(...own);
-  return { listen: own.map((l) => l.spec), locations: srv.locations.map((l) => buildLocation(l, srv, http, issues)) };
+  const r = new Resolver([srv.scope, http.scope], 'http_server', issues);
+  return {
+    listen: own.map((l) => l.spec),
+    locations: srv.locations.map((l) => buildLocation(l, srv, http, issues)),
+    access: httpAccess([srv.scope, http.scope]),
+    headerTimeout: r.int('client_header_timeout'),
+    sendTimeout: r.int('send_timeout'),
+    maxConnections: new Resolver([http.scope], 'http', issues).int('max_connections'),
+  };
 }
 
 function checkListenDuplicates(listens: readonly ListenEntry[], issues: Issues): void {

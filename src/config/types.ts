@@ -25,6 +25,19 @@ export interface AccessRule {
   readonly address: string;
 }
 
+/** an http `allow`/`deny` line (nginx's access module): first match wins */
+export interface HttpAccessRule {
+  readonly action: AccessAction;
+  /** 'all', an address, or an address/prefix (CIDR), IPv4 or IPv6 */
+  readonly address: string;
+}
+
+/** what `rtmp_stat` shows besides the global counters: `live` the streams, `clients` the connections in them */
+export type StatSection = 'live' | 'clients';
+
+/** the sections of nginx-rtmp's control API */
+export type ControlSection = 'drop' | 'record' | 'redirect';
+
 export type MetaMode = 'on' | 'copy' | 'off';
 
 export interface LiveSettings {
@@ -135,6 +148,12 @@ export interface RtmpServerConfig {
   readonly tcpNodelay: boolean;
   /** 0 = unlimited */
   readonly maxConnections: number;
+  /**
+   * `set_real_ip_from`: the peers whose PROXY protocol header is believed
+   * ('all', addresses, CIDR networks). undefined or empty = every peer is
+   * (the compatible default; the server logs a warning at start).
+   */
+  readonly realIpFrom?: readonly string[];
   /** per player output queue bound, in messages (nginx-rtmp semantics) */
   readonly outQueue: number;
   readonly outCork: number;
@@ -159,6 +178,12 @@ export interface HttpLocation {
   readonly alias: string | undefined;
   readonly rtmpStat: boolean;
   readonly rtmpControl: boolean;
+  /** what `rtmp_stat` lines name (`all` = both); undefined = both. The loader always sets it. */
+  readonly statSections?: readonly StatSection[];
+  /** the `rtmp_control` sections served (`all` = every one); undefined = every one. The loader always sets it. */
+  readonly controlSections?: readonly ControlSection[];
+  /** `allow`/`deny` in effect here (the location's own, else the server's, else the http block's); the loader always sets it */
+  readonly access?: readonly HttpAccessRule[];
   readonly addHeaders: readonly (readonly [string, string])[];
   readonly types: Readonly<Record<string, string>>;
 }
@@ -166,6 +191,18 @@ export interface HttpLocation {
 export interface HttpServerConfig {
   readonly listen: readonly ListenSpec[];
   readonly locations: readonly HttpLocation[];
+  /** `allow`/`deny` for requests no location matches (the server's own, else the http block's); the loader always sets it */
+  readonly access?: readonly HttpAccessRule[];
+  /** `client_header_timeout` (ms): a request whose headers are not all in by then is closed; the loader always sets it */
+  readonly headerTimeout?: number;
+  /** `send_timeout` (ms): a connection neither sending nor taking data this long is closed; the loader always sets it */
+  readonly sendTimeout?: number;
+  /**
+   * `max_connections` of the http block: open HTTP connections over every
+   * listener of every http server; more are refused. 0 = unlimited. The loader
+   * always sets it (the same value in every server); absent = 1024.
+   */
+  readonly maxConnections?: number;
 }
 
 export interface ServerConfig {

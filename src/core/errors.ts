@@ -65,6 +65,13 @@ export const ErrorCode = {
   ChunkStreamLimit: 'ERR_RTMP_CHUNK_STREAM_LIMIT',
   /** publish/play on a NetStream whose previous publish/play is still pending */
   StreamPending: 'ERR_RTMP_STREAM_PENDING',
+  // issue 13: http
+  /** an http request refused: http allow/deny, a disabled rtmp_control section or a cross-site control request */
+  HttpForbidden: 'ERR_HTTP_FORBIDDEN',
+  /** an http connection refused: the http block's max_connections is reached */
+  HttpConnectionLimit: 'ERR_HTTP_CONNECTION_LIMIT',
+  /** a PROXY protocol header from a peer outside set_real_ip_from: its address is ignored */
+  ProxyUntrusted: 'ERR_PROXY_UNTRUSTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

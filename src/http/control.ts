@@ -1,3 +1,4 @@
+import type { ControlSection } from '../config/types.js';
 import type { RtmpStatusSource } from './stat.js';
 
 /**
@@ -10,7 +11,9 @@ import type { RtmpStatusSource } from './stat.js';
  * The response body is the number of connections dropped (plain text), as in
  * nginx-rtmp. `srv=` is accepted and ignored (the snapshot spans every server
  * block). `record/...` and `redirect/...` answer 501: recording and redirects
- * are not implemented yet.
+ * are not implemented yet. Only the sections the location's `rtmp_control`
+ * names are served; another answers 404, as in nginx-rtmp (its handler
+ * declines and nginx finds nothing else to serve).
  */
 
 export interface ControlResult {
@@ -19,6 +22,8 @@ export interface ControlResult {
 }
 
 type DropFilter = 'publisher' | 'subscriber' | 'client';
+
+const ALL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect'];
 
 const DROP_FILTERS: readonly string[] = ['publisher', 'subscriber', 'client'];
 
@@ -33,19 +38,24 @@ function arg(query: URLSearchParams, key: string): string | undefined {
 }
 
 /** `path` is the decoded, normalized URI path; `query` its arguments. */
-export function handleControl(path: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {
+export function handleControl(path: string, query: URLSearchParams, source: RtmpStatusSource, sections: readonly ControlSection[] = ALL_SECTIONS): ControlResult {
   const segments = path.split('/').filter((s) => s !== '');
   const method = segments[segments.length - 1] ?? '';
   const section = segments[segments.length - 2] ?? '';
-  switch (section) {
+  const known = ALL_SECTIONS.find((s) => s === section);
+  if (known === undefined) return { status: 404, body: 'unknown control section (expected drop, record or redirect)\n' };
+  if (!sections.includes(known)) return { status: 404, body: `control section ${known} is not served here (rtmp_control ${sections.join(' ') || '-'})\n` };
+  switch (known) {
     case 'drop':
       return drop(method, query, source);
     case 'record':
       return { status: 501, body: 'record: recording is not implemented by this server\n' };
     case 'redirect':
       return { status: 501, body: 'redirect: redirecting clients is not implemented by this server\n' };
-    default:
-      return { status: 404, body: 'unknown control section (expected drop, record or redirect)\n' };
+    default: {
+      const never: never = known;
+      throw new Error(`internal: control section ${String(never)}`);
+    }
   }
 }
 

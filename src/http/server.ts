@@ -2,12 +2,14 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
+import type { Socket } from 'node:net';
+import { addressRulesCheck, normalizeAddress } from '../core/address.js';
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
+import type { HttpAccessRule, HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
 import { handleControl } from './control.js';
 import { contentTypeFor, lookupStatic, matchLocation, parseRange, parseRequestTarget, type RequestTarget } from './static.js';
-import { StatSampler, buildStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
+import { StatSampler, buildStatTree, limitStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
 
 export type { RtmpStatusSource, StatSnapshot, StatConnectionSnapshot, StatStreamSnapshot } from './stat.js';
 
@@ -16,6 +18,14 @@ export type { RtmpStatusSource, StatSnapshot, StatConnectionSnapshot, StatStream
  * `alias`), `rtmp_stat` and `rtmp_control` locations, nginx location matching.
  * One node:http server per distinct listen address; when several server
  * blocks share an address, the first one serves it (nginx's default server).
+ *
+ * Protection (issue 13): `allow`/`deny` (nginx's access module: first match
+ * wins, a block with its own lines does not inherit the outer ones) refuse a
+ * request with 403 before anything else; `rtmp_control` serves only the
+ * sections it names and refuses requests a browser marks as sent by another
+ * site's page (Sec-Fetch-Site, Origin, Referer), since its GETs change state;
+ * `max_connections` caps the open connections of all listeners together;
+ * `client_header_timeout` and `send_timeout` close slow or stalled clients.
  */
 
 export interface HttpFrontendDeps {
@@ -31,7 +41,21 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   416: 'Requested Range Not Satisfiable',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  503: 'Service Unavailable',
 };
+
+/** `max_connections` when the configuration does not say (hand-built configs; the loader always sets it) */
+export const DEFAULT_HTTP_MAX_CONNECTIONS = 1024;
+/** nginx's client_header_timeout and send_timeout defaults, for hand-built configs */
+const DEFAULT_HEADER_TIMEOUT = 60_000;
+const DEFAULT_SEND_TIMEOUT = 60_000;
+/** at most one "connection refused" log line per this many ms (with the count refused since the last one) */
+const REFUSAL_LOG_INTERVAL = 10_000;
+/** what a connection over max_connections is told before it is closed */
+const OVER_LIMIT_RESPONSE = Buffer.from('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n', 'latin1');
+
+/** The deny rule that refuses an address, or undefined when the rules let it in. */
+type AccessCheck = (address: string) => string | undefined;
 
 type Headers = Record<string, string | string[]>;
 
@@ -80,6 +104,14 @@ export class HttpFrontend {
   private readonly sampler = new StatSampler();
   private readonly log: Logger;
   private readonly info: StatInfo;
+  /** the compiled allow/deny rules of every location and server (by the config object) */
+  private readonly access = new WeakMap<object, AccessCheck>();
+  private readonly maxConnections: number;
+  private openConnections = 0;
+  /** sockets refused for max_connections: a request already parsed from one is not served */
+  private readonly refused = new WeakSet<Socket>();
+  private refusedSinceLog = 0;
+  private lastRefusalLog = -Infinity;
 
   constructor(
     private readonly configs: readonly HttpServerConfig[],
@@ -87,6 +119,14 @@ export class HttpFrontend {
   ) {
     this.log = deps.logger;
     this.info = { version: readVersion(), compiler: `node ${process.version}`, built: new Date().toUTCString(), pid: process.pid };
+    this.maxConnections = configs[0]?.maxConnections ?? DEFAULT_HTTP_MAX_CONNECTIONS;
+    const compile = (owner: object, rules: readonly HttpAccessRule[] | undefined): void => {
+      if (rules !== undefined && rules.length > 0) this.access.set(owner, addressRulesCheck(rules, 'http access rule'));
+    };
+    for (const cfg of configs) {
+      compile(cfg, cfg.access);
+      for (const loc of cfg.locations) compile(loc, loc.access);
+    }
   }
 
   /** Every listen of every server block, the first block that names an address serving it (nginx's default server). */
@@ -172,10 +212,28 @@ export class HttpFrontend {
   }
 
   private async listen(cfg: HttpServerConfig, spec: ListenSpec): Promise<Listener> {
-    const server = http.createServer({ keepAlive: spec.soKeepalive === true }, (req, res) => {
-      void this.handle(listener.cfg, req, res);
-    });
+    const headersTimeout = cfg.headerTimeout ?? DEFAULT_HEADER_TIMEOUT;
+    const server = http.createServer(
+      {
+        keepAlive: spec.soKeepalive === true,
+        // Node closes (408) a request whose headers, or whole request, are not in by then
+        headersTimeout,
+        requestTimeout: headersTimeout,
+        // how often Node looks for such requests (its default, 30 s, would let a short timeout run long)
+        connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
+      },
+      (req, res) => {
+        if (this.refused.has(req.socket)) {
+          res.destroy();
+          return;
+        }
+        void this.handle(listener.cfg, req, res);
+      },
+    );
     const listener: Listener = { server, spec, cfg };
+    // no 'timeout' listener: Node destroys a socket idle (nothing sent, nothing received) this long
+    server.timeout = cfg.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
+    server.on('connection', (socket: Socket) => this.admit(socket));
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error): void => reject(serverError(ErrorCode.HttpListen, `http: cannot listen on ${spec.host}:${spec.port}: ${e.message}`, e));
       server.once('error', fail);
@@ -185,13 +243,45 @@ export class HttpFrontend {
       });
     });
     server.on('error', (e) => this.log.error({ err: e.message }, 'http listener error'));
-    server.on('clientError', (_e, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    server.on('clientError', (e, socket) => {
+      // client_header_timeout: Node's headersTimeout / requestTimeout
+      const timedOut = (e as { code?: unknown }).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (socket.writable) socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
     const a = server.address();
     if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `HTTP listening on ${a.address}:${a.port}`);
     return listener;
+  }
+
+  /** Counts a new connection; over max_connections it is told 503 and closed, with a rate-limited log line. */
+  private admit(socket: Socket): void {
+    const max = this.maxConnections;
+    if (max > 0 && this.openConnections >= max) {
+      this.refused.add(socket);
+      this.refusedSinceLog++;
+      const now = performance.now();
+      if (now - this.lastRefusalLog >= REFUSAL_LOG_INTERVAL) {
+        this.log.warn(
+          { code: ErrorCode.HttpConnectionLimit, max, refused: this.refusedSinceLog, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` },
+          'http: connection refused: max_connections reached (count since the last such line)',
+        );
+        this.lastRefusalLog = now;
+        this.refusedSinceLog = 0;
+      }
+      socket.on('error', () => undefined);
+      socket.end(OVER_LIMIT_RESPONSE, () => socket.destroy());
+      // a peer that does not read cannot keep it open either
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    this.openConnections++;
+    socket.once('close', () => this.openConnections--);
+  }
+
+  /** Open HTTP connections (those over max_connections not counted). */
+  connectionCount(): number {
+    return this.openConnections;
   }
 
   /** The bound addresses (useful with port 0). */
@@ -219,7 +309,9 @@ export class HttpFrontend {
       } else {
         path = target.path;
         const loc = matchLocation(cfg.locations, target.path);
-        if (loc === undefined) this.sendError(res, undefined, 404, method);
+        const denied = this.access.get(loc ?? cfg)?.(req.socket.remoteAddress ?? '');
+        if (denied !== undefined) this.forbid(res, loc, method, req, path, `access forbidden by rule "${denied}"`);
+        else if (loc === undefined) this.sendError(res, undefined, 404, method);
         else await this.dispatch(loc, target, req, res);
       }
     } catch (e) {
@@ -240,14 +332,16 @@ export class HttpFrontend {
     const method = req.method ?? 'GET';
     if (loc.rtmpStat) {
       if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
-      const tree = buildStatTree(this.deps.source.snapshot(), this.sampler, this.info);
+      const tree = limitStatTree(buildStatTree(this.deps.source.snapshot(), this.sampler, this.info), loc.statSections ?? ['live', 'clients']);
       const json = target.query.get('format') === 'json';
       const body = json ? statJson(tree) : statXml(tree);
       return this.send(res, loc, 200, { 'Content-Type': json ? 'application/json; charset=utf-8' : 'text/xml' }, body, method);
     }
     if (loc.rtmpControl) {
       if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, POST, HEAD', method);
-      const r = handleControl(target.path, target.query, this.deps.source);
+      const foreign = crossSite(req);
+      if (foreign !== undefined) return this.forbid(res, loc, method, req, target.path, `control request from another site's page refused (${foreign})`);
+      const r = handleControl(target.path, target.query, this.deps.source, loc.controlSections);
       return this.send(res, loc, r.status, { 'Content-Type': 'text/plain' }, r.body, method);
     }
     if (loc.root !== undefined || loc.alias !== undefined) {
@@ -314,9 +408,52 @@ export class HttpFrontend {
     this.send(res, loc, status, { 'Content-Type': 'text/plain', ...headers }, `${status} ${STATUS_TEXT[status] ?? ''}\n`, method);
   }
 
+  /** 403, and the one log line that says why. */
+  private forbid(res: http.ServerResponse, loc: HttpLocation | undefined, method: string, req: http.IncomingMessage, path: string, why: string): void {
+    const addr = normalizeAddress(req.socket.remoteAddress ?? '?').address;
+    this.log.info({ code: ErrorCode.HttpForbidden, addr, method, path }, `http: ${why}`);
+    this.sendError(res, loc, 403, method);
+  }
+
   private notAllowed(res: http.ServerResponse, loc: HttpLocation, allow: string, method: string): void {
     this.sendError(res, loc, 405, method, { Allow: allow });
   }
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+}
+
+/** The host[:port] of a URL or a Host header value, the way URL writes it (default port dropped); undefined when it is none. */
+function hostOf(text: string, isUrl: boolean): string | undefined {
+  try {
+    return new URL(isUrl ? text : `http://${text}`).host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What shows that a request was made by another site's page (a link, an
+ * image, a form, a script) rather than typed, bookmarked or sent by a tool;
+ * undefined when nothing does. Browsers send `Sec-Fetch-Site` (anything but
+ * `same-origin`/`none` is refused), `Origin` on cross-origin and POST
+ * requests, usually `Referer`: one naming another host than the request's
+ * Host header is refused. Tools (curl, scripts) send none of them.
+ */
+export function crossSite(req: http.IncomingMessage): string | undefined {
+  const site = header(req, 'sec-fetch-site');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  const hostHeader = header(req, 'host');
+  const host = hostHeader === undefined ? undefined : hostOf(hostHeader, false);
+  for (const name of ['origin', 'referer']) {
+    const v = header(req, name);
+    if (v === undefined) continue;
+    const from = hostOf(v, true);
+    if (from === undefined || from === '' || from !== host) return `${name === 'origin' ? 'Origin' : 'Referer'}: ${v.slice(0, 200)}`;
+  }
+  return undefined;
 }
 
 /** A response the client stopped reading (aborted download): not a server error. */

@@ -1,3 +1,4 @@
+import type { StatSection } from '../config/types.js';
 import { isServerError } from '../core/errors.js';
 import { parseAudioSpecificConfig } from '../media/aac.js';
 import { AudioFourCC, parseAudioTag } from '../media/audio.js';
@@ -435,6 +436,24 @@ export function buildStatTree(snap: StatSnapshot, sampler: StatSampler, info: St
     server: [{ application: [...apps.values()] }],
   };
   sampler.end();
+  return tree;
+}
+
+/**
+ * What a `rtmp_stat` location shows (nginx-rtmp's modes): the global counters
+ * always; the streams only with `live`; the connections in them only with
+ * `clients` as well. The tree is changed in place.
+ */
+export function limitStatTree(tree: StatTree, sections: readonly StatSection[]): StatTree {
+  const live = sections.includes('live');
+  const clients = live && sections.includes('clients');
+  if (clients) return tree;
+  for (const server of tree.server) {
+    for (const app of server.application) {
+      if (!live) app.live.stream = [];
+      else for (const s of app.live.stream) s.client = [];
+    }
+  }
   return tree;
 }
 

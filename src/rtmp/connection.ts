@@ -42,6 +42,12 @@ export interface ConnectionOptions {
   readonly maxOutputBytes?: number;
   /** a PROXY protocol (v1/v2) header precedes the handshake: it names the real client */
   readonly proxyProtocol?: boolean;
+  /**
+   * `set_real_ip_from`: whether the TCP peer may name the client in its PROXY
+   * header. From a peer it rejects, the header is read but its address is
+   * ignored (one warning). Absent: every peer is believed.
+   */
+  readonly trustedProxy?: (peerAddress: string) => boolean;
   /** write straight to the socket's descriptor while its stream queue is empty (default on) */
   readonly directWrite?: boolean;
   /** let the server's native writer make the direct writes (default on; used only where it loaded) */
@@ -435,7 +441,10 @@ export class RtmpConnection {
         const p = this.proxy.push(data);
         if (!p.done) return;
         this.proxy = undefined;
-        if (p.source !== undefined) {
+        const trusted = this.options.trustedProxy;
+        if (p.source !== undefined && trusted !== undefined && !trusted(this.remoteAddress)) {
+          this.log.warn({ code: ErrorCode.ProxyUntrusted, claimed: p.source.address }, 'PROXY protocol header from a peer outside set_real_ip_from: its address is ignored');
+        } else if (p.source !== undefined) {
           const via = this.remote;
           this.remoteAddress = p.source.address;
           this.remote = `${p.source.address}:${p.source.port}`;

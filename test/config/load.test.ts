@@ -243,6 +243,9 @@ describe('a realistic nginx-rtmp configuration', () => {
         alias: undefined,
         rtmpStat: false,
         rtmpControl: false,
+        controlSections: [],
+        statSections: [],
+        access: [],
         addHeaders: [
           ['Cache-Control', 'no-cache'],
           ['Access-Control-Allow-Origin', '*'],
@@ -257,6 +260,9 @@ describe('a realistic nginx-rtmp configuration', () => {
         alias: undefined,
         rtmpStat: true,
         rtmpControl: false,
+        controlSections: [],
+        statSections: ['live', 'clients'],
+        access: [],
         addHeaders: [],
         types: { html: 'text/html', htm: 'text/html', m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
         defaultType: 'application/octet-stream',
@@ -268,6 +274,13 @@ describe('a realistic nginx-rtmp configuration', () => {
         alias: undefined,
         rtmpStat: false,
         rtmpControl: true,
+        controlSections: ['drop'],
+        statSections: [],
+        access: [
+          { action: 'allow', address: '127.0.0.1' },
+          { action: 'allow', address: '::1' },
+          { action: 'deny', address: 'all' },
+        ],
         addHeaders: [],
         types: { html: 'text/html', htm: 'text/html', m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
         defaultType: 'application/octet-stream',
@@ -816,6 +829,59 @@ describe('http', () => {
     refused('http { server { location /a { add_header "Bad Name" 1; } } }', ErrorCode.ConfigBadValue, /not a valid header name/);
     refused('http { types { text/html; } }', ErrorCode.ConfigBadValue, /"types" entry "text\/html" lists no file extension/);
     refused('http { alias /x; }', ErrorCode.ConfigBadContext, /directive "alias"/);
+  });
+
+  it('reads allow/deny as nginx merges them: the innermost block with any line keeps its own, in order', () => {
+    const [h] = http(`
+      allow 10.0.0.0/8;
+      deny all;
+      server {
+        listen 127.0.0.1:8080;
+        location /inherits { rtmp_stat all; }
+        location /own { rtmp_control record redirect; deny 127.0.0.1; allow ::1; allow 192.168.0.0/16; }
+        location /all { rtmp_control all; }
+      }
+      server {
+        listen 127.0.0.1:8081;
+        allow all;
+        client_header_timeout 5s;
+        send_timeout 2m;
+        location /x { }
+      }`);
+    assert.ok(h);
+    const [inherits, own, all] = h.locations;
+    assert.deepEqual(inherits?.access, [
+      { action: 'allow', address: '10.0.0.0/8' },
+      { action: 'deny', address: 'all' },
+    ]);
+    assert.deepEqual(own?.access, [
+      { action: 'deny', address: '127.0.0.1' },
+      { action: 'allow', address: '::1' },
+      { action: 'allow', address: '192.168.0.0/16' },
+    ]);
+    assert.deepEqual(own?.controlSections, ['record', 'redirect']);
+    assert.deepEqual(all?.controlSections, ['drop', 'record', 'redirect']);
+    assert.deepEqual(inherits?.statSections, ['live', 'clients']);
+    assert.deepEqual(load('http { server { listen 1; location /a { rtmp_stat global; } location /b { rtmp_stat live; } location /c { rtmp_stat clients live; } } }').http[0]?.locations.map((l) => l.statSections), [[], ['live'], ['live', 'clients']]);
+    assert.deepEqual(h.access, inherits?.access, 'requests no location matches use the server\'s rules');
+    assert.deepEqual([h.headerTimeout, h.sendTimeout, h.maxConnections], [60_000, 60_000, 1024]);
+    const second = load('http { max_connections 10; allow 10.0.0.1; server { listen 8081; allow all; client_header_timeout 5s; send_timeout 2m; location /x { } } }').http[0];
+    assert.deepEqual(second?.locations[0]?.access, [{ action: 'allow', address: 'all' }]);
+    assert.deepEqual([second?.headerTimeout, second?.sendTimeout, second?.maxConnections], [5000, 120_000, 10]);
+    refused('http { server { location /a { allow 10.0.0.300; } } }', ErrorCode.ConfigBadValue, /not an IPv4 or IPv6 address/);
+    refused('http { server { location /a { deny play 10.0.0.1; } } }', ErrorCode.ConfigBadValue, /invalid number of arguments/);
+    refused('http { server { max_connections 5; } }', ErrorCode.ConfigBadContext, /max_connections/);
+  });
+
+  it('reads set_real_ip_from: the server\'s own lines, else the rtmp block\'s', () => {
+    const cfg = load('rtmp { set_real_ip_from 10.0.0.0/8; server { listen 1935 proxy_protocol; } server { listen 1936 proxy_protocol; set_real_ip_from 192.0.2.1; set_real_ip_from 2001:db8::/32; } server { listen 1937; } }');
+    assert.deepEqual(
+      cfg.rtmp.map((s) => s.realIpFrom),
+      [['10.0.0.0/8'], ['192.0.2.1', '2001:db8::/32'], ['10.0.0.0/8']],
+    );
+    assert.deepEqual(load('rtmp { server { listen 1935 proxy_protocol; } }').rtmp[0]?.realIpFrom, []);
+    refused('rtmp { server { set_real_ip_from example.com; } }', ErrorCode.ConfigBadValue, /not an IPv4 or IPv6 address/);
+    refused('rtmp { server { application a { set_real_ip_from 10.0.0.1; } } }', ErrorCode.ConfigBadContext, /set_real_ip_from/);
   });
 
   it('accepts and ignores the usual nginx http tuning with warnings', () => {

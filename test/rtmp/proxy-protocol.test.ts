@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { ProxyProtocolParser } from '../../src/rtmp/proxy-protocol.js';
@@ -118,4 +118,56 @@ test('a PROXY header cut across reads survives the caller reusing its read buffe
   assert.equal(step.done, true);
   assert.deepEqual(step.source, { address: '203.0.113.7', port: 51234 });
   assert.equal(step.rest.toString('latin1'), 'RTMP');
+});
+
+/** A tiny load balancer on 127.0.0.1 that announces `from` as the client to `port`. */
+async function balancer(t: TestContext, port: number, from: string): Promise<number> {
+  const lb = net.createServer((client) => {
+    const up = net.connect(port, '127.0.0.1', () => {
+      up.write(`PROXY TCP4 ${from} 127.0.0.1 40000 ${port}\r\n`);
+      client.pipe(up);
+      up.pipe(client);
+    });
+    up.on('error', () => client.destroy());
+    client.on('error', () => up.destroy());
+  });
+  await new Promise<void>((r) => lb.listen(0, '127.0.0.1', () => r()));
+  t.after(() => lb.close());
+  return (lb.address() as net.AddressInfo).port;
+}
+
+test('set_real_ip_from: a PROXY header from an untrusted peer does not change the address access rules see', async (t) => {
+  const cfg = parseConfigText(
+    'rtmp { server { listen 127.0.0.1:0 proxy_protocol; set_real_ip_from 10.0.0.0/8; application live { live on; allow publish 203.0.113.9; deny publish all; } } }',
+    'proxy.conf',
+  );
+  const srv = await startServer(t, cfg);
+  assert.ok(!srv.logs.some((e) => /set_real_ip_from/.test(e.msg)), 'no startup warning when set_real_ip_from is set');
+  // 127.0.0.1 is outside 10.0.0.0/8: its claim to be the allowed 203.0.113.9 is ignored
+  const client = await RtmpClient.connect(`rtmp://127.0.0.1:${await balancer(t, srv.port, '203.0.113.9')}/live`);
+  t.after(() => client.destroy());
+  await assert.rejects(client.publish('spoofed'), /Denied/);
+  const conns = srv.server.snapshot().connections;
+  assert.ok(!conns.some((c) => c.remoteAddress === '203.0.113.9'), 'the claimed address is not used');
+  const warnings = srv.logs.filter((e) => e.fields['code'] === ErrorCode.ProxyUntrusted);
+  assert.equal(warnings.length, 1, 'one warning for the connection');
+  assert.equal(warnings[0]!.fields['claimed'], '203.0.113.9');
+});
+
+test('set_real_ip_from: a trusted peer names the client; without any, every peer is believed and the server warns at start', async (t) => {
+  const trusted = await startServer(
+    t,
+    parseConfigText(
+      'rtmp { server { listen 127.0.0.1:0 proxy_protocol; set_real_ip_from 127.0.0.0/8; set_real_ip_from ::1; application live { live on; allow publish 203.0.113.9; deny publish all; } } }',
+      'proxy.conf',
+    ),
+  );
+  const ok = await RtmpClient.connect(`rtmp://127.0.0.1:${await balancer(t, trusted.port, '203.0.113.9')}/live`);
+  t.after(() => ok.destroy());
+  await ok.publish('real');
+  assert.ok(trusted.server.snapshot().connections.some((c) => c.remoteAddress === '203.0.113.9'));
+  assert.ok(!trusted.logs.some((e) => e.fields['code'] === ErrorCode.ProxyUntrusted));
+
+  const open = await startServer(t, parseConfigText('rtmp { server { listen 127.0.0.1:0 proxy_protocol; application live { live on; } } }', 'proxy.conf'));
+  assert.equal(open.logs.filter((e) => e.level === 'warn' && /set_real_ip_from/.test(e.msg)).length, 1, 'one startup warning');
 });
