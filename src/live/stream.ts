@@ -1,4 +1,5 @@
-import { ErrorCode, serverError } from '../core/errors.js';
+import { ErrorCode, describeError, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { FrameKind, MediaFrame, frameFlags } from './frame.js';
 import type { LiveReader, StreamInfo } from './reader.js';
 
@@ -47,6 +48,8 @@ export interface StreamStats {
   lastMediaAt: number;
   /** drops summed over readers that have left */
   droppedByGoneReaders: number;
+  /** deliveries of a frame to a reader that threw (e.g. a frame too large to encode): the frame was skipped for that reader */
+  undeliverable: number;
 }
 
 /**
@@ -61,7 +64,7 @@ export class LiveStream implements StreamInfo {
   hasVideo = false;
   hasAudio = false;
   readonly readers = new Set<LiveReader>();
-  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0 };
+  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0, undeliverable: 0 };
 
   private gop: MediaFrame[] = [];
   private gopBytes = 0;
@@ -85,6 +88,8 @@ export class LiveStream implements StreamInfo {
     readonly options: StreamOptions = DEFAULT_STREAM_OPTIONS,
     /** without one, a batch is flushed as soon as it ends */
     private readonly scheduler?: FlushScheduler,
+    /** where a frame that cannot be delivered is reported (once per stream) */
+    private readonly log?: Logger,
   ) {}
 
   get key(): string {
@@ -166,18 +171,55 @@ export class LiveStream implements StreamInfo {
     // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
     this.held = this.spare;
     this.spare = frames;
+    // a reader that throws (a frame its output cannot encode) misses that frame; nothing throws out of a flush
     if (frames.length === 1) {
       const f = frames[0]!;
-      for (const r of this.readers) r.push(f);
+      for (const r of this.readers) {
+        try {
+          r.push(f);
+        } catch (e) {
+          this.undeliverable(f, e);
+        }
+      }
     } else {
       for (const r of this.readers) {
         const sink = r.sink;
         sink.cork?.();
-        for (let i = 0; i < frames.length; i++) r.push(frames[i]!);
+        for (let i = 0; i < frames.length; i++) {
+          try {
+            r.push(frames[i]!);
+          } catch (e) {
+            this.undeliverable(frames[i]!, e);
+          }
+        }
         sink.uncork?.();
       }
     }
     frames.length = 0;
+  }
+
+  /** whether undeliverable() has logged for this stream */
+  private undeliverableLogged = false;
+
+  /**
+   * A reader's sink threw while taking `frame` (an encoding that cannot be
+   * made, e.g. larger than the RTMP length field): that reader misses the
+   * frame, the others and the stream go on. A cached frame (metadata, codec
+   * header, GOP) is forgotten so that it is not replayed to new readers.
+   * Logged once per stream, counted in stats.undeliverable.
+   */
+  private undeliverable(frame: MediaFrame, e: unknown): void {
+    this.stats.undeliverable++;
+    if (this.metadata === frame) this.metadata = undefined;
+    else if (this.videoHeader === frame) this.videoHeader = undefined;
+    else if (this.audioHeader === frame) this.audioHeader = undefined;
+    else if (this.gopValid && this.gop.includes(frame)) this.resetGop();
+    if (this.undeliverableLogged) return;
+    this.undeliverableLogged = true;
+    this.log?.warn(
+      { stream: this.key, kind: frame.kind, bytes: frame.payload.length, ...describeError(e) },
+      'frame dropped: a reader could not take it (logged once per stream, counted in stats)',
+    );
   }
 
   /** The publisher's hot path: classify, cache, fan out. */
@@ -201,7 +243,13 @@ export class LiveStream implements StreamInfo {
     if (this.batchDepth > 0) this.held.push(frame);
     else {
       this.flush(); // frames held by an earlier batch go first
-      for (const r of this.readers) r.push(frame);
+      for (const r of this.readers) {
+        try {
+          r.push(frame);
+        } catch (e) {
+          this.undeliverable(frame, e);
+        }
+      }
     }
     return frame;
   }
@@ -238,14 +286,29 @@ export class LiveStream implements StreamInfo {
     const sink = reader.sink;
     sink.cork?.();
     try {
-      if (this.metadata) reader.send(this.metadata);
-      if (this.videoHeader) reader.send(this.videoHeader);
-      if (this.audioHeader) reader.send(this.audioHeader);
+      if (this.metadata) this.sendTo(reader, this.metadata);
+      if (this.videoHeader) this.sendTo(reader, this.videoHeader);
+      if (this.audioHeader) this.sendTo(reader, this.audioHeader);
       if (this.gopValid) {
-        for (const f of this.gop) reader.push(f);
+        for (const f of this.gop) {
+          try {
+            reader.push(f);
+          } catch (e) {
+            this.undeliverable(f, e);
+            break; // the GOP was forgotten
+          }
+        }
       }
     } finally {
       sink.uncork?.();
+    }
+  }
+
+  private sendTo(reader: LiveReader, frame: MediaFrame): void {
+    try {
+      reader.send(frame);
+    } catch (e) {
+      this.undeliverable(frame, e);
     }
   }
 
