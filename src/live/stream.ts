@@ -69,8 +69,14 @@ export class LiveStream implements StreamInfo {
   private gop: MediaFrame[] = [];
   private gopBytes = 0;
   private gopValid = false;
-  /** timestamp mapping: out = raw + offset, clamped to stay monotonic per kind */
+  /**
+   * timestamp mapping: out = raw + offset, clamped to stay monotonic per kind;
+   * the offset is re-based at a discontinuity (see mapTimestamp)
+   */
   private offset = 0;
+  /** the publisher's timestamp of the previous frame of this session, and when it came (Date.now()) */
+  private lastRaw = 0;
+  private lastRawAt = 0;
   private sessionStarted = false;
   private everPublished = false;
   private lastOut = 0;
@@ -224,11 +230,12 @@ export class LiveStream implements StreamInfo {
 
   /** The publisher's hot path: classify, cache, fan out. */
   pushMedia(kind: FrameKind, rawTimestamp: number, payload: Buffer): MediaFrame {
-    const timestamp = this.mapTimestamp(kind, rawTimestamp);
+    const now = Date.now();
+    const timestamp = this.mapTimestamp(kind, rawTimestamp, now);
     const frame = new MediaFrame(kind, timestamp, payload, frameFlags(kind, payload));
     this.stats.framesIn++;
     this.stats.bytesIn += payload.length;
-    if (kind !== FrameKind.Data) this.stats.lastMediaAt = Date.now();
+    if (kind !== FrameKind.Data) this.stats.lastMediaAt = now;
     if (kind === FrameKind.Video) {
       this.stats.videoFrames++;
       if (!this.hasVideo) {
@@ -347,28 +354,52 @@ export class LiveStream implements StreamInfo {
     this.gopValid = false;
   }
 
-  private mapTimestamp(kind: FrameKind, raw: number): number {
+  /**
+   * The publisher's clock mapped to the stream's: monotonic per kind, and
+   * continuous over publisher reconnects and over jumps of the publisher's
+   * clock. A step from the previous frame that goes back more than
+   * TIMESTAMP_JUMP_MS, or forward more than TIMESTAMP_JUMP_MS beyond the
+   * time that passed between the two frames, is a discontinuity (an encoder
+   * restart, a 32-bit wrap, a hostile frame at 0xFFFFFF00): the offset is
+   * re-based so that the frame continues from the latest output timestamp,
+   * and later frames advance with the publisher's clock from there. (A
+   * monotonic clamp alone would pin every later frame to the jump's value.)
+   * Smaller backward steps (audio/video interleaving) are clamped.
+   */
+  private mapTimestamp(kind: FrameKind, raw: number, now: number): number {
+    if (kind === FrameKind.Data) {
+      // script data neither starts a session nor moves the clock: placed at or before the latest media
+      const d = this.sessionStarted ? raw + this.offset : this.lastOut;
+      return (d < 0 ? 0 : d > this.lastOut ? this.lastOut : d) >>> 0;
+    }
     if (!this.sessionStarted) {
       this.sessionStarted = true;
       // the first session keeps the publisher's clock; later ones continue from where the last stopped
       this.offset = this.everPublished ? this.lastOut - raw : 0;
       this.everPublished = true;
+    } else {
+      const step = raw - this.lastRaw;
+      if (step < -TIMESTAMP_JUMP_MS || step > now - this.lastRawAt + TIMESTAMP_JUMP_MS) this.offset = this.lastOut - raw;
     }
+    this.lastRaw = raw;
+    this.lastRawAt = now;
     let ts = raw + this.offset;
+    if (ts < 0) ts = 0;
     if (kind === FrameKind.Audio) {
       if (ts < this.lastAudioOut) ts = this.lastAudioOut;
       this.lastAudioOut = ts;
-    } else if (kind === FrameKind.Video) {
+    } else {
       if (ts < this.lastVideoOut) ts = this.lastVideoOut;
       this.lastVideoOut = ts;
-    } else if (ts < 0) {
-      ts = 0;
     }
-    if (ts < 0) ts = 0;
     if (ts > this.lastOut) this.lastOut = ts;
     return ts >>> 0;
   }
+
 }
+
+/** a step of the publisher's clock larger than this (beyond the time that passed) is a discontinuity */
+export const TIMESTAMP_JUMP_MS = 5000;
 
 export function streamKey(app: string, name: string): string {
   return `${app}/${name}`;
