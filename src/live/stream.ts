@@ -74,9 +74,11 @@ export class LiveStream implements StreamInfo {
    * the offset is re-based at a discontinuity (see mapTimestamp)
    */
   private offset = 0;
-  /** the publisher's timestamp of the previous frame of this session, and when it came (Date.now()) */
-  private lastRaw = 0;
-  private lastRawAt = 0;
+  /** the publisher's timestamp of the previous audio / video frame of this session (-1: none yet), and when it came */
+  private lastRawAudio = -1;
+  private lastRawAudioAt = 0;
+  private lastRawVideo = -1;
+  private lastRawVideoAt = 0;
   private sessionStarted = false;
   private everPublished = false;
   private lastOut = 0;
@@ -357,14 +359,14 @@ export class LiveStream implements StreamInfo {
   /**
    * The publisher's clock mapped to the stream's: monotonic per kind, and
    * continuous over publisher reconnects and over jumps of the publisher's
-   * clock. A step from the previous frame that goes back more than
-   * TIMESTAMP_JUMP_MS, or forward more than TIMESTAMP_JUMP_MS beyond the
-   * time that passed between the two frames, is a discontinuity (an encoder
-   * restart, a 32-bit wrap, a hostile frame at 0xFFFFFF00): the offset is
-   * re-based so that the frame continues from the latest output timestamp,
-   * and later frames advance with the publisher's clock from there. (A
-   * monotonic clamp alone would pin every later frame to the jump's value.)
-   * Smaller backward steps (audio/video interleaving) are clamped.
+   * clock. A step from the previous frame of the same kind that goes back
+   * more than TIMESTAMP_BACK_JUMP_MS, or forward more than TIMESTAMP_JUMP_MS
+   * beyond the time that passed between the two frames, is a discontinuity
+   * (an encoder restart, a 32-bit wrap, a hostile frame at 0xFFFFFF00): the
+   * offset is re-based so that the frame continues from the latest output
+   * timestamp, and later frames advance with the publisher's clock from
+   * there. (A monotonic clamp alone would pin every later frame to the jump's
+   * value.) Smaller steps back are clamped.
    */
   private mapTimestamp(kind: FrameKind, raw: number, now: number): number {
     if (kind === FrameKind.Data) {
@@ -377,18 +379,25 @@ export class LiveStream implements StreamInfo {
       // the first session keeps the publisher's clock; later ones continue from where the last stopped
       this.offset = this.everPublished ? this.lastOut - raw : 0;
       this.everPublished = true;
-    } else {
-      const step = raw - this.lastRaw;
-      if (step < -TIMESTAMP_JUMP_MS || step > now - this.lastRawAt + TIMESTAMP_JUMP_MS) this.offset = this.lastOut - raw;
+      this.lastRawAudio = this.lastRawVideo = -1;
     }
-    this.lastRaw = raw;
-    this.lastRawAt = now;
+    const audio = kind === FrameKind.Audio;
+    const prev = audio ? this.lastRawAudio : this.lastRawVideo;
+    if (prev >= 0) {
+      const step = raw - prev;
+      const elapsed = now - (audio ? this.lastRawAudioAt : this.lastRawVideoAt);
+      if (step < -TIMESTAMP_BACK_JUMP_MS || step > elapsed + TIMESTAMP_JUMP_MS) this.offset = this.lastOut - raw;
+    }
     let ts = raw + this.offset;
     if (ts < 0) ts = 0;
-    if (kind === FrameKind.Audio) {
+    if (audio) {
+      this.lastRawAudio = raw;
+      this.lastRawAudioAt = now;
       if (ts < this.lastAudioOut) ts = this.lastAudioOut;
       this.lastAudioOut = ts;
     } else {
+      this.lastRawVideo = raw;
+      this.lastRawVideoAt = now;
       if (ts < this.lastVideoOut) ts = this.lastVideoOut;
       this.lastVideoOut = ts;
     }
@@ -396,10 +405,13 @@ export class LiveStream implements StreamInfo {
     return ts >>> 0;
   }
 
+
 }
 
-/** a step of the publisher's clock larger than this (beyond the time that passed) is a discontinuity */
+/** a step of the publisher's clock (per kind) larger than this, beyond the time that passed, is a discontinuity */
 export const TIMESTAMP_JUMP_MS = 5000;
+/** a step back of the publisher's clock (per kind) larger than this is a discontinuity; smaller ones are clamped */
+export const TIMESTAMP_BACK_JUMP_MS = 1000;
 
 export function streamKey(app: string, name: string): string {
   return `${app}/${name}`;
