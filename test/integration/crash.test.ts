@@ -4,7 +4,7 @@ import { RtmpClient } from '../../src/rtmp/client.js';
 import { commandMessage } from '../../src/rtmp/commands.js';
 import { MessageType } from '../../src/rtmp/messages.js';
 import { startServer, until, sleep } from '../helpers/server.js';
-import { playCounting, publishSynthetic } from '../helpers/synthetic.js';
+import { AVC_HEADER, playCounting, publishSynthetic } from '../helpers/synthetic.js';
 import { healthyStream, referenceBombSetDataFrame, stillFlowing } from '../helpers/attack-crash.js';
 
 test('a @setDataFrame whose AMF3 references expand beyond the max message cuts off that publisher; the server, its player and a healthy stream live on', { timeout: 60_000 }, async (t) => {
@@ -63,4 +63,42 @@ test('a player on message stream id 65537 first does not make other players rece
   await normal.play('s');
   assert.ok(await until(() => [...ids.values()].reduce((a, b) => a + b, 0) > 30), 'the normal player gets media');
   assert.deepEqual([...ids.keys()], [1], `stream ids seen by the normal player: ${JSON.stringify([...ids])}`);
+});
+
+test('a player that never reads while the publisher sends metadata in every message: its output queue stays at its bound', { timeout: 90_000 }, async (t) => {
+  const srv = await startServer(t);
+  const healthy = await healthyStream(t, srv);
+  const pub = await RtmpClient.connect(srv.url + '/live');
+  t.after(() => pub.destroy());
+  const id = await pub.publish('meta');
+  pub.sendMedia(id, MessageType.Video, 0, AVC_HEADER);
+  const stuck = await playCounting(srv.url + '/live', 'meta');
+  t.after(() => stuck.client.destroy());
+  stuck.client.socket.pause(); // never reads again
+  const stream = srv.server.hub.get('live', 'meta')!;
+  assert.ok(await until(() => stream.readers.size === 1));
+  const reader = [...stream.readers][0]!;
+  const big = 'm'.repeat(48 * 1024);
+  const rss0 = process.memoryUsage().rss;
+  let maxQueued = 0;
+  const messages = 2000; // ~96 MB of metadata in all
+  for (let i = 0; i < messages; i++) {
+    // 'profile' is one of the fields that `meta on` (the default) keeps
+    pub.sendMetadata(id, { width: 320, height: 240, framerate: i, profile: big });
+    if (i % 50 === 49) {
+      await sleep(5);
+      maxQueued = Math.max(maxQueued, reader.sink.queuedBytes());
+    }
+  }
+  assert.ok(await until(() => stream.stats.framesIn >= messages + 1, 30_000), `the server read everything (${stream.stats.framesIn})`);
+  maxQueued = Math.max(maxQueued, reader.sink.queuedBytes());
+  const rss1 = process.memoryUsage().rss;
+  t.diagnostic(`data ${stuck.data} framesOut ${reader.framesOut} bytesOut ${reader.bytesOut} read ${stuck.client.socket.bytesRead}`);
+  t.diagnostic(`max queued ${maxQueued} bytes; rss ${Math.round(rss0 / 1048576)} -> ${Math.round(rss1 / 1048576)} MiB`);
+  // the bound (out_queue x chunk_size = 1 MiB by default) plus the one message that crossed it
+  assert.ok(maxQueued < 2 * 1024 * 1024, `the stuck player's queue reached ${maxQueued} bytes`);
+  // what went to the socket: the bound, the kernel's socket buffers, then nothing (not ~96 MB)
+  assert.ok(reader.bytesOut < 16 * 1024 * 1024, `the server wrote ${reader.bytesOut} bytes of metadata to a player that reads nothing`);
+  assert.ok(reader.isDropping, 'the reader is dropping and holds the latest metadata');
+  await stillFlowing(healthy);
 });
