@@ -89,6 +89,8 @@ export class LiveStream implements StreamInfo {
   private held: MediaFrame[] = [];
   private spare: MediaFrame[] = [];
   private flushPending = false;
+  /** whether undeliverable() has logged for this stream */
+  private undeliverableLogged = false;
 
   constructor(
     readonly app: string,
@@ -205,9 +207,6 @@ export class LiveStream implements StreamInfo {
     }
     frames.length = 0;
   }
-
-  /** whether undeliverable() has logged for this stream */
-  private undeliverableLogged = false;
 
   /**
    * A reader's sink threw while taking `frame` (an encoding that cannot be
