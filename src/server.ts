@@ -165,7 +165,7 @@ export class RtmpServer {
     this.writeGroup = new WriteGroup({ native: this.native.writer });
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
-    this.hub = new LiveHub({ outputBatch: this.writeGroup });
+    this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
     this.blocks = config.rtmp.map((c) => ({ ...this.buildBlock(c), group: {} }));
   }
 

@@ -19,7 +19,8 @@ export function applyMetaMode(mode: MetaMode, payload: Buffer): Buffer | undefin
   if (mode === 'copy') return payload;
   let values;
   try {
-    values = decodeAmf0(payload);
+    // references may not expand it by more than its own size: what `on` keeps (a subset) stays near the input's
+    values = decodeAmf0(payload, { maxExpandedBytes: payload.length });
   } catch {
     return mode === 'off' ? undefined : payload;
   }

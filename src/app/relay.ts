@@ -49,7 +49,8 @@ import type { AmfObject } from '../rtmp/amf-types.js';
 import { encodeAmf0 } from '../rtmp/amf0.js';
 import { encodeMessage } from '../rtmp/chunk.js';
 import { RtmpClient } from '../rtmp/client.js';
-import { StatusCode, commandMessage, decodeData } from '../rtmp/commands.js';
+import { StatusCode, commandMessage } from '../rtmp/commands.js';
+import { decodeScriptData, encodeScriptData } from '../rtmp/script-data.js';
 import { ChunkStreamId, MessageType, type RtmpMessage } from '../rtmp/messages.js';
 import { wireFor } from '../rtmp/player.js';
 import type { ApplicationConfig, RelayTarget } from '../config/types.js';
@@ -74,9 +75,16 @@ export interface RelayOptions {
   readonly chunkSize?: number;
   /** a push's output queue bound (default: the live reader's default) */
   readonly readerLimits?: ReaderLimits;
+  /**
+   * Largest script data a pull relay stores once re-encoded as AMF0 (default
+   * 1 MiB, the default `max_message`): the upstream's larger (or reference-
+   * expanding) data messages are dropped with a log line.
+   */
+  readonly maxScriptData?: number;
 }
 
 const DEFAULT_PULL_LINGER = 5000;
+const DEFAULT_MAX_SCRIPT_DATA = 1024 * 1024;
 const DEFAULT_RECONNECT_CAP = 30_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_RELAY_CHUNK_SIZE = 4096;
@@ -138,6 +146,7 @@ interface RelayEnv {
   readonly chunkSize: number;
   readonly readerLimits: ReaderLimits;
   readonly pullLinger: number;
+  readonly maxScriptData: number;
 }
 
 function isOnMetaData(payload: Buffer): boolean {
@@ -310,6 +319,8 @@ class PullRelay {
   private retry: NodeJS.Timeout | undefined = undefined;
   private linger: NodeJS.Timeout | undefined = undefined;
   private failures = 0;
+  /** script data dropped for its size (the first one is logged) */
+  private oversizedData = 0;
   private tries = 0;
   private closed = false;
   private readonly pub: PublisherInfo;
@@ -442,19 +453,28 @@ class PullRelay {
       else if (m.type === MessageType.Video) kind = FrameKind.Video;
       else {
         kind = FrameKind.Data;
-        const d = decodeData(m);
+        // bounded like a local publisher's (src/rtmp/script-data.ts): what expands beyond the cap is dropped below
+        const max = this.env.maxScriptData;
+        if (m.payload.length > max) throw serverError(ErrorCode.MessageTooLarge, `script data of ${m.payload.length} bytes (max ${max})`);
+        const d = decodeScriptData(m, max);
         if (d.name === '|RtmpSampleAccess' || d.name === '@clearDataFrame' || d.name === 'onStatus') return;
         if (d.name === '@setDataFrame') {
           if (d.values.length === 0) return;
-          payload = encodeAmf0(d.values);
+          payload = encodeScriptData(d.values, max);
         } else if (m.type !== MessageType.DataAmf0) {
-          payload = encodeAmf0([d.name, ...d.values]);
+          payload = encodeScriptData([d.name, ...d.values], max);
         }
       }
       const stream = this.stream ?? this.publishLocal(c);
       stream?.pushMedia(kind, m.timestamp, payload);
     } catch (e) {
-      this.log.debug({ stream: this.name, type: m.type, ...describeError(e) }, 'pull relay: message skipped');
+      const d = describeError(e);
+      // oversized script data is logged once per relay (a hostile upstream could send it in every message)
+      if ((d.code === ErrorCode.MessageTooLarge || d.code === ErrorCode.AmfTooLarge) && this.oversizedData++ === 0) {
+        this.log.warn({ stream: this.name, type: m.type, ...d }, 'pull relay: oversized script data dropped (logged once)');
+      } else {
+        this.log.debug({ stream: this.name, type: m.type, ...d }, 'pull relay: message skipped');
+      }
     }
   }
 
@@ -594,6 +614,7 @@ class RelayModule implements AppModule {
       chunkSize: options.chunkSize ?? DEFAULT_RELAY_CHUNK_SIZE,
       readerLimits: options.readerLimits ?? DEFAULT_READER_LIMITS,
       pullLinger: options.pullLinger ?? DEFAULT_PULL_LINGER,
+      maxScriptData: options.maxScriptData ?? DEFAULT_MAX_SCRIPT_DATA,
     };
     for (const t of app.relay.pull) {
       if (!t.isStatic || t.name === undefined || this.pulls.has(t.name)) continue;

@@ -1,3 +1,5 @@
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { LiveReader } from './reader.js';
 import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type FlushScheduler, type PublisherInfo, type StreamOptions } from './stream.js';
 
@@ -12,6 +14,8 @@ export interface OutputBatch {
 
 export interface LiveHubOptions {
   readonly outputBatch?: OutputBatch;
+  /** frames the readers could not take, and flushes that failed, are reported here */
+  readonly logger?: Logger;
 }
 
 /** Flushes every stream that ended a batch, once per event-loop turn. */
@@ -22,14 +26,25 @@ class TurnFlusher implements FlushScheduler {
     this.scheduled = false;
     this.bracketed(() => {
       try {
-        for (const s of this.pending) s.flush();
+        for (const s of this.pending) {
+          // a stream's flush does not throw (its readers' errors are caught there): this is the
+          // last guard of the process, since nothing would catch a throw out of setImmediate
+          try {
+            s.flush();
+          } catch (e) {
+            this.log?.error({ stream: s.key, ...describeError(e) }, 'stream flush failed');
+          }
+        }
       } finally {
         this.pending.clear();
       }
     });
   };
 
-  constructor(private readonly batch: OutputBatch | undefined) {}
+  constructor(
+    private readonly batch: OutputBatch | undefined,
+    private readonly log: Logger | undefined,
+  ) {}
 
   schedule(stream: LiveStream): void {
     this.pending.add(stream);
@@ -61,9 +76,11 @@ class TurnFlusher implements FlushScheduler {
 export class LiveHub {
   private readonly streams = new Map<string, LiveStream>();
   private readonly flusher: TurnFlusher;
+  private readonly log: Logger | undefined;
 
   constructor(options: LiveHubOptions = {}) {
-    this.flusher = new TurnFlusher(options.outputBatch);
+    this.flusher = new TurnFlusher(options.outputBatch, options.logger);
+    this.log = options.logger;
   }
 
   get(app: string, name: string): LiveStream | undefined {
@@ -78,7 +95,7 @@ export class LiveHub {
     const key = streamKey(app, name);
     let s = this.streams.get(key);
     if (s === undefined) {
-      s = new LiveStream(app, name, options, this.flusher);
+      s = new LiveStream(app, name, options, this.flusher, this.log);
       this.streams.set(key, s);
     }
     return s;

@@ -39,8 +39,11 @@ export const DEFAULT_READER_LIMITS: ReaderLimits = { maxQueuedBytes: 4 * 1024 * 
 
 /**
  * One consumer of a live stream, with a bounded queue. A reader that falls
- * behind drops media up to the next keyframe (counted); codec headers and
- * metadata are never dropped; the publisher never waits.
+ * behind drops media up to the next keyframe (counted); the publisher never
+ * waits. Codec headers and metadata are never lost, but they do not pass the
+ * bound either: while the reader is over it, the latest metadata, video header
+ * and audio header are remembered (one slot each, a newer one replaces the
+ * older) and sent when the reader resumes, before the frame it resumes on.
  */
 export class LiveReader {
   /** frames dropped because this reader was too slow */
@@ -62,6 +65,10 @@ export class LiveReader {
   private readonly maxQueuedBytes: number;
   private readonly resumeQueuedBytes: number;
   private readonly waitVideo: boolean;
+  /** superseding frames held while dropping (sent on resume, in this order) */
+  private heldMetadata: MediaFrame | undefined = undefined;
+  private heldVideoHeader: MediaFrame | undefined = undefined;
+  private heldAudioHeader: MediaFrame | undefined = undefined;
 
   constructor(
     readonly sink: FrameSink,
@@ -80,6 +87,7 @@ export class LiveReader {
     this.needKeyframe = this.limits.waitKey !== false;
     this.dropping = false;
     this.videoSent = false;
+    this.heldMetadata = this.heldVideoHeader = this.heldAudioHeader = undefined;
   }
 
   get isDropping(): boolean {
@@ -89,7 +97,9 @@ export class LiveReader {
   /** The hot path: one call per frame per reader. */
   push(frame: MediaFrame): void {
     if (frame.kind === FrameKind.Data || frame.isSequenceHeader) {
-      this.send(frame);
+      // rare frames: checking the bound here costs nothing on the media path
+      if (!this.dropping && this.sink.queuedBytes() <= this.maxQueuedBytes) this.send(frame);
+      else this.hold(frame);
       return;
     }
     const startPoint = frame.isKeyframe || (!this.hasVideo && frame.kind === FrameKind.Audio);
@@ -97,6 +107,7 @@ export class LiveReader {
       if (startPoint && this.sink.queuedBytes() <= this.resumeQueuedBytes) {
         this.dropping = false;
         this.needKeyframe = false;
+        this.sendHeld();
       } else {
         this.dropped++;
         return;
@@ -119,6 +130,30 @@ export class LiveReader {
       return;
     }
     this.send(frame);
+  }
+
+  /** Over the bound: metadata or a codec header waits in its slot, replacing the one before. */
+  private hold(frame: MediaFrame): void {
+    if (!this.dropping) {
+      this.dropping = true;
+      this.dropEpisodes++;
+      this.onDropEpisode?.(this);
+    }
+    if (frame.kind === FrameKind.Data) this.heldMetadata = frame;
+    else if (frame.kind === FrameKind.Video) this.heldVideoHeader = frame;
+    else this.heldAudioHeader = frame;
+  }
+
+  /** Resuming: what was held goes out first, metadata then codec headers. */
+  private sendHeld(): void {
+    const m = this.heldMetadata;
+    const v = this.heldVideoHeader;
+    const a = this.heldAudioHeader;
+    if (m === undefined && v === undefined && a === undefined) return;
+    this.heldMetadata = this.heldVideoHeader = this.heldAudioHeader = undefined;
+    if (m !== undefined) this.send(m);
+    if (v !== undefined) this.send(v);
+    if (a !== undefined) this.send(a);
   }
 
   /** Sends without the drop policy (cached headers, GOP replay). */

@@ -1,4 +1,5 @@
-import { ErrorCode, serverError } from '../core/errors.js';
+import { ErrorCode, describeError, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { FrameKind, MediaFrame, frameFlags } from './frame.js';
 import type { LiveReader, StreamInfo } from './reader.js';
 
@@ -47,6 +48,8 @@ export interface StreamStats {
   lastMediaAt: number;
   /** drops summed over readers that have left */
   droppedByGoneReaders: number;
+  /** deliveries of a frame to a reader that threw (e.g. a frame too large to encode): the frame was skipped for that reader */
+  undeliverable: number;
 }
 
 /**
@@ -61,13 +64,21 @@ export class LiveStream implements StreamInfo {
   hasVideo = false;
   hasAudio = false;
   readonly readers = new Set<LiveReader>();
-  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0 };
+  readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0, undeliverable: 0 };
 
   private gop: MediaFrame[] = [];
   private gopBytes = 0;
   private gopValid = false;
-  /** timestamp mapping: out = raw + offset, clamped to stay monotonic per kind */
+  /**
+   * timestamp mapping: out = raw + offset, clamped to stay monotonic per kind;
+   * the offset is re-based at a discontinuity (see mapTimestamp)
+   */
   private offset = 0;
+  /** the publisher's timestamp of the previous audio / video frame of this session (-1: none yet), and when it came */
+  private lastRawAudio = -1;
+  private lastRawAudioAt = 0;
+  private lastRawVideo = -1;
+  private lastRawVideoAt = 0;
   private sessionStarted = false;
   private everPublished = false;
   private lastOut = 0;
@@ -78,6 +89,8 @@ export class LiveStream implements StreamInfo {
   private held: MediaFrame[] = [];
   private spare: MediaFrame[] = [];
   private flushPending = false;
+  /** whether undeliverable() has logged for this stream */
+  private undeliverableLogged = false;
 
   constructor(
     readonly app: string,
@@ -85,6 +98,8 @@ export class LiveStream implements StreamInfo {
     readonly options: StreamOptions = DEFAULT_STREAM_OPTIONS,
     /** without one, a batch is flushed as soon as it ends */
     private readonly scheduler?: FlushScheduler,
+    /** where a frame that cannot be delivered is reported (once per stream) */
+    private readonly log?: Logger,
   ) {}
 
   get key(): string {
@@ -166,27 +181,62 @@ export class LiveStream implements StreamInfo {
     // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
     this.held = this.spare;
     this.spare = frames;
+    // a reader that throws (a frame its output cannot encode) misses that frame; nothing throws out of a flush
     if (frames.length === 1) {
       const f = frames[0]!;
-      for (const r of this.readers) r.push(f);
+      for (const r of this.readers) {
+        try {
+          r.push(f);
+        } catch (e) {
+          this.undeliverable(f, e);
+        }
+      }
     } else {
       for (const r of this.readers) {
         const sink = r.sink;
         sink.cork?.();
-        for (let i = 0; i < frames.length; i++) r.push(frames[i]!);
+        for (let i = 0; i < frames.length; i++) {
+          try {
+            r.push(frames[i]!);
+          } catch (e) {
+            this.undeliverable(frames[i]!, e);
+          }
+        }
         sink.uncork?.();
       }
     }
     frames.length = 0;
   }
 
+  /**
+   * A reader's sink threw while taking `frame` (an encoding that cannot be
+   * made, e.g. larger than the RTMP length field): that reader misses the
+   * frame, the others and the stream go on. A cached frame (metadata, codec
+   * header, GOP) is forgotten so that it is not replayed to new readers.
+   * Logged once per stream, counted in stats.undeliverable.
+   */
+  private undeliverable(frame: MediaFrame, e: unknown): void {
+    this.stats.undeliverable++;
+    if (this.metadata === frame) this.metadata = undefined;
+    else if (this.videoHeader === frame) this.videoHeader = undefined;
+    else if (this.audioHeader === frame) this.audioHeader = undefined;
+    else if (this.gopValid && this.gop.includes(frame)) this.resetGop();
+    if (this.undeliverableLogged) return;
+    this.undeliverableLogged = true;
+    this.log?.warn(
+      { stream: this.key, kind: frame.kind, bytes: frame.payload.length, ...describeError(e) },
+      'frame dropped: a reader could not take it (logged once per stream, counted in stats)',
+    );
+  }
+
   /** The publisher's hot path: classify, cache, fan out. */
   pushMedia(kind: FrameKind, rawTimestamp: number, payload: Buffer): MediaFrame {
-    const timestamp = this.mapTimestamp(kind, rawTimestamp);
+    const now = Date.now();
+    const timestamp = this.mapTimestamp(kind, rawTimestamp, now);
     const frame = new MediaFrame(kind, timestamp, payload, frameFlags(kind, payload));
     this.stats.framesIn++;
     this.stats.bytesIn += payload.length;
-    if (kind !== FrameKind.Data) this.stats.lastMediaAt = Date.now();
+    if (kind !== FrameKind.Data) this.stats.lastMediaAt = now;
     if (kind === FrameKind.Video) {
       this.stats.videoFrames++;
       if (!this.hasVideo) {
@@ -201,7 +251,13 @@ export class LiveStream implements StreamInfo {
     if (this.batchDepth > 0) this.held.push(frame);
     else {
       this.flush(); // frames held by an earlier batch go first
-      for (const r of this.readers) r.push(frame);
+      for (const r of this.readers) {
+        try {
+          r.push(frame);
+        } catch (e) {
+          this.undeliverable(frame, e);
+        }
+      }
     }
     return frame;
   }
@@ -238,14 +294,29 @@ export class LiveStream implements StreamInfo {
     const sink = reader.sink;
     sink.cork?.();
     try {
-      if (this.metadata) reader.send(this.metadata);
-      if (this.videoHeader) reader.send(this.videoHeader);
-      if (this.audioHeader) reader.send(this.audioHeader);
+      if (this.metadata) this.sendTo(reader, this.metadata);
+      if (this.videoHeader) this.sendTo(reader, this.videoHeader);
+      if (this.audioHeader) this.sendTo(reader, this.audioHeader);
       if (this.gopValid) {
-        for (const f of this.gop) reader.push(f);
+        for (const f of this.gop) {
+          try {
+            reader.push(f);
+          } catch (e) {
+            this.undeliverable(f, e);
+            break; // the GOP was forgotten
+          }
+        }
       }
     } finally {
       sink.uncork?.();
+    }
+  }
+
+  private sendTo(reader: LiveReader, frame: MediaFrame): void {
+    try {
+      reader.send(frame);
+    } catch (e) {
+      this.undeliverable(frame, e);
     }
   }
 
@@ -284,28 +355,62 @@ export class LiveStream implements StreamInfo {
     this.gopValid = false;
   }
 
-  private mapTimestamp(kind: FrameKind, raw: number): number {
+  /**
+   * The publisher's clock mapped to the stream's: monotonic per kind, and
+   * continuous over publisher reconnects and over jumps of the publisher's
+   * clock. A step from the previous frame of the same kind that goes back
+   * more than TIMESTAMP_BACK_JUMP_MS, or forward more than TIMESTAMP_JUMP_MS
+   * beyond the time that passed between the two frames, is a discontinuity
+   * (an encoder restart, a 32-bit wrap, a hostile frame at 0xFFFFFF00): the
+   * offset is re-based so that the frame continues from the latest output
+   * timestamp, and later frames advance with the publisher's clock from
+   * there. (A monotonic clamp alone would pin every later frame to the jump's
+   * value.) Smaller steps back are clamped.
+   */
+  private mapTimestamp(kind: FrameKind, raw: number, now: number): number {
+    if (kind === FrameKind.Data) {
+      // script data neither starts a session nor moves the clock: placed at or before the latest media
+      const d = this.sessionStarted ? raw + this.offset : this.lastOut;
+      return (d < 0 ? 0 : d > this.lastOut ? this.lastOut : d) >>> 0;
+    }
     if (!this.sessionStarted) {
       this.sessionStarted = true;
       // the first session keeps the publisher's clock; later ones continue from where the last stopped
       this.offset = this.everPublished ? this.lastOut - raw : 0;
       this.everPublished = true;
+      this.lastRawAudio = this.lastRawVideo = -1;
+    }
+    const audio = kind === FrameKind.Audio;
+    const prev = audio ? this.lastRawAudio : this.lastRawVideo;
+    if (prev >= 0) {
+      const step = raw - prev;
+      const elapsed = now - (audio ? this.lastRawAudioAt : this.lastRawVideoAt);
+      if (step < -TIMESTAMP_BACK_JUMP_MS || step > elapsed + TIMESTAMP_JUMP_MS) this.offset = this.lastOut - raw;
     }
     let ts = raw + this.offset;
-    if (kind === FrameKind.Audio) {
+    if (ts < 0) ts = 0;
+    if (audio) {
+      this.lastRawAudio = raw;
+      this.lastRawAudioAt = now;
       if (ts < this.lastAudioOut) ts = this.lastAudioOut;
       this.lastAudioOut = ts;
-    } else if (kind === FrameKind.Video) {
+    } else {
+      this.lastRawVideo = raw;
+      this.lastRawVideoAt = now;
       if (ts < this.lastVideoOut) ts = this.lastVideoOut;
       this.lastVideoOut = ts;
-    } else if (ts < 0) {
-      ts = 0;
     }
-    if (ts < 0) ts = 0;
     if (ts > this.lastOut) this.lastOut = ts;
     return ts >>> 0;
   }
+
+
 }
+
+/** a step of the publisher's clock (per kind) larger than this, beyond the time that passed, is a discontinuity */
+export const TIMESTAMP_JUMP_MS = 5000;
+/** a step back of the publisher's clock (per kind) larger than this is a discontinuity; smaller ones are clamped */
+export const TIMESTAMP_BACK_JUMP_MS = 1000;
 
 export function streamKey(app: string, name: string): string {
   return `${app}/${name}`;

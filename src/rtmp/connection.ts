@@ -5,13 +5,14 @@ import { Queue } from '../core/queue.js';
 import { amfNumber, amfObjectOf, amfString, type AmfObject, type AmfValue } from './amf-types.js';
 import { Amf0Marker } from './amf0.js';
 import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
-import { StatusCode, commandMessage, dataMessage, decodeCommand, decodeData, onStatusMessage, splitStreamName, type Command } from './commands.js';
+import { StatusCode, commandMessage, dataMessage, decodeCommand, onStatusMessage, splitStreamName, type Command } from './commands.js';
 import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControlMessage, windowAckSizeMessage, ackMessage } from './control.js';
 import { ServerHandshake } from './handshake.js';
 import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
 import { SocketOutput, type WriteGroup } from './output.js';
 import { MediaWriter } from './player.js';
+import { decodeScriptData, encodeScriptData } from './script-data.js';
 
 export interface ConnectionOptions {
   /** outgoing chunk size announced after connect */
@@ -586,16 +587,19 @@ export class RtmpConnection {
   private onDataMessage(m: RtmpMessage): void {
     const s = this.streams.get(m.streamId);
     if (s?.state !== 'publishing') return;
-    const d = decodeData(m);
+    // what is re-encoded is bounded by the max message size, like what the peer sends (src/rtmp/script-data.ts):
+    // a publisher whose script data expands beyond it is cut off (ERR_AMF_TOO_LARGE / ERR_RTMP_MESSAGE_TOO_LARGE)
+    const max = this.options.maxMessageSize;
+    const d = decodeScriptData(m, max);
     // @setDataFrame("onMetaData", {...}) is stored and sent on as onMetaData({...});
     // any other script data (onMetaData sent directly, onCuePoint, onTextData...) passes through as AMF0
     if (d.name === '@clearDataFrame') return;
     let payload: Buffer;
     if (d.name === '@setDataFrame') {
       if (d.values.length === 0) return;
-      payload = dataMessage(0, d.values).payload;
+      payload = encodeScriptData(d.values, max);
     } else {
-      payload = m.type === MessageType.DataAmf0 ? m.payload : dataMessage(0, [d.name, ...d.values]).payload;
+      payload = m.type === MessageType.DataAmf0 ? m.payload : encodeScriptData([d.name, ...d.values], max);
     }
     s.handle.media(MessageType.DataAmf0, m.timestamp, payload);
   }

@@ -21,6 +21,11 @@ function csidFor(kind: number, interleave: boolean): number {
   return kind === MessageType.Audio ? ChunkStreamId.Audio : ChunkStreamId.Data;
 }
 
+/** wireFor's cache key: chunkSize * 2^17 + interleave * 2^16 + streamId (exact: chunk sizes are below 2^31) */
+const MAX_CACHED_STREAM_ID = 0xffff;
+const WIRE_KEY_INTERLEAVE = 0x10000;
+const WIRE_KEY_CHUNK_SIZE = 0x20000;
+
 /**
  * Encodes a media message for one output chunk size and message stream id,
  * reusing the message's cached encoding when another player already made it.
@@ -28,13 +33,16 @@ function csidFor(kind: number, interleave: boolean): number {
  * bytes are right for every player, whatever it received before.
  */
 export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, interleave = false): Buffer {
-  const key = chunkSize * 0x20000 + (interleave ? 0x10000 : 0) + (streamId & 0xffff);
-  if (m.wireKey === key && m.wire !== undefined) return m.wire;
+  // the key holds the whole (chunk size, interleave, stream id) triple: a stream id that does not fit its
+  // 16 bits (a peer may pick any 32-bit NetStream id) is never cached, so it cannot collide with another
+  const cacheable = streamId >= 0 && streamId <= MAX_CACHED_STREAM_ID;
+  const key = cacheable ? chunkSize * WIRE_KEY_CHUNK_SIZE + (interleave ? WIRE_KEY_INTERLEAVE : 0) + streamId : -1;
+  if (cacheable && m.wireKey === key && m.wire !== undefined) return m.wire;
   const wire = encodeMessage(
     { csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload },
     chunkSize,
   );
-  if (m.wire === undefined) {
+  if (cacheable && m.wire === undefined) {
     m.wire = wire;
     m.wireKey = key;
   }

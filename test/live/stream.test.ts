@@ -270,3 +270,66 @@ test('flush_window holds a batch for that long, then flushes every reader once',
   assert.ok(Date.now() - t0 >= 25, 'held for the window');
   assert.equal(a.frames.length, 3);
 });
+
+test('one frame with a huge timestamp does not freeze the stream: a jump re-bases, output stays monotonic and advances with the publisher', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'x', pub);
+  const sink = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(sink));
+  s.pushMedia(FrameKind.Video, 0, avcHeader);
+  s.pushMedia(FrameKind.Audio, 0, aacHeader);
+  let t = 1000;
+  const gop = (n: number): void => {
+    for (let i = 0; i < n; i++, t += 40) {
+      s.pushMedia(FrameKind.Video, t, i === 0 ? key(i) : inter(i));
+      s.pushMedia(FrameKind.Audio, t, aac(i));
+    }
+  };
+  gop(25); // 1000 .. 1960
+  s.pushMedia(FrameKind.Video, 0xffffff00, inter(99)); // one hostile (or broken) frame far ahead
+  gop(25); // the publisher's clock goes on: 2000 .. 2960
+  const ts = sink.frames.map((f) => f.timestamp);
+  for (let i = 1; i < ts.length; i++) assert.ok(ts[i]! >= ts[i - 1]!, `timestamp ${ts[i]} after ${ts[i - 1]} at ${i}`);
+  const v = sink.videoTimestamps();
+  const last = v.slice(-25);
+  // after the jump the output advances 40 ms a frame, like the publisher's clock (not pinned to 0xffffff00)
+  for (let i = 1; i < last.length; i++) assert.equal(last[i]! - last[i - 1]!, 40, `step at ${i}: ${last.join(',')}`);
+  assert.ok(last[last.length - 1]! < 10_000, `output stays near the publisher's clock: ${last[last.length - 1]}`);
+  // a backward jump (an encoder restarting at 0 without reconnecting) also continues forward
+  const before = v[v.length - 1]!;
+  t = 0;
+  gop(10);
+  const after = sink.videoTimestamps().slice(-10);
+  assert.ok(after[0]! >= before, 'monotonic over the reset');
+  assert.equal(after[9]! - after[0]!, 9 * 40, `advances after the reset: ${after.join(',')}`);
+  // small interleaving steps back (audio behind video) are clamped, not re-based
+  s.pushMedia(FrameKind.Video, t + 100, inter(1));
+  s.pushMedia(FrameKind.Audio, t + 60, aac(1));
+  s.pushMedia(FrameKind.Video, t + 140, inter(2));
+  const tail = sink.videoTimestamps().slice(-2);
+  assert.equal(tail[1]! - tail[0]!, 40);
+});
+
+test('players still see monotonic timestamps when the publisher clock jumps back and forth', () => {
+  const hub = new LiveHub();
+  const s = hub.publish('live', 'x', publisher('p'));
+  const sink = new FakeSink();
+  hub.subscribe('live', 'x', new LiveReader(sink, { maxQueuedBytes: 1 << 30, resumeQueuedBytes: 1 << 29, waitKey: false }));
+  const raws = [0, 40, 80, 0xffffff00, 120, 160, 0, 40, 0x7fffffff, 0x80000000, 200, 240, 5, 10];
+  for (const [i, r] of raws.entries()) {
+    s.pushMedia(FrameKind.Video, r, i === 0 ? key(i) : inter(i));
+    s.pushMedia(FrameKind.Audio, r, aac(i));
+    s.pushMedia(FrameKind.Data, r, meta);
+  }
+  let lastAv = -1;
+  for (const f of sink.frames) {
+    if (f.kind === FrameKind.Data) {
+      assert.ok(f.timestamp <= lastAv || lastAv < 0, `script data not ahead of the media: ${f.timestamp} > ${lastAv}`);
+      continue;
+    }
+    assert.ok(f.timestamp >= lastAv, `${f.timestamp} after ${lastAv}`);
+    lastAv = f.timestamp;
+  }
+  assert.ok(lastAv < 1000, `the jumps do not carry the clock away: ${lastAv}`);
+});
