@@ -15,7 +15,9 @@ import type { ApplicationConfig, ExecCommand, ExecSettings } from '../../src/con
 import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { LiveHub } from '../../src/live/hub.js';
 import { LiveStream } from '../../src/live/stream.js';
-import { sleep, until } from '../helpers/server.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { RtmpClient } from '../../src/rtmp/client.js';
+import { sleep, startServer, until } from '../helpers/server.js';
 
 /** `node child.cjs OUT ARGS...`: appends its argv to OUT, then sleeps until killed. */
 const CHILD_SCRIPT = `
@@ -243,4 +245,25 @@ test('a play the rest of the chain refuses starts no exec_play and no exec_pull 
   assert.deepEqual(starts(play), []);
   assert.deepEqual(starts(pull), []);
   assert.deepEqual(mod.pids(), []);
+});
+
+test('end to end: a play the live step refuses (idle_streams off) starts no exec_pull and no exec_play child', { timeout: 30_000 }, async (t) => {
+  const fx = fixture(t);
+  const play = path.join(fx.dir, 'play');
+  const pull = path.join(fx.dir, 'pull');
+  const q = (a: string[]): string => a.map((x) => JSON.stringify(x)).join(' ');
+  const config = parseConfigText(
+    `rtmp { server { listen 127.0.0.1:0; application live { live on; idle_streams off;
+       exec_pull ${q([process.execPath, fx.script, pull, '$name'])};
+       exec_play ${q([process.execPath, fx.script, play, '$name'])}; } } }`,
+    'exec-refused.conf',
+  );
+  const a = await startServer(t, config);
+  const c = await RtmpClient.connect(`${a.url}/live`);
+  t.after(() => c.destroy());
+  for (let i = 0; i < 3; i++) await assert.rejects(c.play(`nobody${i}`));
+  await sleep(1000);
+  assert.deepEqual(starts(pull), [], 'exec_pull started for a refused play');
+  assert.deepEqual(starts(play), [], 'exec_play started for a refused play');
+  assert.ok(!c.closed && !c.socket.destroyed);
 });
