@@ -42,7 +42,10 @@ import type { AppModule, ModuleDeps, Next, PlayContext, PublishContext, SessionI
  * Bounds (ExecLimits): at most EXEC_MAX_CHILDREN (256) exec children run in
  * the process, and at most EXEC_MAX_SESSION_CHILDREN (8) run-once children
  * for one connection at a time; beyond them a command is not started (one
- * warning), a managed one retries after respawn_timeout.
+ * warning), a managed one retries after respawn_timeout. exec_pull runs for
+ * at most EXEC_MAX_PULLS (32) stream names per application, at most
+ * EXEC_MAX_SESSION_PULLS (4) of them started by one connection's plays;
+ * beyond that the player waits without one (one warning per connection).
  *
  * Command lines: argv[0] is the program, looked up on PATH (execvp-like, no
  * shell); it is never expanded. Each argument expands `$var` (letters only)
@@ -428,10 +431,16 @@ export interface ExecLimits {
   readonly maxChildren?: number;
   /** default EXEC_MAX_SESSION_CHILDREN */
   readonly maxSessionChildren?: number;
+  /** stream names one application runs exec_pull commands for at once (default EXEC_MAX_PULLS) */
+  readonly maxPulls?: number;
+  /** of those, started by one connection's plays (default EXEC_MAX_SESSION_PULLS) */
+  readonly maxSessionPulls?: number;
 }
 
 export const EXEC_MAX_CHILDREN = 256;
 export const EXEC_MAX_SESSION_CHILDREN = 8;
+export const EXEC_MAX_PULLS = 32;
+export const EXEC_MAX_SESSION_PULLS = 4;
 
 /** exec children running in this process, every module together */
 let runningChildren = 0;
@@ -745,6 +754,8 @@ interface PlayEntry {
 interface PullEntry {
   players: number;
   jobs: ManagedJob[] | undefined;
+  /** the connection whose play started the jobs */
+  startedBy: string | undefined;
 }
 
 function byKind(commands: readonly PreparedCommand[], ...kinds: ExecKind[]): PreparedCommand[] {
@@ -782,14 +793,35 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
   const pushVars = (ctx: PublishContext | PlayContext): ExecVariables => ({ ...sessionVars(ctx.session), name: ctx.name, args: ctx.query });
   const streamLog = (ctx: PublishContext | PlayContext): Logger => ctx.session.log.child({ module: 'exec', stream: ctx.name });
 
-  const acquirePull = (name: string): void => {
+  const maxPulls = limits.maxPulls ?? EXEC_MAX_PULLS;
+  const maxSessionPulls = limits.maxSessionPulls ?? EXEC_MAX_SESSION_PULLS;
+  /** connections told they reached a bound on exec_pull (one warning each) */
+  const pullWarned = new Set<string>();
+
+  const acquirePull = (name: string, session: SessionInfo): void => {
     let entry = pulls.get(name);
     if (entry === undefined) {
-      entry = { players: 0, jobs: undefined };
+      entry = { players: 0, jobs: undefined, startedBy: undefined };
       pulls.set(name, entry);
     }
     entry.players++;
     if (entry.jobs !== undefined || deps.hub.get(app.name, name)?.active === true) return;
+    // a client playing many names must not start a program for each (a later player of this name tries again)
+    let running = 0;
+    let mine = 0;
+    for (const e of pulls.values()) {
+      if (e.jobs === undefined) continue;
+      running++;
+      if (e.startedBy === session.id) mine++;
+    }
+    if (running >= maxPulls || mine >= maxSessionPulls) {
+      if (!pullWarned.has(session.id)) {
+        session.log.warn({ module: 'exec', stream: name, running, max: running >= maxPulls ? maxPulls : maxSessionPulls }, `exec: too many exec_pull streams ${running >= maxPulls ? 'in the application' : 'for this connection'}, not started`);
+      }
+      pullWarned.add(session.id);
+      return;
+    }
+    entry.startedBy = session.id;
     const l = log.child({ stream: name });
     entry.jobs = pull.filter((c) => appliesTo(c, name)).map((c) => new ManagedJob(children, c, { name, app: app.name }, l, respawnMs, killSignal));
     for (const j of entry.jobs) j.start();
@@ -814,7 +846,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       const usePull = pull.length > 0;
       plays.set(ctx, { sessionId: ctx.session.id, pull: usePull ? ctx.name : undefined });
       runOnce(onPlay, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
-      if (usePull) acquirePull(ctx.name);
+      if (usePull) acquirePull(ctx.name, ctx.session);
     },
 
     published(ctx: PublishContext, _stream: LiveStream): void {
@@ -847,6 +879,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       for (const [ctx, e] of [...publishes]) if (e.sessionId === session.id) mod.publishDone?.(ctx);
       for (const [ctx, e] of [...plays]) if (e.sessionId === session.id) mod.playDone?.(ctx);
       children.forget(session.id);
+      pullWarned.delete(session.id);
     },
 
     recordStarted(ev: RecordEvent): void {

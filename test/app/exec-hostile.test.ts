@@ -267,3 +267,24 @@ test('end to end: a play the live step refuses (idle_streams off) starts no exec
   assert.deepEqual(starts(play), [], 'exec_play started for a refused play');
   assert.ok(!c.closed && !c.socket.destroyed);
 });
+
+test('exec_pull: one connection playing 50 names starts at most 4 pull programs; the application at most maxPulls', async (t) => {
+  const cmd: ExecCommand = { kind: 'exec_pull', argv: ['sh', '-c', 'exec sleep 60', 'sh', '$name'] };
+  const one = build(t, appConfig([cmd]));
+  const s = one.session('attacker');
+  for (let i = 0; i < 50; i++) await one.mod.play?.(playCtx(s, `n${i}`), () => Promise.resolve());
+  await sleep(800);
+  assert.equal(one.mod.pids().length, 4, 'EXEC_MAX_SESSION_PULLS');
+  assert.equal(one.logs.filter((l) => l.msg.startsWith('exec: too many exec_pull streams')).length, 1);
+  await one.mod.close?.();
+
+  const many = build(t, appConfig([cmd]), { maxPulls: 6 });
+  for (let i = 0; i < 50; i++) await many.mod.play?.(playCtx(many.session(`c${i}`), `n${i}`), () => Promise.resolve());
+  await sleep(800);
+  assert.equal(many.mod.pids().length, 6, 'maxPulls');
+  // the players of a name without a pull program: a later player of that name starts it once there is room
+  many.mod.disconnect?.(many.session('c0'));
+  assert.ok(await until(() => many.mod.pids().length === 5, 3000), 'the pull program of c0 ended with its last player');
+  await many.mod.play?.(playCtx(many.session('late'), 'n40'), () => Promise.resolve());
+  assert.ok(await until(() => many.mod.pids().length === 6, 3000));
+});
