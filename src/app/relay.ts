@@ -42,8 +42,10 @@
  * a connection whose play needs a new pull may hold at most
  * `maxSessionPulls` (4) pulls; beyond either the play is refused. A play
  * refused after this module let it through (by a later module or the live
- * step) releases its hold at once (the chain calls playDone with `refused`),
- * and a pull nobody else holds stops without lingering.
+ * step) releases its hold at once (the chain calls playDone with `refused`,
+ * also under session_relay); a pull nobody else holds then stops after the
+ * usual linger, so a client retrying a play refused by `idle_streams off`
+ * finds the stream the pull has meanwhile published.
  *
  * Limits: streams published by a pull are fed straight into the hub, not
  * through the application chain, so they are not pushed, recorded or
@@ -369,17 +371,11 @@ class PullRelay {
     return this.holders.has(session);
   }
 
-  /** `now`: a refused play's hold; nobody else holding (nor reading), the pull stops without lingering */
-  release(session: string, all = false, now = false): void {
+  release(session: string, all = false): void {
     const n = this.holders.get(session);
     if (n === undefined) return;
     if (all || n <= 1) this.holders.delete(session);
     else this.holders.set(session, n - 1);
-    if (now && !this.isStatic && this.holders.size === 0 && (this.env.hub.get(this.env.app.name, this.name)?.readers.size ?? 0) === 0) {
-      this.log.info({ stream: this.name }, 'pull relay: the play that started it was refused');
-      this.stop();
-      return;
-    }
     this.maybeLinger();
   }
 
@@ -687,7 +683,7 @@ class RelayModule implements AppModule {
     if (this.app.relay.sessionRelay && !refused) return;
     const pull = this.plays.get(ctx);
     this.plays.delete(ctx);
-    pull?.release(ctx.session.id, false, refused);
+    pull?.release(ctx.session.id);
   }
 
   published(ctx: PublishContext, stream: LiveStream): void {

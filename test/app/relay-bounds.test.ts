@@ -117,7 +117,7 @@ async function updateServer(t: TestContext): Promise<{ readonly url: string; cal
   return { url: `http://127.0.0.1:${port}`, calls: (name) => names.filter((n) => name === undefined || n === name).length };
 }
 
-test('a play refused after the chain (idle_streams off) undoes it at once: the pull closes, on_update never runs', { timeout: 60_000 }, async (t) => {
+test('a play refused after the chain (idle_streams off) is undone: the pull closes after its linger, on_update never runs', { timeout: 60_000 }, async (t) => {
   const b = await startServer(t);
   const hooks = await updateServer(t);
   const config = parseConfigText(
@@ -132,13 +132,15 @@ test('a play refused after the chain (idle_streams off) undoes it at once: the p
   t.after(() => c.destroy());
   // nobody publishes `p` here: the relay starts a pull, then the live step refuses the play
   await assert.rejects(c.play('p'));
-  assert.ok(await until(() => b.server.connections === 0, 3000), `the pull's upstream connection closed (B has ${b.server.connections})`);
+  assert.ok(await until(() => b.server.connections === 1, 3000), 'the relay started a pull');
+  // the default linger is 5 s; before, the refused play held the pull until the client disconnected
+  assert.ok(await until(() => b.server.connections === 0, 10_000), `the pull's upstream connection closed (B has ${b.server.connections})`);
   await sleep(1000);
   assert.equal(b.server.connections, 0, 'no pull comes back');
   assert.ok(hooks.calls('healthy') >= 2, 'on_update runs for the healthy stream');
   assert.equal(hooks.calls('p'), 0, 'no on_update for the refused play');
   assert.ok(!c.closed && !c.socket.destroyed, 'the client stays connected (the refusal is not a protocol error)');
-  assert.ok(a.logs.some((l) => l.msg === 'pull relay: the play that started it was refused'));
+  assert.ok(a.logs.some((l) => l.msg === 'pull relay: no players left'));
   await stillFlowing();
 });
 
