@@ -218,3 +218,18 @@ test('AppChain: a refusal (a module, the accept step, or code after next()) give
   );
   assert.deepEqual(events.splice(0), ['b:publishDone:true', 'a:publishDone:true']);
 });
+
+test('idle_streams off with a pull: the first play is refused, a retry finds the stream the pull published meanwhile', { timeout: 30_000 }, async (t) => {
+  const b = await startServer(t);
+  const pub = await publishSynthetic(`${b.url}/live`, 'p', { fps: 25, gop: 10 });
+  t.after(() => pub.stop());
+  // the default linger (5 s)
+  const a = await startServer(t, parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; idle_streams off; pull rtmp://127.0.0.1:${b.port}/live; } } }`, 'retry.conf'));
+  const first = await RtmpClient.connect(`${a.url}/live`);
+  t.after(() => first.destroy());
+  await assert.rejects(first.play('p'));
+  assert.ok(await until(() => a.server.hub.get('live', 'p')?.active === true, 5000), 'the pull published p while lingering');
+  const player = await playCounting(`${a.url}/live`, 'p');
+  t.after(() => player.client.destroy());
+  assert.ok(await until(() => player.video >= 10, 5000));
+});
