@@ -702,15 +702,21 @@ export class RtmpServer {
       const { app, info } = this.session(conn);
       checkStreamName(req.name);
       const ctx: PublishContext = { session: info, name: req.name, query: req.query, type: req.type };
-      await app.chain.publish(ctx);
-      checkStreamName(ctx.name);
+      // a refusal (here or by a module) undoes the modules that let it through
+      await app.chain.publish(ctx, () => void checkStreamName(ctx.name));
       const pub: PublisherInfo = {
         id: conn.id,
         remote: conn.remote,
         stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
       };
       const live = app.config.live;
-      const stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
+      let stream: LiveStream;
+      try {
+        stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
+      } catch (e) {
+        app.chain.publishDone(ctx, true);
+        throw e;
+      }
       if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, stream);
       app.chain.published(ctx, stream);
       let open = true;
@@ -745,12 +751,14 @@ export class RtmpServer {
       const { app, info, block } = this.session(conn);
       checkStreamName(req.name);
       const ctx: PlayContext = { session: info, name: req.name, query: req.query, start: req.start, duration: req.duration };
-      await app.chain.play(ctx);
-      checkStreamName(ctx.name);
       const live = app.config.live;
-      if (!live.idleStreams && this.hub.get(info.app, ctx.name)?.active !== true) {
-        throw serverError(ErrorCode.StreamNameInvalid, `stream ${ctx.name} is not published (idle_streams off)`);
-      }
+      // the live step's checks run inside the chain: a refusal undoes the modules that let the play through
+      await app.chain.play(ctx, () => {
+        checkStreamName(ctx.name);
+        if (!live.idleStreams && this.hub.get(info.app, ctx.name)?.active !== true) {
+          throw serverError(ErrorCode.StreamNameInvalid, `stream ${ctx.name} is not published (idle_streams off)`);
+        }
+      });
       output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
       const log = conn.log.child({ stream: ctx.name });
       const limits = { ...block.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
@@ -764,6 +772,9 @@ export class RtmpServer {
       try {
         output.begin(ctx.name, req.reset);
         stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
+      } catch (e) {
+        app.chain.playDone(ctx, true);
+        throw e;
       } finally {
         output.uncork();
       }

@@ -7,6 +7,18 @@ import type { LiveStream } from '../live/stream.js';
  * configuration (like nginx-rtmp's next_publish chain). Each step may refuse
  * by throwing a coded ServerError, change the context (a webhook renaming a
  * stream), or call next() to go on. Done-events run every module, in order.
+ *
+ * Refusals undo what already ran: `publish` and `play` take the server's own
+ * acceptance step (`accept`: the live step's name and idle_streams checks),
+ * run innermost, after every module, so a refusal there comes back through
+ * every module's `await next()` like a module's refusal. When the step is
+ * refused (by a module, by `accept`, or by a module's code after `next()`),
+ * every module that went on (called `next()`) gets its done-event with
+ * `refused` set, last first: it releases what it started for the context
+ * (a pull relay, an exec_pull child, an on_update timer). The module that
+ * refused gets nothing: it must leave nothing behind itself. Done handlers
+ * must therefore accept a context they never finished (and one they saw a
+ * done-event for already).
  */
 
 export interface SessionInfo {
@@ -69,8 +81,10 @@ export interface AppModule {
   play?(ctx: PlayContext, next: Next): Promise<void>;
   /** the stream is live in the hub: outputs (record, HLS, push relays) attach their readers here */
   published?(ctx: PublishContext, stream: LiveStream): void;
-  publishDone?(ctx: PublishContext): void;
-  playDone?(ctx: PlayContext): void;
+  /** the publish ended, or (`refused`) a later step refused it after this module let it through */
+  publishDone?(ctx: PublishContext, refused?: boolean): void;
+  /** the play ended, or (`refused`) a later step refused it after this module let it through */
+  playDone?(ctx: PlayContext, refused?: boolean): void;
   disconnect?(session: SessionInfo): void;
   /** the server stops: end what the module runs (child processes, relays, timers) */
   close?(): Promise<void> | void;
@@ -78,44 +92,81 @@ export interface AppModule {
 
 type Step<C> = (ctx: C, next: Next) => Promise<void>;
 
-function compose<C>(steps: readonly Step<C>[]): (ctx: C) => Promise<void> {
-  return (ctx: C) => {
-    const run = (i: number): Promise<void> => {
-      const step = steps[i];
-      if (step === undefined) return Promise.resolve();
+/** The server's terminal step, run after every module (may refuse by throwing). */
+export type Accept<C> = (ctx: C) => void | Promise<void>;
+
+interface Link<C> {
+  readonly module: AppModule;
+  readonly step: Step<C>;
+}
+
+/**
+ * Runs the steps in order, then `accept`. On a refusal, `undo` runs for every
+ * module that called next(), last first, before the refusal is rethrown.
+ */
+function compose<C>(links: readonly Link<C>[], undo: (m: AppModule, ctx: C) => void): (ctx: C, accept?: Accept<C>) => Promise<void> {
+  return async (ctx: C, accept?: Accept<C>) => {
+    const passed: AppModule[] = [];
+    const run = async (i: number): Promise<void> => {
+      const link = links[i];
+      if (link === undefined) return accept?.(ctx);
       let called = false;
-      return step(ctx, () => {
+      return link.step(ctx, () => {
         if (called) return Promise.reject(new Error('next() called twice'));
         called = true;
+        passed.push(link.module);
         return run(i + 1);
       });
     };
-    return run(0);
+    try {
+      await run(0);
+    } catch (e) {
+      for (let i = passed.length - 1; i >= 0; i--) undo(passed[i]!, ctx);
+      throw e;
+    }
   };
 }
 
 /** The composed chain of one application. */
 export class AppChain {
   readonly connect: (ctx: ConnectContext) => Promise<void>;
-  readonly publish: (ctx: PublishContext) => Promise<void>;
-  readonly play: (ctx: PlayContext) => Promise<void>;
+  /** runs the publish chain, then `accept`; a refusal undoes the modules that went on (publishDone with `refused`) */
+  readonly publish: (ctx: PublishContext, accept?: Accept<PublishContext>) => Promise<void>;
+  /** runs the play chain, then `accept`; a refusal undoes the modules that went on (playDone with `refused`) */
+  readonly play: (ctx: PlayContext, accept?: Accept<PlayContext>) => Promise<void>;
 
   constructor(readonly modules: readonly AppModule[]) {
-    this.connect = compose(modules.flatMap((m) => (m.connect ? [m.connect.bind(m)] : [])));
-    this.publish = compose(modules.flatMap((m) => (m.publish ? [m.publish.bind(m)] : [])));
-    this.play = compose(modules.flatMap((m) => (m.play ? [m.play.bind(m)] : [])));
+    const links = <C>(pick: (m: AppModule) => Step<C> | undefined): Link<C>[] =>
+      modules.flatMap((m) => {
+        const step = pick(m);
+        return step === undefined ? [] : [{ module: m, step: step.bind(m) }];
+      });
+    this.connect = compose(
+      links<ConnectContext>((m) => m.connect),
+      () => undefined,
+    );
+    this.publish = compose(
+      links<PublishContext>((m) => m.publish),
+      (m, ctx) => this.safely(ctx.session.log, m, () => m.publishDone?.(ctx, true)),
+    );
+    this.play = compose(
+      links<PlayContext>((m) => m.play),
+      (m, ctx) => this.safely(ctx.session.log, m, () => m.playDone?.(ctx, true)),
+    );
   }
 
   published(ctx: PublishContext, stream: LiveStream): void {
     for (const m of this.modules) this.safely(ctx.session.log, m, () => m.published?.(ctx, stream));
   }
 
-  publishDone(ctx: PublishContext): void {
-    for (const m of this.modules) this.safely(ctx.session.log, m, () => m.publishDone?.(ctx));
+  /** every module's publishDone; `refused`: the server refused the publish after the whole chain accepted it */
+  publishDone(ctx: PublishContext, refused = false): void {
+    for (const m of this.modules) this.safely(ctx.session.log, m, () => m.publishDone?.(ctx, refused));
   }
 
-  playDone(ctx: PlayContext): void {
-    for (const m of this.modules) this.safely(ctx.session.log, m, () => m.playDone?.(ctx));
+  /** every module's playDone; `refused`: the server refused the play after the whole chain accepted it */
+  playDone(ctx: PlayContext, refused = false): void {
+    for (const m of this.modules) this.safely(ctx.session.log, m, () => m.playDone?.(ctx, refused));
   }
 
   disconnect(session: SessionInfo): void {

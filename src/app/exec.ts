@@ -9,7 +9,6 @@ import type { ApplicationConfig, ExecCommand, ExecSettings } from '../config/typ
 import type { LiveStream } from '../live/stream.js';
 import { normalizeAddress } from './access.js';
 import type { AppModule, ModuleDeps, Next, PlayContext, PublishContext, SessionInfo } from './chain.js';
-import { checkStreamName } from './names.js';
 
 /**
  * nginx-rtmp's exec module: external programs run on stream events.
@@ -36,8 +35,17 @@ import { checkStreamName } from './names.js';
  * play), `exec_play_done`, and `exec_record_started` / `exec_record_done`,
  * which the recorder triggers through `ExecModule.recordStarted/recordDone`.
  *
- * A session that disconnects without its done-events (a play refused after
- * this module ran) gets them from `disconnect`, so pulls never leak.
+ * A play refused by a later module or by the live step never reaches this
+ * module's work (it runs after next()); a session that disconnects without
+ * its done-events gets them from `disconnect`, so pulls never leak.
+ *
+ * Bounds (ExecLimits): at most EXEC_MAX_CHILDREN (256) exec children run in
+ * the process, and at most EXEC_MAX_SESSION_CHILDREN (8) run-once children
+ * for one connection at a time; beyond them a command is not started (one
+ * warning), a managed one retries after respawn_timeout. exec_pull runs for
+ * at most EXEC_MAX_PULLS (32) stream names per application, at most
+ * EXEC_MAX_SESSION_PULLS (4) of them started by one connection's plays;
+ * beyond that the player waits without one (one warning per connection).
  *
  * Command lines: argv[0] is the program, looked up on PATH (execvp-like, no
  * shell); it is never expanded. Each argument expands `$var` (letters only)
@@ -48,14 +56,22 @@ import { checkStreamName } from './names.js';
  *   record events add path, recorder, filename, basename, dirname;
  * - exec_pull: name and app only (the child is shared by many clients);
  * - exec_static: none.
- * Values are data: no shell ever sees them. Beware of an argument that is only
- * `$name` or `$args`: a client can choose a value starting with `-`.
+ * Values are data: no shell ever sees them. Options: a command whose argument
+ * would start with a variable's value beginning with `-` (a stream named
+ * `-version`, `$args` = `-y`) is not run at all (one warning; a managed one
+ * is not respawned), unless a configured `--` argument comes before it.
+ * nginx-rtmp passes such values on, so the program reads them as options.
  *
  * Shell-style redirects, as nginx-rtmp: an argument `>file`, `>>file`,
  * `<file`, `N>file`, `N>&M`... Unlike nginx-rtmp, an argument is a redirect
  * only if the configured text is one (not after expansion: a client's `$args`
- * can never become `>/some/file`); the file path itself is expanded. A
- * redirect that fails (file cannot be opened) is logged and dropped.
+ * can never become `>/some/file`); the file path itself is expanded, each
+ * client value (name, args, app, addr, flashver, swfurl, tcurl, pageurl)
+ * percent-encoded except for letters, digits and `_ . ~ @ + = , : -` (and a
+ * value of only dots encoded whole), so `cam?../x` gives `..%2Fx`; the result
+ * must stay inside the directory the configured text names before the first
+ * client value (see redirectFile). A redirect refused so, or that fails (file
+ * cannot be opened), is logged and dropped: the descriptor goes to /dev/null.
  *
  * Output: stdin and stdout go to /dev/null unless redirected; stderr is read
  * (never left to fill up) and logged line by line at debug level, the last
@@ -93,40 +109,131 @@ function isLetter(c: string | undefined): boolean {
   return c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
 }
 
+/** One piece of an expanded argument: configured text, or the value of `variable`. */
+interface Segment {
+  readonly text: string;
+  readonly variable: string | undefined;
+}
+
+/** Expands `$var` / `${var}` into pieces; `\c` is a literal `c`. Unknown variables stay as written (literal text). */
+function expandSegments(text: string, vars: ExecVariables): Segment[] {
+  const out: Segment[] = [];
+  let literal = '';
+  const lookup = (name: string): string | undefined => (Object.prototype.hasOwnProperty.call(vars, name) ? vars[name] : undefined);
+  const value = (name: string, raw: string): void => {
+    const v = lookup(name);
+    if (v === undefined) {
+      literal += raw;
+      return;
+    }
+    if (literal !== '') out.push({ text: literal, variable: undefined });
+    literal = '';
+    out.push({ text: v, variable: name });
+  };
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length) {
+      literal += text[i + 1]!;
+      i += 2;
+    } else if (c === '$' && text[i + 1] === '{') {
+      const end = text.indexOf('}', i + 2);
+      if (end < 0) {
+        literal += text.slice(i);
+        break;
+      }
+      value(text.slice(i + 2, end), text.slice(i, end + 1));
+      i = end + 1;
+    } else if (c === '$' && isLetter(text[i + 1])) {
+      let j = i + 1;
+      while (isLetter(text[j])) j++;
+      value(text.slice(i + 1, j), text.slice(i, j));
+      i = j;
+    } else {
+      literal += c;
+      i++;
+    }
+  }
+  if (literal !== '') out.push({ text: literal, variable: undefined });
+  return out;
+}
+
 /**
  * Expands `$var` / `${var}` in one argument; `\c` is a literal `c`. Unknown
  * variables stay as written.
  */
 export function expandExecArg(text: string, vars: ExecVariables): string {
+  return expandSegments(text, vars)
+    .map((s) => s.text)
+    .join('');
+}
+
+/**
+ * Variables whose value a client chooses (directly, or as the connect command's
+ * app/tcUrl/flashVer/...; addr is the peer's address, listed to be safe). The
+ * record variables (path, dirname...) are built by the server under its
+ * configured record path.
+ */
+const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['name', 'args', 'app', 'addr', 'flashver', 'swfurl', 'tcurl', 'pageurl']);
+
+/** bytes a client value keeps as they are in a redirect path; every other byte becomes %XX */
+const PATH_SAFE_BYTE = /^[A-Za-z0-9_.~@+=,:-]$/;
+/** the longest file name component (NAME_MAX on Linux and most file systems) */
+const MAX_PATH_COMPONENT = 255;
+
+/**
+ * A client value as a piece of a redirect path: every byte outside
+ * PATH_SAFE_BYTE (so `/`, `\`, `%`, NUL and control bytes, spaces...) is
+ * percent-encoded, and a value of only dots (`.`, `..`) is encoded whole, so a
+ * value can never add or climb a path component.
+ */
+export function encodeRedirectValue(value: string): string {
   let out = '';
-  let i = 0;
-  const lookup = (name: string): string | undefined => (Object.prototype.hasOwnProperty.call(vars, name) ? vars[name] : undefined);
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '\\' && i + 1 < text.length) {
-      out += text[i + 1]!;
-      i += 2;
-    } else if (c === '$' && text[i + 1] === '{') {
-      const end = text.indexOf('}', i + 2);
-      if (end < 0) {
-        out += text.slice(i);
-        break;
-      }
-      const name = text.slice(i + 2, end);
-      out += lookup(name) ?? text.slice(i, end + 1);
-      i = end + 1;
-    } else if (c === '$' && isLetter(text[i + 1])) {
-      let j = i + 1;
-      while (isLetter(text[j])) j++;
-      const name = text.slice(i + 1, j);
-      out += lookup(name) ?? text.slice(i, j);
-      i = j;
-    } else {
-      out += c;
-      i++;
-    }
+  for (const b of Buffer.from(value, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += PATH_SAFE_BYTE.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
-  return out;
+  return /^\.+$/.test(out) ? out.replace(/\./g, '%2E') : out;
+}
+
+/**
+ * The file a redirect template names for these variables: client values
+ * encoded (encodeRedirectValue), then the resolved path must stay strictly
+ * inside the directory the configured text names before the first client
+ * variable (`>/var/log/exec/$name.log`: /var/log/exec; relative: the server's
+ * working directory), and no component may be longer than NAME_MAX. Returns
+ * the absolute path, or why the redirect is refused.
+ */
+export function redirectFile(template: string, vars: ExecVariables): { readonly file: string } | { readonly refused: string } {
+  let out = '';
+  let fixed: string | undefined;
+  for (const seg of expandSegments(template, vars)) {
+    if (seg.variable === undefined || !CLIENT_VARIABLES.has(seg.variable)) {
+      out += seg.text;
+      continue;
+    }
+    fixed ??= out;
+    out += encodeRedirectValue(seg.text);
+  }
+  const file = path.resolve(out);
+  if (fixed === undefined) return { file };
+  const dir = path.resolve(fixed.slice(0, fixed.lastIndexOf('/') + 1) || '.');
+  const inside = dir.endsWith(path.sep) ? dir : `${dir}${path.sep}`;
+  if (!file.startsWith(inside) || file.length === inside.length) return { refused: `the path leaves ${dir}` };
+  if (file.slice(inside.length).split(path.sep).some((c) => Buffer.byteLength(c) > MAX_PATH_COMPONENT)) return { refused: 'a path component is too long' };
+  return { file };
+}
+
+/**
+ * Why an argument may not be passed: a variable's value starts it (nothing
+ * configured before it) with `-`, so the program would read the client's text
+ * as an option (`-version`, `--output=...`). Arguments after a configured `--`
+ * are exempt (the usual end of options). Undefined: the argument is fine.
+ */
+function optionLike(segments: readonly Segment[]): string | undefined {
+  const first = segments.find((s) => s.text !== '');
+  if (first?.variable === undefined || !first.text.startsWith('-')) return undefined;
+  return `$${first.variable} would start an argument with "-"`;
 }
 
 function sessionVars(s: SessionInfo): Record<string, string> {
@@ -246,16 +353,25 @@ interface ResolvedCommand {
   readonly opened: number[];
 }
 
-/** Expands the arguments and opens redirect files (in order, like a shell). */
-function resolveCommand(cmd: PreparedCommand, vars: ExecVariables, log: Logger): ResolvedCommand {
+/**
+ * Expands the arguments and opens redirect files (in order, like a shell).
+ * Refused (nothing opened) when a variable would start an argument with `-`.
+ */
+function resolveCommand(cmd: PreparedCommand, vars: ExecVariables, log: Logger): ResolvedCommand | { readonly refused: string } {
   const argv: string[] = [cmd.program];
+  let options = true;
+  for (const a of cmd.args) {
+    if (a.type !== 'arg') continue;
+    const segments = expandSegments(a.text, vars);
+    const why = options ? optionLike(segments) : undefined;
+    if (why !== undefined) return { refused: `argument ${argv.length}: ${why}` };
+    if (a.text === '--') options = false;
+    argv.push(segments.map((x) => x.text).join(''));
+  }
   const stdio: StdioSlot[] = ['ignore', 'ignore', 'pipe'];
   const opened: number[] = [];
   for (const a of cmd.args) {
-    if (a.type === 'arg') {
-      argv.push(expandExecArg(a.text, vars));
-      continue;
-    }
+    if (a.type === 'arg') continue;
     while (stdio.length <= a.fd) stdio.push('ignore');
     if (a.type === 'dup') {
       const from = stdio[a.from];
@@ -266,7 +382,12 @@ function resolveCommand(cmd: PreparedCommand, vars: ExecVariables, log: Logger):
       stdio[a.fd] = from;
       continue;
     }
-    const file = expandExecArg(a.path, vars);
+    const target = redirectFile(a.path, vars);
+    if ('refused' in target) {
+      log.warn({ kind: cmd.kind, redirect: a.raw, why: target.refused }, 'exec: redirect refused (a client value), ignored');
+      continue;
+    }
+    const file = target.file;
     try {
       const fd = openSync(file, a.flags);
       opened.push(fd);
@@ -293,7 +414,40 @@ interface Child {
   killTimer: NodeJS.Timeout | undefined;
 }
 
-type ExitListener = (code: number | null, signal: NodeJS.Signals | null) => void;
+/** `refused`: the command was not started on purpose (a client value would be an option): do not retry */
+type ExitListener = (code: number | null, signal: NodeJS.Signals | null, refused?: boolean) => void;
+
+/**
+ * Bounds on children (issue 13: a client playing 30 times must not start 30
+ * programs). `maxChildren` counts every running exec child of the process
+ * (all applications); `maxSessionChildren` counts the run-once children
+ * (exec_play, exec_play_done, exec_publish, exec_publish_done, exec_record_*)
+ * started for one connection and still running. A command beyond a bound is
+ * not started (one warning per episode); a managed one retries after
+ * respawn_timeout.
+ */
+export interface ExecLimits {
+  /** default EXEC_MAX_CHILDREN */
+  readonly maxChildren?: number;
+  /** default EXEC_MAX_SESSION_CHILDREN */
+  readonly maxSessionChildren?: number;
+  /** stream names one application runs exec_pull commands for at once (default EXEC_MAX_PULLS) */
+  readonly maxPulls?: number;
+  /** of those, started by one connection's plays (default EXEC_MAX_SESSION_PULLS) */
+  readonly maxSessionPulls?: number;
+}
+
+export const EXEC_MAX_CHILDREN = 256;
+export const EXEC_MAX_SESSION_CHILDREN = 8;
+export const EXEC_MAX_PULLS = 32;
+export const EXEC_MAX_SESSION_PULLS = 4;
+
+/** exec children running in this process, every module together */
+let runningChildren = 0;
+
+export function execChildrenRunning(): number {
+  return runningChildren;
+}
 
 /** Reads a child's output so its pipe never fills; logs lines at debug. */
 function drain(stream: Readable | null, onLine: (line: string) => void): void {
@@ -324,6 +478,16 @@ class ChildSet {
   private readonly live = new Set<Child>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | undefined;
+  /** running run-once children per connection id */
+  private readonly owned = new Map<string, number>();
+  /** connections told they reached maxSessionChildren (one warning each) */
+  private readonly ownerWarned = new Set<string>();
+  private capWarned = false;
+
+  constructor(
+    private readonly maxChildren: number = EXEC_MAX_CHILDREN,
+    private readonly maxSessionChildren: number = EXEC_MAX_SESSION_CHILDREN,
+  ) {}
   private readonly onProcessExit = (): void => {
     for (const c of this.live) {
       try {
@@ -345,11 +509,30 @@ class ChildSet {
   /**
    * Starts a command. `onExit` runs once, asynchronously, when the child exits
    * or could not be started (then code and signal are null). Returns undefined
-   * when nothing was started.
+   * when nothing was started. `owner`: the connection a run-once command runs
+   * for (counted against maxSessionChildren; onExit is not called when that
+   * bound refuses it).
    */
-  spawn(cmd: PreparedCommand, vars: ExecVariables, log: Logger, onExit: ExitListener): Child | undefined {
+  spawn(cmd: PreparedCommand, vars: ExecVariables, log: Logger, onExit: ExitListener, owner?: string): Child | undefined {
     if (this.closed) return undefined;
-    const { argv, stdio, opened } = resolveCommand(cmd, vars, log);
+    if (runningChildren >= this.maxChildren) {
+      if (!this.capWarned) log.warn({ kind: cmd.kind, running: runningChildren, max: this.maxChildren }, 'exec: too many children running, command not started');
+      this.capWarned = true;
+      setImmediate(() => onExit(null, null));
+      return undefined;
+    }
+    if (owner !== undefined && (this.owned.get(owner) ?? 0) >= this.maxSessionChildren) {
+      if (!this.ownerWarned.has(owner)) log.warn({ kind: cmd.kind, max: this.maxSessionChildren }, 'exec: this connection runs too many children, command not started');
+      this.ownerWarned.add(owner);
+      return undefined;
+    }
+    const resolved = resolveCommand(cmd, vars, log);
+    if ('refused' in resolved) {
+      log.warn({ kind: cmd.kind, cmd: cmd.text, why: resolved.refused }, 'exec: command refused (a client value), not started');
+      setImmediate(() => onExit(null, null, true));
+      return undefined;
+    }
+    const { argv, stdio, opened } = resolved;
     const [program, ...args] = argv;
     let proc: ChildProcess;
     try {
@@ -397,12 +580,21 @@ class ChildSet {
     };
     if (this.live.size === 0) process.once('exit', this.onProcessExit);
     this.live.add(child);
+    runningChildren++;
+    this.capWarned = false;
+    if (owner !== undefined) this.owned.set(owner, (this.owned.get(owner) ?? 0) + 1);
     log.info({ kind: cmd.kind, pid, cmd: argv }, 'exec: child started');
     proc.on('error', (e) => log.warn({ kind: cmd.kind, pid, err: e.message }, 'exec: child error'));
     proc.once('exit', (code, signal) => {
       child.done = true;
       if (child.killTimer !== undefined) clearTimeout(child.killTimer);
       this.live.delete(child);
+      runningChildren--;
+      if (owner !== undefined) {
+        const n = (this.owned.get(owner) ?? 1) - 1;
+        if (n > 0) this.owned.set(owner, n);
+        else this.owned.delete(owner);
+      }
       if (this.live.size === 0) process.off('exit', this.onProcessExit);
       const fields: Record<string, unknown> = { kind: cmd.kind, pid, code, signal };
       if (code !== 0 && lastLine !== '') fields['lastLine'] = lastLine;
@@ -411,6 +603,11 @@ class ChildSet {
       onExit(code, signal);
     });
     return child;
+  }
+
+  /** The connection closed: forget its warning (its running children still count until they exit). */
+  forget(owner: string): void {
+    this.ownerWarned.delete(owner);
   }
 
   /** Sends the stop signal; anything but SIGKILL is followed by SIGKILL after graceMs (0 = never). */
@@ -503,7 +700,7 @@ class ManagedJob {
 
   start(): void {
     if (this.stopped) return;
-    this.child = this.children.spawn(this.cmd, this.vars, this.log, (code, signal) => this.exited(code, signal));
+    this.child = this.children.spawn(this.cmd, this.vars, this.log, (code, signal, refused) => this.exited(code, signal, refused === true));
   }
 
   /** No more respawns; the running child gets the kill signal unless `kill` is false (close() kills it). */
@@ -515,9 +712,10 @@ class ManagedJob {
     if (kill && this.child !== undefined) this.children.kill(this.child, this.killSignal, EXEC_STOP_GRACE_MS);
   }
 
-  private exited(code: number | null, signal: NodeJS.Signals | null): void {
+  private exited(code: number | null, signal: NodeJS.Signals | null, refused: boolean): void {
     this.child = undefined;
-    if (this.stopped || this.children.closed) return;
+    // a refused command line stays refused: the values that made it so do not change
+    if (this.stopped || this.children.closed || refused) return;
     if (this.respawnMs === undefined) {
       this.log.info({ kind: this.cmd.kind, code, signal }, 'exec: child exited, respawn off');
       return;
@@ -556,6 +754,8 @@ interface PlayEntry {
 interface PullEntry {
   players: number;
   jobs: ManagedJob[] | undefined;
+  /** the connection whose play started the jobs */
+  startedBy: string | undefined;
 }
 
 function byKind(commands: readonly PreparedCommand[], ...kinds: ExecKind[]): PreparedCommand[] {
@@ -563,7 +763,7 @@ function byKind(commands: readonly PreparedCommand[], ...kinds: ExecKind[]): Pre
 }
 
 /** The exec module of one application; undefined when it has no exec command. */
-export function execModule(app: ApplicationConfig, deps: ModuleDeps): ExecModule | undefined {
+export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: ExecLimits = {}): ExecModule | undefined {
   const settings = app.exec;
   if (settings.commands.length === 0) return undefined;
   const killSignal = parseKillSignal(settings.killSignal);
@@ -580,26 +780,48 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps): ExecModule
   const statics = byKind(commands, 'exec_static');
 
   const log = deps.logger.child({ module: 'exec' });
-  const children = new ChildSet();
+  const children = new ChildSet(limits.maxChildren, limits.maxSessionChildren);
   const publishes = new Map<PublishContext, PublishEntry>();
   const plays = new Map<PlayContext, PlayEntry>();
   const pulls = new Map<string, PullEntry>();
   const staticJobs = statics.map((c) => new ManagedJob(children, c, {}, log, settings.respawnTimeout, killSignal));
 
-  const runOnce = (cmds: readonly PreparedCommand[], name: string, vars: ExecVariables, l: Logger): void => {
-    for (const c of cmds) if (appliesTo(c, name)) children.spawn(c, vars, l, () => undefined);
+  /** run-once commands for a connection (`owner`), counted against its bound */
+  const runOnce = (cmds: readonly PreparedCommand[], name: string, vars: ExecVariables, l: Logger, owner: string): void => {
+    for (const c of cmds) if (appliesTo(c, name)) children.spawn(c, vars, l, () => undefined, owner);
   };
   const pushVars = (ctx: PublishContext | PlayContext): ExecVariables => ({ ...sessionVars(ctx.session), name: ctx.name, args: ctx.query });
   const streamLog = (ctx: PublishContext | PlayContext): Logger => ctx.session.log.child({ module: 'exec', stream: ctx.name });
 
-  const acquirePull = (name: string): void => {
+  const maxPulls = limits.maxPulls ?? EXEC_MAX_PULLS;
+  const maxSessionPulls = limits.maxSessionPulls ?? EXEC_MAX_SESSION_PULLS;
+  /** connections told they reached a bound on exec_pull (one warning each) */
+  const pullWarned = new Set<string>();
+
+  const acquirePull = (name: string, session: SessionInfo): void => {
     let entry = pulls.get(name);
     if (entry === undefined) {
-      entry = { players: 0, jobs: undefined };
+      entry = { players: 0, jobs: undefined, startedBy: undefined };
       pulls.set(name, entry);
     }
     entry.players++;
     if (entry.jobs !== undefined || deps.hub.get(app.name, name)?.active === true) return;
+    // a client playing many names must not start a program for each (a later player of this name tries again)
+    let running = 0;
+    let mine = 0;
+    for (const e of pulls.values()) {
+      if (e.jobs === undefined) continue;
+      running++;
+      if (e.startedBy === session.id) mine++;
+    }
+    if (running >= maxPulls || mine >= maxSessionPulls) {
+      if (!pullWarned.has(session.id)) {
+        session.log.warn({ module: 'exec', stream: name, running, max: running >= maxPulls ? maxPulls : maxSessionPulls }, `exec: too many exec_pull streams ${running >= maxPulls ? 'in the application' : 'for this connection'}, not started`);
+      }
+      pullWarned.add(session.id);
+      return;
+    }
+    entry.startedBy = session.id;
     const l = log.child({ stream: name });
     entry.jobs = pull.filter((c) => appliesTo(c, name)).map((c) => new ManagedJob(children, c, { name, app: app.name }, l, respawnMs, killSignal));
     for (const j of entry.jobs) j.start();
@@ -618,24 +840,20 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps): ExecModule
     name: 'exec',
 
     async play(ctx: PlayContext, next: Next): Promise<void> {
+      // the rest of the chain and the live step's checks run first: a refused play starts nothing here
       await next();
       if (children.closed) return;
-      try {
-        checkStreamName(ctx.name); // the server refuses the play otherwise
-      } catch {
-        return;
-      }
       const usePull = pull.length > 0;
       plays.set(ctx, { sessionId: ctx.session.id, pull: usePull ? ctx.name : undefined });
-      runOnce(onPlay, ctx.name, pushVars(ctx), streamLog(ctx));
-      if (usePull) acquirePull(ctx.name);
+      runOnce(onPlay, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
+      if (usePull) acquirePull(ctx.name, ctx.session);
     },
 
     published(ctx: PublishContext, _stream: LiveStream): void {
       if (children.closed) return;
       const l = streamLog(ctx);
       const vars = pushVars(ctx);
-      runOnce(onPublish, ctx.name, vars, l);
+      runOnce(onPublish, ctx.name, vars, l, ctx.session.id);
       const jobs = push.filter((c) => appliesTo(c, ctx.name)).map((c) => new ManagedJob(children, c, vars, l, respawnMs, killSignal));
       publishes.set(ctx, { sessionId: ctx.session.id, jobs });
       for (const j of jobs) j.start();
@@ -645,7 +863,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps): ExecModule
       const entry = publishes.get(ctx);
       if (entry === undefined) return;
       publishes.delete(ctx);
-      runOnce(onPublishDone, ctx.name, pushVars(ctx), streamLog(ctx));
+      runOnce(onPublishDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
       for (const j of entry.jobs) j.stop();
     },
 
@@ -653,21 +871,23 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps): ExecModule
       const entry = plays.get(ctx);
       if (entry === undefined) return;
       plays.delete(ctx);
-      runOnce(onPlayDone, ctx.name, pushVars(ctx), streamLog(ctx));
+      runOnce(onPlayDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
       if (entry.pull !== undefined) releasePull(entry.pull);
     },
 
     disconnect(session: SessionInfo): void {
       for (const [ctx, e] of [...publishes]) if (e.sessionId === session.id) mod.publishDone?.(ctx);
       for (const [ctx, e] of [...plays]) if (e.sessionId === session.id) mod.playDone?.(ctx);
+      children.forget(session.id);
+      pullWarned.delete(session.id);
     },
 
     recordStarted(ev: RecordEvent): void {
-      runOnce(onRecordStarted, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }));
+      runOnce(onRecordStarted, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session.id);
     },
 
     recordDone(ev: RecordEvent): void {
-      runOnce(onRecordDone, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }));
+      runOnce(onRecordDone, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session.id);
     },
 
     pids(): number[] {

@@ -38,6 +38,15 @@
  * unpublish/republish on the same connection, and a player that stops playing
  * keeps the pull alive until it disconnects.
  *
+ * Bounds: an application runs at most `maxPulls` (32) pulls at once, and
+ * a connection whose play needs a new pull may hold at most
+ * `maxSessionPulls` (4) pulls; beyond either the play is refused. A play
+ * refused after this module let it through (by a later module or the live
+ * step) releases its hold at once (the chain calls playDone with `refused`,
+ * also under session_relay); a pull nobody else holds then stops after the
+ * usual linger, so a client retrying a play refused by `idle_streams off`
+ * finds the stream the pull has meanwhile published.
+ *
  * Limits: streams published by a pull are fed straight into the hub, not
  * through the application chain, so they are not pushed, recorded or
  * announced to other modules. Loops: pushing a stream back to the same
@@ -81,6 +90,10 @@ export interface RelayOptions {
    * expanding) data messages are dropped with a log line.
    */
   readonly maxScriptData?: number;
+  /** pulls (not static) one application runs at once, lingering ones included (default 32) */
+  readonly maxPulls?: number;
+  /** distinct pulls one connection may hold when its play needs a new one (default 4) */
+  readonly maxSessionPulls?: number;
 }
 
 const DEFAULT_PULL_LINGER = 5000;
@@ -88,6 +101,14 @@ const DEFAULT_MAX_SCRIPT_DATA = 1024 * 1024;
 const DEFAULT_RECONNECT_CAP = 30_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_RELAY_CHUNK_SIZE = 4096;
+/**
+ * A `pull` without `name=` opens one upstream connection per distinct name a
+ * client plays: without a bound, a client playing many names makes this
+ * server open as many connections to the origin. A play that would need a
+ * new pull beyond either bound is refused (ERR_ACCESS_REFUSED).
+ */
+export const DEFAULT_MAX_PULLS = 32;
+export const DEFAULT_MAX_SESSION_PULLS = 4;
 /** a push_reconnect of 0 would spin: never retry faster than this */
 const MIN_RECONNECT = 100;
 const RELAY_FLASHVER = 'FMLE/3.0 (compatible; rtmp-server relay)';
@@ -147,6 +168,8 @@ interface RelayEnv {
   readonly readerLimits: ReaderLimits;
   readonly pullLinger: number;
   readonly maxScriptData: number;
+  readonly maxPulls: number;
+  readonly maxSessionPulls: number;
 }
 
 function isOnMetaData(payload: Buffer): boolean {
@@ -353,6 +376,10 @@ class PullRelay {
     this.holders.set(session, (this.holders.get(session) ?? 0) + 1);
     if (this.linger !== undefined) clearTimeout(this.linger);
     this.linger = undefined;
+  }
+
+  heldBy(session: string): boolean {
+    return this.holders.has(session);
   }
 
   release(session: string, all = false): void {
@@ -615,6 +642,8 @@ class RelayModule implements AppModule {
       readerLimits: options.readerLimits ?? DEFAULT_READER_LIMITS,
       pullLinger: options.pullLinger ?? DEFAULT_PULL_LINGER,
       maxScriptData: options.maxScriptData ?? DEFAULT_MAX_SCRIPT_DATA,
+      maxPulls: options.maxPulls ?? DEFAULT_MAX_PULLS,
+      maxSessionPulls: options.maxSessionPulls ?? DEFAULT_MAX_SESSION_PULLS,
     };
     for (const t of app.relay.pull) {
       if (!t.isStatic || t.name === undefined || this.pulls.has(t.name)) continue;
@@ -641,25 +670,38 @@ class RelayModule implements AppModule {
       const targets = redirected ?? this.app.relay.pull.filter((t) => !t.isStatic && (t.name === undefined || t.name === name));
       const local = this.env.hub.get(this.app.name, name);
       if (targets.length > 0 && local?.publisher === undefined) {
+        this.checkPullBounds(ctx.session.id, name);
         pull = this.newPull(name, targets, false);
         pull.start();
       }
     }
     if (pull === undefined) return next();
-    const session = ctx.session.id;
-    pull.hold(session);
+    pull.hold(ctx.session.id);
     this.plays.set(ctx, pull);
-    try {
-      await next();
-    } catch (e) {
-      this.plays.delete(ctx);
-      pull.release(session);
-      throw e;
+    // a refusal further on comes back as playDone(ctx, true) from the chain
+    await next();
+  }
+
+  /** Throws Refused when a new pull for this session would exceed maxPulls / maxSessionPulls. */
+  private checkPullBounds(session: string, name: string): void {
+    let running = 0;
+    let held = 0;
+    for (const p of this.pulls.values()) {
+      if (p.isStatic) continue;
+      running++;
+      if (p.heldBy(session)) held++;
+    }
+    if (running >= this.env.maxPulls) {
+      throw serverError(ErrorCode.Refused, `play ${name} refused: the application runs its maximum of ${this.env.maxPulls} pulls`);
+    }
+    if (held >= this.env.maxSessionPulls) {
+      throw serverError(ErrorCode.Refused, `play ${name} refused: the connection holds its maximum of ${this.env.maxSessionPulls} pulls`);
     }
   }
 
-  playDone(ctx: PlayContext): void {
-    if (this.app.relay.sessionRelay) return;
+  playDone(ctx: PlayContext, refused = false): void {
+    // session_relay keeps an ended play's hold until the session closes; a refused play never held anything
+    if (this.app.relay.sessionRelay && !refused) return;
     const pull = this.plays.get(ctx);
     this.plays.delete(ctx);
     pull?.release(ctx.session.id);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModuleDeps, PlayContext, PublishContext, SessionInfo } from '../../src/app/chain.js';
-import { execModule, expandExecArg, parseKillSignal, startExecStatic, type ExecModule } from '../../src/app/exec.js';
+import { encodeRedirectValue, execModule, expandExecArg, parseKillSignal, redirectFile, startExecStatic, type ExecModule } from '../../src/app/exec.js';
 import { defaultConfig } from '../../src/config/default.js';
 import { parseConfigText } from '../../src/config/load.js';
 import type { ApplicationConfig, ExecCommand, ExecSettings } from '../../src/config/types.js';
@@ -155,6 +155,25 @@ test('variables: $var and ${var} expand, unknown ones stay, backslash escapes', 
   assert.equal(expandExecArg('${name', vars), '${name');
   assert.equal(expandExecArg('?$args', vars), '?a=1&b=2');
   assert.equal(expandExecArg('$constructor', vars), '$constructor', 'no prototype lookups');
+});
+
+test('redirect paths: client values are encoded and must stay in the configured directory (redirectFile)', () => {
+  assert.equal(encodeRedirectValue('cam-1_a.b~c@d+e=f,g:h'), 'cam-1_a.b~c@d+e=f,g:h');
+  assert.equal(encodeRedirectValue('.'), '%2E');
+  assert.equal(encodeRedirectValue('..'), '%2E%2E');
+  assert.equal(encodeRedirectValue('...'), '%2E%2E%2E');
+  assert.equal(encodeRedirectValue('é'), '%C3%A9');
+  assert.deepEqual(redirectFile('/var/log/x/$name.log', { name: 'cam' }), { file: '/var/log/x/cam.log' });
+  assert.deepEqual(redirectFile('/var/log/x/$name', { name: '..' }), { file: '/var/log/x/%2E%2E' });
+  // each value is encoded on its own: two dots from two variables stay encoded
+  assert.deepEqual(redirectFile('/var/log/x/$name$args', { name: '.', args: '.' }), { file: '/var/log/x/%2E%2E' });
+  assert.deepEqual(redirectFile('/var/log/x/$name/$args', { name: 'a', args: '../../..' }), { file: '/var/log/x/a/..%2F..%2F..' });
+  // an empty value where a whole component was expected: the path is the directory itself
+  assert.deepEqual(redirectFile('/var/log/x/$args', { args: '' }), { refused: 'the path leaves /var/log/x' });
+  // server-made record variables are not encoded and do not set the directory
+  assert.deepEqual(redirectFile('$dirname/$name.txt', { dirname: '/rec/dir', name: 'a/b' }), { file: '/rec/dir/a%2Fb.txt' });
+  // no client variable: the configured path as it is
+  assert.deepEqual(redirectFile('/tmp/../x', {}), { file: '/x' });
 });
 
 test('exec_kill_signal names and numbers', () => {
