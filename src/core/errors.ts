@@ -51,6 +51,9 @@ export const ErrorCode = {
   Usage: 'ERR_USAGE',
   // built-in HTTP server
   HttpListen: 'ERR_HTTP_LISTEN',
+  // issue 13: fd
+  /** a write to the peer's socket failed (EPIPE, ECONNRESET, EBADF...): the connection is lost */
+  WriteFailed: 'ERR_RTMP_WRITE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -4,9 +4,16 @@ import { fileURLToPath } from 'node:url';
 /**
  * The native fan-out writer (native/fanout.c, built by npm's install script
  * into build/Release). One call makes every write of a write group: for slot
- * i < n with fds[i] >= 0 it sends bufs[idx[i]] to fds[i] without blocking and
- * stores the bytes the kernel took in written[i] (0 for EAGAIN or an error);
- * a slot with fds[i] < 0 gets -1.
+ * i < n with fds[i] >= 0 it sends bufs[idx[i]] to fds[i] with one non-blocking
+ * send(2) and stores in written[i] the bytes the kernel took, 0 for EAGAIN, or
+ * -errno for an error (EPIPE, ECONNRESET, EBADF; ENOTSOCK for a descriptor that
+ * is not a socket, which is never written: no write(2) fallback). A slot with
+ * fds[i] < 0 gets -1 (told from -EPERM by its descriptor).
+ *
+ * Contract: every fds[i] >= 0 must name a socket the caller still owns when
+ * writeSlots() is called. The native loop cannot tell a descriptor number that
+ * Node.js closed and the kernel gave to another file from the player's socket;
+ * WriteGroup (src/rtmp/output.ts) checks each slot's socket right before the call.
  */
 export interface NativeWriter {
   writeSlots(fds: Int32Array, idx: Int32Array, bufs: readonly Buffer[], n: number, written: Int32Array): void;
