@@ -33,6 +33,9 @@ export interface NativeWriter {
 
 export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };
 
+/** A descriptor number no process has (above any RLIMIT_NOFILE): writeSlots() must report EBADF for it. */
+const PROBE_FD = 0x7fffffff;
+
 /** Where the install script puts the addon (the same from src/core and dist/core). */
 export const NATIVE_WRITER_PATH = fileURLToPath(new URL('../../build/Release/rtmp_fanout.node', import.meta.url));
 
@@ -48,5 +51,14 @@ export function loadNativeWriter(path: string = NATIVE_WRITER_PATH): NativeWrite
   }
   const fn = typeof mod === 'object' && mod !== null ? (mod as { writeSlots?: unknown }).writeSlots : undefined;
   if (typeof fn !== 'function') return { writer: undefined, reason: `${path} has no writeSlots()` };
+  // an addon built before errors were reported (issue 13) returns 0 for a bad
+  // descriptor and write(2)s to descriptors that are not sockets: not used
+  const probe = new Int32Array(1);
+  try {
+    (fn as NativeWriter['writeSlots'])(Int32Array.of(PROBE_FD), Int32Array.of(0), [Buffer.alloc(0)], 1, probe);
+  } catch (e) {
+    return { writer: undefined, reason: `${path}: writeSlots() failed its probe: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  if (probe[0]! >= 0) return { writer: undefined, reason: `${path} is an older build that does not report write errors (rebuild it: npm rebuild)` };
   return { writer: mod as NativeWriter, path };
 }

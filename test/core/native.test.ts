@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,16 @@ test('a missing addon is reported with a reason, not thrown', () => {
   const load = loadNativeWriter('/nonexistent/rtmp_fanout.node');
   assert.equal(load.writer, undefined);
   assert.match(load.writer === undefined ? load.reason : '', /not built/);
+});
+
+test('an addon built before write errors were reported (a bad descriptor gets 0) is not used, with a reason', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rtmp-native-old-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'old-addon.cjs');
+  writeFileSync(path, 'module.exports = { writeSlots(fds, idx, bufs, n, written) { written.fill(0, 0, n); } };\n');
+  const r = loadNativeWriter(path);
+  assert.equal(r.writer, undefined);
+  assert.match(r.writer === undefined ? r.reason : '', /older build .*rebuild/);
 });
 
 test('writeSlots writes each slot\'s buffer to its descriptor and reports what the kernel took', async (t) => {
