@@ -11,11 +11,15 @@
  *   writeSlots(fds: Int32Array, idx: Int32Array, bufs: Buffer[], n: number,
  *              written: Int32Array): void
  *
- * For slot i < n: when fds[i] >= 0, sends bufs[idx[i]] to fds[i] without
- * blocking and stores what the kernel took in written[i] (0 for EAGAIN or an
- * error: the socket's stream meets the error itself when the rest is handed to
- * it). A slot with fds[i] < 0 is skipped and gets -1. Wrong arguments throw a
- * TypeError; nothing is written then.
+ * For slot i < n: when fds[i] >= 0, sends bufs[idx[i]] to fds[i] with one
+ * send(2) (MSG_DONTWAIT | MSG_NOSIGNAL) and stores what the kernel took in
+ * written[i]: 0 for EAGAIN, -errno for an error (EPIPE, ECONNRESET, EBADF,
+ * ENOTSOCK for a descriptor that is not a socket: there is no write(2)
+ * fallback). A slot with fds[i] < 0 is skipped and gets -1 (the caller tells it
+ * from -EPERM by its descriptor). Wrong arguments throw a TypeError; nothing is
+ * written then. The caller guarantees every fds[i] >= 0 is a socket it still
+ * owns at the time of the call (src/rtmp/output.ts checks each slot's socket
+ * just before): this loop cannot know whether a number was closed and reused.
  *
  *   trimHeap(): boolean | undefined
  *
@@ -57,16 +61,21 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-/* one non-blocking send; a descriptor that is not a socket gets write(2) */
+/*
+ * One non-blocking send(2): the bytes the kernel took, 0 for EAGAIN (its
+ * buffer is full), or -errno for any other failure (EPIPE, ECONNRESET, EBADF,
+ * ENOTSOCK...). Only sockets are written: a descriptor that is not one gets
+ * -ENOTSOCK and nothing, never write(2), so a number that no longer names the
+ * player's socket cannot take media.
+ */
 static int32_t send_some(int fd, const char *data, size_t len) {
   ssize_t r;
   do r = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  if (r < 0 && errno == ENOTSOCK) {
-    do r = write(fd, data, len);
-    while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return errno > 0 ? -errno : -EIO;
   }
-  if (r < 0) return 0;
   return r > INT32_MAX ? INT32_MAX : (int32_t)r;
 }
 

@@ -72,6 +72,9 @@ export const ErrorCode = {
   HttpConnectionLimit: 'ERR_HTTP_CONNECTION_LIMIT',
   /** a PROXY protocol header from a peer outside set_real_ip_from: its address is ignored */
   ProxyUntrusted: 'ERR_PROXY_UNTRUSTED',
+  // issue 13: fd
+  /** a write to the peer's socket failed (EPIPE, ECONNRESET, EBADF...): the connection is lost */
+  WriteFailed: 'ERR_RTMP_WRITE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

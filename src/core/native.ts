@@ -4,9 +4,16 @@ import { fileURLToPath } from 'node:url';
 /**
  * The native fan-out writer (native/fanout.c, built by npm's install script
  * into build/Release). One call makes every write of a write group: for slot
- * i < n with fds[i] >= 0 it sends bufs[idx[i]] to fds[i] without blocking and
- * stores the bytes the kernel took in written[i] (0 for EAGAIN or an error);
- * a slot with fds[i] < 0 gets -1.
+ * i < n with fds[i] >= 0 it sends bufs[idx[i]] to fds[i] with one non-blocking
+ * send(2) and stores in written[i] the bytes the kernel took, 0 for EAGAIN, or
+ * -errno for an error (EPIPE, ECONNRESET, EBADF; ENOTSOCK for a descriptor that
+ * is not a socket, which is never written: no write(2) fallback). A slot with
+ * fds[i] < 0 gets -1 (told from -EPERM by its descriptor).
+ *
+ * Contract: every fds[i] >= 0 must name a socket the caller still owns when
+ * writeSlots() is called. The native loop cannot tell a descriptor number that
+ * Node.js closed and the kernel gave to another file from the player's socket;
+ * WriteGroup (src/rtmp/output.ts) checks each slot's socket right before the call.
  */
 export interface NativeWriter {
   writeSlots(fds: Int32Array, idx: Int32Array, bufs: readonly Buffer[], n: number, written: Int32Array): void;
@@ -26,6 +33,9 @@ export interface NativeWriter {
 
 export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };
 
+/** A descriptor number no process has (above any RLIMIT_NOFILE): writeSlots() must report EBADF for it. */
+const PROBE_FD = 0x7fffffff;
+
 /** Where the install script puts the addon (the same from src/core and dist/core). */
 export const NATIVE_WRITER_PATH = fileURLToPath(new URL('../../build/Release/rtmp_fanout.node', import.meta.url));
 
@@ -41,5 +51,14 @@ export function loadNativeWriter(path: string = NATIVE_WRITER_PATH): NativeWrite
   }
   const fn = typeof mod === 'object' && mod !== null ? (mod as { writeSlots?: unknown }).writeSlots : undefined;
   if (typeof fn !== 'function') return { writer: undefined, reason: `${path} has no writeSlots()` };
+  // an addon built before errors were reported (issue 13) returns 0 for a bad
+  // descriptor and write(2)s to descriptors that are not sockets: not used
+  const probe = new Int32Array(1);
+  try {
+    (fn as NativeWriter['writeSlots'])(Int32Array.of(PROBE_FD), Int32Array.of(0), [Buffer.alloc(0)], 1, probe);
+  } catch (e) {
+    return { writer: undefined, reason: `${path}: writeSlots() failed its probe: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  if (probe[0]! >= 0) return { writer: undefined, reason: `${path} is an older build that does not report write errors (rebuild it: npm rebuild)` };
   return { writer: mod as NativeWriter, path };
 }

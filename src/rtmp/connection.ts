@@ -331,7 +331,8 @@ export class RtmpConnection {
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
     socket.setNoDelay(options.noDelay !== false);
     if (!sharedInput) socket.on('data', (d: Buffer) => this.receive(d));
-    socket.on('error', (e) => this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
+    // a ServerError here is the output's (ERR_RTMP_WRITE_FAILED: a write to the peer failed): its code is kept
+    socket.on('error', (e) => this.fail(e instanceof ServerError ? e : serverError(ErrorCode.ClientClosed, `socket error: ${e.message}`, e), 'debug'));
     socket.on('close', () => this.cleanup(undefined));
     this.log.debug('accepted');
   }

@@ -1,5 +1,46 @@
+/*
+ * The direct-write path's contract: a descriptor is written only while Node.js
+ * has surely not closed it.
+ *
+ * SocketOutput and WriteGroup write to a socket's file descriptor behind
+ * Node.js's back. Node.js closes that descriptor on its own, without telling
+ * anyone synchronously: after the peer's FIN (allowHalfOpen false: 'end', then
+ * end(), the shutdown, 'finish', destroy()), on a read or write error, on a
+ * timeout's destroy(), whenever anyone calls socket.destroy(). The descriptor is
+ * closed inside destroy() (Socket._destroy closes the handle and sets
+ * socket._handle to null at once; a TLS socket closes it in a microtask), but
+ * 'close' is emitted only later, after the event loop's check phase, where the
+ * live streams are flushed. In that gap the kernel gives the number to the next
+ * file opened (an accepted socket, a file of the thread pool, a resolver's
+ * socket), and a write to the number would hand it media.
+ *
+ * So, before every system call on the descriptor (write(), writeList(), and in
+ * WriteGroup.end() for every slot, just before the one native call), the output
+ * confirms that its socket still has the handle it took the descriptor from and
+ * is still writable (not destroyed, errored nor ended). Every close of the
+ * descriptor by Node.js follows destroy() (destroyed, hence not writable) and
+ * drops the handle, and nothing that runs between the check and the call can
+ * destroy the socket (what does run - another slot's writev(2), a stream write -
+ * touches only its own socket), so the number is still the socket's. An output
+ * whose socket failed the check closes quietly (its queued bytes are dropped;
+ * 'close' follows). The check costs a property read and the socket's
+ * `writable` getter per write (about 10 ns), no allocation; the native writer
+ * stays one call per group.
+ *
+ * A system call's error other than EAGAIN (EPIPE, ECONNRESET, EBADF...) is the
+ * connection's end: the output closes and destroys the socket with
+ * ERR_RTMP_WRITE_FAILED. Only sockets are written: the native writer uses
+ * send(2), which fails on anything else (ENOTSOCK), and descriptorOf() takes the
+ * number from the socket's own handle. A socket made around a dup(2)'ed
+ * descriptor (src/rtmp/socket-input.ts) owns its copy in the same way: its
+ * output takes the copy from that socket's handle, never the accepted socket's.
+ */
+import assert from 'node:assert/strict';
 import { writeSync, writevSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+import { ErrorCode, serverError } from '../core/errors.js';
 import type { NativeWriter } from '../core/native.js';
 
 export interface SocketOutputOptions {
@@ -27,28 +68,49 @@ export interface SocketOutputOptions {
 
 /**
  * One write(2) / writev(2) on a non-blocking descriptor: the bytes the kernel
- * took. 0 also stands for EAGAIN (its buffer is full) and for an error, which
- * the socket's stream meets and reports when the rest is handed to it.
+ * took, 0 for EAGAIN (its buffer is full), or -errno for an error (as the native
+ * writer reports them).
  */
 function tryWrite(fd: number, buf: Buffer): number {
   try {
     return writeSync(fd, buf);
-  } catch {
-    return 0;
+  } catch (e) {
+    return writeError(e);
   }
 }
 
 function tryWritev(fd: number, list: Buffer[]): number {
   try {
     return writevSync(fd, list);
+  } catch (e) {
+    return writeError(e);
+  }
+}
+
+/** fs's error as a write's result: 0 for EAGAIN, else -errno (Node.js's errno is already negative on POSIX). */
+function writeError(e: unknown): number {
+  const { code, errno } = e as { code?: unknown; errno?: unknown };
+  if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 0;
+  return typeof errno === 'number' && Number.isInteger(errno) && errno < 0 ? errno : -osConstants.errno.EIO;
+}
+
+/** "EPIPE" for -32. */
+function errnoName(result: number): string {
+  try {
+    return getSystemErrorName(result);
   } catch {
-    return 0;
+    return `errno ${-result}`;
   }
 }
 
 /** What a socket handle exposes on POSIX systems (undocumented, checked at run time). */
 interface HandleWithFd {
   readonly fd?: unknown;
+}
+
+/** net.Socket's handle (undocumented): null once destroy() closed it. */
+interface SocketInternals {
+  readonly _handle?: HandleWithFd | null;
 }
 
 /**
@@ -63,6 +125,9 @@ interface HandleWithFd {
  * With the native writer (src/core/native.ts) the single-buffer slots' writes
  * are made in one call into C, without Node's per-call cost around each
  * write(2); without it, with fs.writeSync(), one call per slot.
+ * A slot's descriptor is written only if its output's socket is confirmed just
+ * before (SocketOutput.confirm(), the contract at the top of this file): a
+ * socket Node.js destroyed after the slot was added cancels it.
  */
 export class WriteGroup {
   private depth = 0;
@@ -99,9 +164,14 @@ export class WriteGroup {
     if (this.depth === 0 || --this.depth > 0) return;
     const n = this.count;
     if (n === 0) return;
+    const { fds, idx, distinct, outputs } = this;
+    // the contract (top of this file): each slot's socket is confirmed just
+    // before the writes; an output whose socket Node.js closed cancels its slot
+    for (let i = 0; i < n; i++) {
+      if (fds[i]! >= 0 && !outputs[i]!.confirm()) assert(fds[i]! < 0, 'a closed output left its write-group slot');
+    }
     this.count = 0;
     this.round++;
-    const { fds, idx, distinct, outputs } = this;
     // slots holding several buffers are written first, one writev() each, and then skipped
     for (const i of this.multi) {
       const out = outputs[i];
@@ -122,7 +192,8 @@ export class WriteGroup {
         if (fds[i]! < 0) continue;
         const buf = distinct[idx[i]!]!;
         const w = written[i]!;
-        if (w < buf.length) out!.shortWrite(buf, w > 0 ? w : 0);
+        if (w < 0) out!.groupWriteFailed(buf, w);
+        else if (w < buf.length) out!.shortWrite(buf, w);
       }
     } finally {
       // the round's buffers are not kept past it (a throw here is a bug, but must not pin them)
@@ -182,19 +253,22 @@ export class WriteGroup {
  *
  * What the kernel does not take at once (EAGAIN or a partial write) is handed to
  * socket.write(), and every later write follows it there until the stream has
- * drained, so the bytes stay in order. An error other than EAGAIN is left for
- * the stream to meet and report, as it would have without this path.
+ * drained, so the bytes stay in order. An error other than EAGAIN destroys the
+ * socket with ERR_RTMP_WRITE_FAILED (the socket's 'error').
  *
  * cork()/uncork() nest: between them writes wait in a list and leave in one
  * system call when the outermost uncork() comes.
  *
- * The descriptor is used only while the output is open: close it with
- * destroy() or end() (not the socket's own), so no write can reach a descriptor
- * number the kernel already gave to another file.
+ * The descriptor is used only while the output is open and its socket is
+ * confirmed to hold it (see the contract at the top of this file): close it
+ * with destroy() or end(); when Node.js closes the socket itself, the next write
+ * sees it and the output closes without touching the descriptor.
  */
 export class SocketOutput {
   /** -1: no descriptor (Windows, a non-TCP stream) or direct writes off */
   private readonly fd: number;
+  /** the socket's handle the descriptor was taken from: the descriptor is the socket's while the socket still has it */
+  private readonly handle: HandleWithFd | null | undefined;
   private readonly group: WriteGroup | undefined;
   /** false: the group's slot of this output is written from JavaScript */
   private readonly native: boolean;
@@ -231,6 +305,7 @@ export class SocketOutput {
     options: SocketOutputOptions = {},
   ) {
     this.fd = options.direct === false ? -1 : descriptorOf(socket);
+    this.handle = (socket as unknown as SocketInternals)._handle;
     this.group = options.group;
     this.native = options.native !== false;
     this.maxQueued = options.maxQueuedBytes ?? Infinity;
@@ -286,9 +361,30 @@ export class SocketOutput {
       }
       return;
     }
+    // grouped writes are confirmed in WriteGroup.end(), just before their system call
+    if (!this.confirm()) return;
     const n = tryWrite(this.fd, buf);
+    if (n < 0) {
+      this.writeFailed(n);
+      return;
+    }
     this.directBytes += n;
     if (n < buf.length) this.toStream([n > 0 ? buf.subarray(n) : buf]);
+  }
+
+  /**
+   * True while the descriptor is surely the socket's: the output is open and
+   * the socket still has the handle the descriptor came from and is writable
+   * (not destroyed, errored nor ended). Otherwise Node.js closed the socket or
+   * is closing it: the output closes quietly (its slot in an open group is
+   * cancelled, its queued bytes dropped) and false is returned.
+   */
+  confirm(): boolean {
+    if (this.closed) return false;
+    const socket = this.socket;
+    if ((socket as unknown as SocketInternals)._handle === this.handle && socket.writable) return true;
+    this.markClosed();
+    return false;
   }
 
   cork(): void {
@@ -350,6 +446,12 @@ export class SocketOutput {
     if (!this.closed) this.writeList(list);
   }
 
+  /** The group's write of buf failed with -errno `result`. */
+  groupWriteFailed(buf: Buffer, result: number): void {
+    this.directBytes -= buf.length;
+    this.writeFailed(result);
+  }
+
   /** The group's write() took only `written` bytes of buf. */
   shortWrite(buf: Buffer, written: number): void {
     this.directBytes -= buf.length - written;
@@ -365,6 +467,7 @@ export class SocketOutput {
       if (this.socket.writableLength > this.maxQueued) this.overflow();
       return;
     }
+    if (!this.confirm()) return;
     if (this.streamed) {
       for (let i = 0; i < list.length; i++) {
         this.backlog.push(list[i]!);
@@ -374,6 +477,10 @@ export class SocketOutput {
       return;
     }
     let n = tryWritev(this.fd, list);
+    if (n < 0) {
+      this.writeFailed(n);
+      return;
+    }
     this.directBytes += n;
     let i = 0;
     while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
@@ -434,6 +541,13 @@ export class SocketOutput {
     for (let i = 0; i < list.length; i++) bytes += list[i]!.length;
     this.directBytes -= bytes;
     return list;
+  }
+
+  /** A system call on the descriptor failed (not EAGAIN): the connection is lost. */
+  private writeFailed(result: number): void {
+    if (this.closed) return;
+    this.markClosed();
+    this.socket.destroy(serverError(ErrorCode.WriteFailed, `write to the peer failed: ${errnoName(result)}`));
   }
 
   private markClosed(): void {

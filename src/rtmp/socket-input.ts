@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { descriptorOf } from './output.js';
@@ -23,7 +24,15 @@ import { descriptorOf } from './output.js';
  * into the same buffer: what the callback gets is valid only until it returns.
  * The connection copies what it keeps past the call (its chunk decoder's
  * `copyPayloads`, the PROXY header parser); the handshake answers C1 within the
- * call that brings it.
+ * call that brings it. *
+ * Descriptors (the direct-write contract, top of src/rtmp/output.ts): the copy
+ * belongs to the new socket alone, whose handle closes it when Node.js destroys
+ * that socket (after the peer's FIN, an error, destroy()), exactly as it closes
+ * an accepted socket's; the accepted socket's own number is closed here, at
+ * once, and may be reused by the next file opened. So the connection's
+ * SocketOutput must be made on the returned socket (it takes the copy from that
+ * socket's handle and checks the handle before each write), never on the
+ * accepted one; adopt() asserts that the returned socket's handle holds the copy.
  */
 export class SharedSocketReader {
   readonly buffer: Buffer;
@@ -74,6 +83,11 @@ export class SharedSocketReader {
     } catch (e) {
       closeSync(copy);
       return { socket: undefined, reason: e instanceof Error ? e.message : String(e) };
+    }
+    if (descriptorOf(socket) !== copy) {
+      // Node.js made a socket that does not hold the copy (it never does): the copy would leak or be closed twice
+      socket.destroy();
+      assert.fail(`adopt(): the socket made around descriptor ${copy} holds ${descriptorOf(socket)}`);
     }
     accepted.destroy();
     return { socket };

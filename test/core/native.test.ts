@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { loadNativeWriter } from '../../src/core/native.js';
 import { nativeOrSkip } from '../helpers/native.js';
 
-async function socketPair(t: TestContext): Promise<{ server: net.Socket; client: net.Socket; fd: number }> {
-  const srv = net.createServer();
+async function socketPair(t: TestContext, opts: { pauseOnConnect?: boolean } = {}): Promise<{ server: net.Socket; client: net.Socket; fd: number }> {
+  const srv = net.createServer({ pauseOnConnect: opts.pauseOnConnect === true });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
   const client = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
@@ -39,6 +42,16 @@ test('a missing addon is reported with a reason, not thrown', () => {
   const load = loadNativeWriter('/nonexistent/rtmp_fanout.node');
   assert.equal(load.writer, undefined);
   assert.match(load.writer === undefined ? load.reason : '', /not built/);
+});
+
+test('an addon built before write errors were reported (a bad descriptor gets 0) is not used, with a reason', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rtmp-native-old-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'old-addon.cjs');
+  writeFileSync(path, 'module.exports = { writeSlots(fds, idx, bufs, n, written) { written.fill(0, 0, n); } };\n');
+  const r = loadNativeWriter(path);
+  assert.equal(r.writer, undefined);
+  assert.match(r.writer === undefined ? r.reason : '', /older build .*rebuild/);
 });
 
 test('writeSlots writes each slot\'s buffer to its descriptor and reports what the kernel took', async (t) => {
@@ -81,21 +94,42 @@ test('a full socket buffer: a partial write, then 0 (EAGAIN), never a block', as
   assert.ok(all.subarray(0, total).every((x) => x === 7), 'what was reported written arrived');
 });
 
-test('a closed or bad descriptor gets 0, and a descriptor that is not a socket gets write(2)', async (t) => {
+test('an error is -errno, told from EAGAIN (0): a bad descriptor gets -EBADF, a reset connection -EPIPE/-ECONNRESET', async (t) => {
   const w = nativeOrSkip(t);
   if (w === undefined) return;
   const written = new Int32Array(2);
-  const devnull = openSync('/dev/null', 'w');
-  t.after(() => closeSync(devnull));
-  w.writeSlots(Int32Array.of(1_000_000, devnull), Int32Array.of(0, 0), [Buffer.from('abc')], 2, written);
-  assert.deepEqual([...written], [0, 3]);
-  // a peer that reset the connection: EPIPE/ECONNRESET is 0, and no SIGPIPE kills the process
-  const a = await socketPair(t);
+  w.writeSlots(Int32Array.of(1_000_000, -1), Int32Array.of(0, 0), [Buffer.from('abc')], 2, written);
+  assert.deepEqual([...written], [-osConstants.errno.EBADF, -1]);
+  // a peer that reset the connection: an error, and no SIGPIPE kills the process
+  // (the server side does not read, or Node.js would meet the reset first and close the descriptor)
+  const a = await socketPair(t, { pauseOnConnect: true });
   a.client.resetAndDestroy();
   await new Promise((r) => setTimeout(r, 20));
   const out = new Int32Array(1);
-  for (let i = 0; i < 3; i++) w.writeSlots(Int32Array.of(a.fd), Int32Array.of(0), [Buffer.alloc(1000)], 1, out);
-  assert.equal(out[0], 0);
+  for (let i = 0; i < 3; i++) {
+    w.writeSlots(Int32Array.of(a.fd), Int32Array.of(0), [Buffer.alloc(1000)], 1, out);
+    assert.ok(out[0] === -osConstants.errno.EPIPE || out[0] === -osConstants.errno.ECONNRESET, `got ${out[0]}`);
+  }
+});
+
+test('a descriptor that is not a socket (a file, a pipe) is never written: -ENOTSOCK, 0 bytes', (t) => {
+  const w = nativeOrSkip(t);
+  if (w === undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'rtmp-native-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'not-a-socket');
+  const fd = openSync(file, 'w');
+  t.after(() => closeSync(fd));
+  // a pipe too (a FIFO, opened at both ends at once with O_RDWR)
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const pipeFd = openSync(fifo, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+  t.after(() => closeSync(pipeFd));
+  const written = new Int32Array(2);
+  w.writeSlots(Int32Array.of(fd, pipeFd), Int32Array.of(0, 0), [Buffer.from('media')], 2, written);
+  assert.deepEqual([...written], [-osConstants.errno.ENOTSOCK, -osConstants.errno.ENOTSOCK]);
+  assert.equal(statSync(file).size, 0, 'the file received nothing');
+  assert.throws(() => readSync(pipeFd, Buffer.alloc(16)), (e: unknown) => (e as { code?: unknown }).code === 'EAGAIN', 'the pipe received nothing');
 });
 
 test('wrong arguments throw a TypeError and write nothing', async (t) => {

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
+import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { loadNativeWriter, type NativeWriter } from '../../src/core/native.js';
 import { SocketOutput, WriteGroup } from '../../src/rtmp/output.js';
 
@@ -16,8 +20,8 @@ interface Pair {
   ended: Promise<void>;
 }
 
-async function pair(t: TestContext, opts: { paused?: boolean; allowHalfOpen?: boolean } = {}): Promise<Pair> {
-  const srv = net.createServer({ allowHalfOpen: opts.allowHalfOpen === true });
+async function pair(t: TestContext, opts: { paused?: boolean; allowHalfOpen?: boolean; pauseOnConnect?: boolean } = {}): Promise<Pair> {
+  const srv = net.createServer({ allowHalfOpen: opts.allowHalfOpen === true, pauseOnConnect: opts.pauseOnConnect === true });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as net.AddressInfo).port;
   const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
@@ -206,7 +210,7 @@ test(`end() inside a group writes the grouped bytes before the FIN; destroy() dr
   assert.equal(outB.bytesWritten, 0);
 });
 
-test('a peer that went away: direct writes fail quietly, the stream reports the error and closes the socket', async (t) => {
+test('a peer that went away: the failed write (or the read meeting the reset first) closes the socket with an error', async (t) => {
   // half-open allowed: the server side stays writable after the peer's FIN, so the writes meet the reset
   const p = await pair(t, { allowHalfOpen: true });
   const out = new SocketOutput(p.server);
@@ -221,7 +225,7 @@ test('a peer that went away: direct writes fail quietly, the stream reports the 
     await new Promise((r) => setTimeout(r, 5));
   }
   await closed;
-  assert.ok(errors.length >= 1 && errors.every((c) => c === 'EPIPE' || c === 'ECONNRESET'), `errors: ${errors.join(',')}`);
+  assert.ok(errors.length >= 1 && errors.every((c) => c === ErrorCode.WriteFailed || c === 'ECONNRESET'), `errors: ${errors.join(',')}`);
   out.write(pattern(0, 10)); // closed: ignored, no throw
 });
 
@@ -273,4 +277,147 @@ test(`a group of many players sharing buffers, some not reading: every byte arri
   for (const [i, o] of outs.entries()) assert.equal(o.bytesWritten, Buffer.concat(sent[i]!).length, `player ${i}: every byte counted once`);
   // one call per round that had a single-buffer slot: every round of the first phase, and the second's until its players lag
   if (w.native !== undefined) assert.ok(w.calls() >= 40 && w.calls() <= 56, `native calls: ${w.calls()}`);
+});
+
+/** The socket's descriptor number while it has one. */
+function fdOf(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle: { fd: number } | null })._handle?.fd;
+  assert.ok(typeof fd === 'number' && fd >= 0);
+  return fd;
+}
+
+/**
+ * Opens files in `dir` until one gets descriptor number `fd` (Linux gives the
+ * lowest free number: the ones below it that are free get taken first, then
+ * closed again). Returns that file's path and descriptor; throws if `fd` is not free.
+ */
+function openAs(t: TestContext, dir: string, fd: number): { path: string; fd: number } {
+  const extra: number[] = [];
+  try {
+    for (let i = 0; i < 1000; i++) {
+      const path = join(dir, `file-${i}`);
+      const got = openSync(path, 'w');
+      if (got === fd) {
+        t.after(() => closeSync(got));
+        return { path, fd: got };
+      }
+      extra.push(got);
+      if (got > fd) break;
+    }
+  } finally {
+    for (const e of extra) closeSync(e);
+  }
+  throw new Error(`descriptor ${fd} is not free`);
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rtmp-output-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+for (const w of writers())
+for (const mode of ['direct', 'group'] as const)
+test(`the peer's FIN: Node.js closes the descriptor before 'close'; a file that gets its number in the gap receives nothing (${w.name}, ${mode})`, async (t) => {
+  // allowHalfOpen false, as the server's: 'end', then Node.js ends and destroys the socket itself
+  const p = await pair(t);
+  const group = new WriteGroup({ native: w.native });
+  const out = new SocketOutput(p.server, { group });
+  const dir = tempDir(t);
+  out.write(pattern(0, 100));
+  await p.waitFor(100);
+  const fd = fdOf(p.server);
+  let closeEmitted = false;
+  p.server.once('close', () => (closeEmitted = true));
+  const write = (seed: number): void => {
+    if (mode === 'direct') {
+      out.write(pattern(seed, 1000));
+      return;
+    }
+    group.begin();
+    out.write(pattern(seed, 1000));
+    out.write(pattern(seed + 1, 10)); // a second buffer: the gathered (writev) slot
+    group.end();
+  };
+  const done = new Promise<{ path: string }>((resolve, reject) => {
+    p.server.once('finish', () =>
+      // the turn that emitted 'finish' destroys the socket next, synchronously: its descriptor is closed by this tick
+      process.nextTick(() => {
+        try {
+          assert.equal(p.server.destroyed, true);
+          assert.equal(closeEmitted, false, "'close' comes later");
+          const file = openAs(t, dir, fd);
+          write(1);
+          // the hub's flush runs in the check phase, still before 'close'
+          setImmediate(() => {
+            try {
+              assert.equal(closeEmitted, false, "still before 'close'");
+              write(3);
+              resolve(file);
+            } catch (e) {
+              reject(e instanceof Error ? e : new Error(String(e)));
+            }
+          });
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      }),
+    );
+  });
+  p.client.end(); // the FIN
+  const file = await done;
+  assert.equal(statSync(file.path).size, 0, 'the file that took the number received no media');
+  assert.equal(out.queuedBytes(), 0);
+  out.write(pattern(5, 10)); // closed: ignored
+  assert.equal(statSync(file.path).size, 0);
+});
+
+for (const w of writers())
+test(`a socket destroyed behind the output's back while its group slot waits: the slot is dropped, the descriptor's new owner receives nothing (${w.name})`, async (t) => {
+  const a = await pair(t);
+  const b = await pair(t);
+  const group = new WriteGroup({ native: w.native });
+  const outA = new SocketOutput(a.server, { group });
+  const outB = new SocketOutput(b.server, { group });
+  const dir = tempDir(t);
+  const fd = fdOf(a.server);
+  group.begin();
+  outA.write(pattern(1, 500));
+  outB.write(pattern(1, 500));
+  a.server.destroy(); // not through the output: a timeout, an error, another module
+  const file = openAs(t, dir, fd);
+  group.end();
+  assert.equal(fstatSync(file.fd).size, 0, 'the file that took the number received nothing');
+  assert.ok((await b.waitFor(500)).equals(pattern(1, 500)), 'the other player got its bytes');
+  assert.equal(outA.bytesWritten, 0);
+});
+
+for (const w of writers())
+for (const mode of ['direct', 'group'] as const)
+test(`a write that fails (EPIPE/ECONNRESET) destroys the socket with ${ErrorCode.WriteFailed}; nothing is handed to the stream (${w.name}, ${mode})`, async (t) => {
+  // the server side does not read: the reset is met by the write, not by a read
+  const p = await pair(t, { pauseOnConnect: true, allowHalfOpen: true });
+  const group = new WriteGroup({ native: w.native });
+  const out = new SocketOutput(p.server, { group });
+  const errors: unknown[] = [];
+  p.server.on('error', (e) => errors.push(e));
+  const closed = new Promise((r) => p.server.once('close', r));
+  p.client.resetAndDestroy();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(p.server.destroyed, false);
+  if (mode === 'direct') {
+    out.write(pattern(1, 1000));
+  } else {
+    group.begin();
+    out.write(pattern(1, 1000));
+    group.end();
+  }
+  assert.equal(p.server.destroyed, true, 'destroyed at once');
+  assert.equal(p.server.writableLength, 0, 'nothing was handed to the stream');
+  await closed;
+  assert.equal(errors.length, 1);
+  const e = errors[0];
+  assert.ok(isServerError(e, ErrorCode.WriteFailed), String(e));
+  assert.match(e.message, /EPIPE|ECONNRESET/);
+  assert.equal(out.bytesWritten, 0);
 });
