@@ -197,6 +197,14 @@ interface Crash {
   readonly lastLog: string;
 }
 
+/** Server processes still running: killed when this tool exits, however it exits. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
 class ServerProcess {
   child: ChildProcess | undefined;
   instance = 0;
@@ -205,6 +213,8 @@ class ServerProcess {
   private stopping = false;
   onExit: () => void = () => {};
   currentCase: number | undefined;
+  lastCase: number | undefined;
+  lastCaseEnd = -Infinity;
 
   constructor(
     readonly configFile: string,
@@ -230,12 +240,17 @@ class ServerProcess {
     });
     closeSync(fd);
     this.child = child;
+    children.add(child);
     this.alive = true;
     const instance = this.instance;
     child.on('exit', (code, signal) => {
+      children.delete(child);
       this.alive = false;
       if (this.stopping) return;
-      const crash: Crash = { at: clock(), instance, code, signal, duringCase: this.currentCase, lastLog: lastLines(this.logFile(instance), 3) };
+      const at = clock();
+      // a crash up to 3 s after a case ended is put down to it (the server may die on what the case left behind)
+      const duringCase = this.currentCase ?? (at - this.lastCaseEnd < 3000 ? this.lastCase : undefined);
+      const crash: Crash = { at, instance, code, signal, duringCase, lastLog: crashText(this.logFile(instance)) };
       this.crashes.push(crash);
       line(`SERVER DIED (instance ${instance}, code ${code}, signal ${signal}) during case ${crash.duringCase ?? '-'}: ${crash.lastLog}`);
       this.onExit();
@@ -268,6 +283,21 @@ function portOpen(port: number): Promise<boolean> {
     });
     s.on('error', () => resolve(false));
   });
+}
+
+/** What a dead Node.js process printed last: the error line and its first frame (else the last log lines). */
+function crashText(file: string): string {
+  let lines: string[];
+  try {
+    lines = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-60);
+  } catch {
+    return '';
+  }
+  const plain = lines.filter((l) => !l.startsWith('{'));
+  const i = plain.findIndex((l) => /^\S*Error\b.*:|^\s*\w*Error:/.test(l));
+  if (i < 0) return lastLines(file, 3);
+  const frame = plain.slice(i + 1).find((l) => /^\s+at /.test(l));
+  return `${plain[i]!.trim().slice(0, 200)}${frame !== undefined ? ` ${frame.trim()}` : ''}`;
 }
 
 function lastLines(file: string, n: number): string {
@@ -389,7 +419,7 @@ class LoopProbe {
       if (this.inFlightSince !== undefined) return;
       const at = clock();
       this.inFlightSince = at;
-      httpGet(this.port, '/stat', {}, 30_000).then(
+      httpGet(this.port, '/stat', {}, 600_000).then(
         (r) => this.done(at, r.ms, r.status === 200),
         () => this.done(at, clock() - at, false),
       );
@@ -604,7 +634,11 @@ async function main(argv: readonly string[]): Promise<number> {
       const r = await runCase(c, env, round, args.caseTimeout * 1000, endAt);
       const stall = probe?.maxBetween(r.startedAt, r.startedAt + r.ms) ?? NaN;
       runningCase = undefined;
-      if (server !== undefined) server.currentCase = undefined;
+      if (server !== undefined) {
+        server.currentCase = undefined;
+        server.lastCase = c.id;
+        server.lastCaseEnd = clock();
+      }
       const died = server !== undefined && server.crashes.some((x) => x.at >= r.startedAt && x.at <= r.startedAt + r.ms + 500);
       const run: CaseRun = died ? { ...r, outcome: `SERVER DIED (${r.outcome})` } : r;
       casesRan.push(run);

@@ -407,8 +407,9 @@ const scriptBomb: HostileCase = {
     const player = await ctx.client();
     let biggest = 0;
     let dataMessages = 0;
+    let armed = false;
     player.onMedia = (m, len) => {
-      if (m.type === MessageType.DataAmf0 || m.type === MessageType.DataAmf3) {
+      if (armed && (m.type === MessageType.DataAmf0 || m.type === MessageType.DataAmf3)) {
         dataMessages++;
         biggest = Math.max(biggest, len);
       }
@@ -416,9 +417,11 @@ const scriptBomb: HostileCase = {
     await player.play(name);
     const payload = scriptBombPayload();
     const rss0 = ctx.rss();
+    await sleep(200);
+    armed = true;
     pub.send({ csid: 5, type: MessageType.DataAmf3, streamId: id, timestamp: 0, payload });
     await until(() => pub.closed || player.closed || dataMessages > 0, ctx.left(5000));
-    await sleep(300);
+    await sleep(Math.min(ctx.left(), 1000));
     ctx.note(`sent ${payload.length} B; player got ${dataMessages} data message(s), largest ${biggest} B; RSS ${mib(rss0)} -> ${mib(ctx.rss())}`);
     if (pub.closed) return player.closed ? 'publisher and player cut off' : 'publisher cut off';
     if (player.closed) return 'PLAYER cut off, publisher kept';
