@@ -335,6 +335,7 @@ class Healthy {
 
   async start(): Promise<void> {
     this.workerError = undefined;
+    const startedAt = clock();
     const pub = new Publisher({ appUrl: this.appUrl, name: this.name, media: this.media, onError: (e) => line(`healthy publisher: ${e.message}`) });
     await pub.start();
     this.publisher = pub;
@@ -366,9 +367,9 @@ class Healthy {
     this.handle = h;
     await waitFor([h], this.inbox, 'ready', 30_000, () => this.workerError);
     worker.postMessage({ kind: 'start', rampStart: clock() + 100 });
-    const end = clock() + rampMs + 15_000;
+    const end = clock() + rampMs + 12_000;
     while (clock() < end && h.lastTick.connected + h.lastTick.failed < this.players) await sleep(100);
-    line(`healthy: publisher at ${(this.media.bitrate / 1e6).toFixed(2)} Mbit/s, ${h.lastTick.connected}/${this.players} players playing, ${h.lastTick.failed} failed`);
+    line(`healthy (${((clock() - startedAt) / 1000).toFixed(1)} s): publisher at ${(this.media.bitrate / 1e6).toFixed(2)} Mbit/s, ${h.lastTick.connected}/${this.players} players playing, ${h.lastTick.failed} failed`);
     await sleep(1000);
     worker.postMessage({ kind: 'windowStart' });
     this.windowOpen = true;
@@ -431,10 +432,10 @@ class LoopProbe {
     this.probes.push({ at, ms, ok });
   }
 
-  /** The slowest answer of a probe sent in [from, to], a probe still waiting counted so far. */
+  /** The slowest answer of a probe that was waiting at some time in [from, to], a probe still waiting counted so far. */
   maxBetween(from: number, to: number): number {
     let m = 0;
-    for (const p of this.probes) if (p.at >= from - 1000 && p.at <= to) m = Math.max(m, p.ms);
+    for (const p of this.probes) if (p.at <= to && p.at + p.ms >= from) m = Math.max(m, p.ms);
     if (this.inFlightSince !== undefined && this.inFlightSince <= to) m = Math.max(m, clock() - this.inFlightSince);
     return m;
   }
@@ -563,11 +564,12 @@ async function main(argv: readonly string[]): Promise<number> {
         return;
       }
       restarting = (async () => {
+        const r0 = clock();
         await healthy.stop().catch(() => undefined);
         line('restarting the server');
         await srv.start();
+        line(`server pid ${srv.pid} (instance ${srv.instance}) ready after ${((clock() - r0) / 1000).toFixed(1)} s`);
         await healthy.start();
-        line(`server pid ${srv.pid} (instance ${srv.instance})`);
       })().catch((e: unknown) => {
         stopReason = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
       });
@@ -609,7 +611,8 @@ async function main(argv: readonly string[]): Promise<number> {
       last = now;
       line(
         `sample: server ${s.alive ? 'alive' : 'DEAD'}, RSS ${fmt(s.rssKiB / 1024, 1)} MiB, players ${s.connected}/${args.players} ratio ${fmt(s.ratio, 3)} lag p99 ${fmt(s.lagP99, 0)} ms` +
-          ` (worst player ${fmt(s.perPlayerP99Max, 0)}), gaps ${s.gapEpisodes}, /stat max ${fmt(s.probeMaxMs, 0)} ms, cases ${s.cases || '-'}`,
+          ` (worst player ${fmt(s.perPlayerP99Max, 0)}), gaps ${s.gapEpisodes}, /stat max ${fmt(s.probeMaxMs, 0)} ms, cases ${s.cases || '-'}` +
+          (w !== undefined && Object.keys(w.failures).length > 0 ? `; players' failures so far: ${JSON.stringify(w.failures)}` : ''),
       );
     }
   })();
@@ -661,7 +664,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const verdicts: string[] = [];
   out.push(`hostile soak: ${((clock() - startAt) / 60_000).toFixed(1)} min${stopReason !== undefined ? ` (stopped early: ${stopReason})` : ''}, ${args.players} healthy players of ${(media.bitrate / 1e6).toFixed(2)} Mbit/s, warm-up ${warmupMs / 1000} s, ${round} round(s) of ${selected.length} cases`);
   out.push(`crashes: ${crashes.length}${server === undefined ? ' (attached: not watched)' : ''}`);
-  for (const c of crashes) out.push(`  at ${((c.at - startAt) / 1000).toFixed(0)} s, instance ${c.instance}, during case ${c.duringCase ?? '-'}: exit code ${c.code}, signal ${c.signal}; last log: ${c.lastLog}`);
+  for (const c of crashes) out.push(`  at ${((c.at - t0) / 1000).toFixed(1)} s (the progress lines' clock), instance ${c.instance}, during case ${c.duringCase ?? '-'}: exit code ${c.code}, signal ${c.signal}; last log: ${c.lastLog}`);
   if (crashes.length > 0) verdicts.push(`${crashes.length} crash(es)`);
   if (!finalAlive) verdicts.push('server not alive at the end');
 

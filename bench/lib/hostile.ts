@@ -691,7 +691,8 @@ const proxySpoof: HostileCase = {
     try {
       c = await RawConn.open(ctx, { port: ctx.env.proxyPort!, prefix });
     } catch (e) {
-      return `refused (${e instanceof Error ? e.message : String(e)})`;
+      ctx.note(e instanceof Error ? e.message : String(e));
+      return 'refused';
     }
     await c.send(c.connectMessage(ctx.env.app));
     const r = await c.reply(1, ctx.left(5000));
@@ -723,14 +724,16 @@ const execNames: HostileCase = {
       await sleep(Math.min(ctx.left(), 800));
       out.push(existsSync(escaped) ? 'REDIRECT ESCAPED its directory' : 'publish accepted, no escape');
     } catch (e) {
-      out.push(`'?../' refused (${e instanceof Error ? e.message.slice(0, 50) : String(e)})`);
+      out.push("'?../' refused");
+      ctx.note(`'?../': ${e instanceof Error ? e.message.slice(0, 100) : String(e)}`);
     }
     rmSync(escaped, { force: true });
     try {
       await ctx.publisher(`-soak-${ctx.round}`);
       out.push("'-name' accepted");
-    } catch {
+    } catch (e) {
       out.push("'-name' refused");
+      ctx.note(`'-name': ${e instanceof Error ? e.message.slice(0, 100) : String(e)}`);
     }
     return out.join(', ');
   },
