@@ -678,8 +678,10 @@ async function main(argv: readonly string[]): Promise<number> {
     const rss = ss.map((s) => s.rssKiB / 1024);
     const firstT = ss[0]!.t;
     const lastT = ss[ss.length - 1]!.t;
-    const firstMin = mean(ss.filter((s) => s.t < firstT + 60_000).map((s) => s.rssKiB / 1024));
-    const lastMin = mean(ss.filter((s) => s.t > lastT - 60_000).map((s) => s.rssKiB / 1024));
+    // the first and the last minute; in a run shorter than two minutes, the first and the last half
+    const span = Math.min(60_000, (lastT - firstT) / 2);
+    const firstMin = mean(ss.filter((s) => s.t <= firstT + span).map((s) => s.rssKiB / 1024));
+    const lastMin = mean(ss.filter((s) => s.t >= lastT - span).map((s) => s.rssKiB / 1024));
     const growth = ((lastMin - firstMin) / firstMin) * 100;
     const sl = slope(
       ss.map((s) => s.t / 60_000),
@@ -687,7 +689,7 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     out.push(
       `RSS (instance ${inst}, ${ss.length} samples after the warm-up): first ${fmt(rss[0], 1)}, last ${fmt(rss[rss.length - 1], 1)}, min ${fmt(Math.min(...rss), 1)}, max ${fmt(Math.max(...rss), 1)} MiB;` +
-        ` first minute mean ${fmt(firstMin, 1)}, last minute mean ${fmt(lastMin, 1)} (${growth >= 0 ? '+' : ''}${fmt(growth, 1)} %); slope ${fmt(sl, 2)} MiB/min`,
+        ` first ${fmt(span / 1000, 0)} s mean ${fmt(firstMin, 1)}, last ${fmt(span / 1000, 0)} s mean ${fmt(lastMin, 1)} (${growth >= 0 ? '+' : ''}${fmt(growth, 1)} %); slope ${fmt(sl, 2)} MiB/min`,
     );
     if (growth > args.maxRssGrowth) verdicts.push(`RSS grew ${fmt(growth, 1)} % (> ${args.maxRssGrowth} %) on instance ${inst}`);
   }
@@ -725,7 +727,7 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const r of runs) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const stall = Math.max(...runs.map((r) => probe?.maxBetween(r.startedAt, r.startedAt + r.ms) ?? NaN));
     out.push(
-      `  ${String(c.id).padStart(2)} ${c.title}: ${runs.length} run(s), ${[...counts].map(([k, v]) => `${v}x ${k}`).join('; ')}; longest ${Math.round(Math.max(...runs.map((r) => r.ms)))} ms, slowest /stat during it ${fmt(stall, 0)} ms`,
+      `  ${String(c.id).padStart(2)} ${c.title}: ${runs.length} run(s), ${[...counts].map(([k, v]) => `${v}x ${k}`).join('; ')}; longest ${Math.round(Math.max(...runs.map((r) => r.ms)))} ms, slowest /stat answer overlapping it ${fmt(stall, 0)} ms`,
     );
   }
   out.push(`verdict: ${verdicts.length === 0 ? 'PASS' : `FAIL: ${verdicts.join('; ')}`}`);

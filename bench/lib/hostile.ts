@@ -782,12 +782,16 @@ const timestampJump: HostileCase = {
     let afterJump = 0;
     let jumpSeen = false;
     const seen: number[] = [];
+    /** timestamps of the frames after the jump frame */
+    const after = new Set<number>();
     player.onMedia = (m) => {
       if (m.type !== TagType.Video) return;
       video++;
       if (seen.length < 4) seen.push(m.timestamp);
-      if (jumpSeen) afterJump++;
-      else if (m.timestamp >= 0xffff0000) jumpSeen = true;
+      if (jumpSeen) {
+        afterJump++;
+        after.add(m.timestamp);
+      } else if (m.timestamp >= 0xffff0000) jumpSeen = true;
     };
     await player.play(name);
     const key = media.tags.find((t) => t.type === TagType.Video && isVideoKeyframe(t.data));
@@ -803,11 +807,13 @@ const timestampJump: HostileCase = {
     }
     await sleep(300);
     ctx.note(
-      `player: ${video} video frames, jump ${jumpSeen ? 'seen' : 'not seen'}, ${afterJump} after it, first timestamps ${seen.map((t) => `0x${t.toString(16)}`).join(',')};` +
+      `player: ${video} video frames, jump ${jumpSeen ? 'seen' : 'not seen'}, ${afterJump} after it with ${after.size} distinct timestamps, first timestamps ${seen.map((t) => `0x${t.toString(16)}`).join(',')};` +
         ` publisher ${pub.closed ? 'cut off' : 'kept'}, player ${player.closed ? 'cut off' : 'kept'}`,
     );
     if (pub.closed) return 'publisher cut off';
-    return video > 10 ? `player fed after the jump${jumpSeen ? '' : ' (jump frame not forwarded)'}` : 'PLAYER STALLED';
+    if (video <= 10) return 'PLAYER STALLED';
+    if (jumpSeen && afterJump > 10 && after.size <= 2) return 'player fed, TIMESTAMPS FROZEN at the jump';
+    return `player fed, timestamps advancing${jumpSeen ? '' : ' (jump frame not forwarded)'}`;
   },
 };
 
