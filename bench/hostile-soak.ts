@@ -730,6 +730,9 @@ async function main(argv: readonly string[]): Promise<number> {
       `  ${String(c.id).padStart(2)} ${c.title}: ${runs.length} run(s), ${[...counts].map(([k, v]) => `${v}x ${k}`).join('; ')}; longest ${Math.round(Math.max(...runs.map((r) => r.ms)))} ms, slowest /stat answer overlapping it ${fmt(stall, 0)} ms`,
     );
   }
+  // outcomes in capitals are what issue 13 calls findings: reported, not part of the verdict
+  const findings = [...new Set(casesRan.filter((r) => /[A-Z]{4,}/.test(r.outcome.replace(/NetStream\S*|ERR_\S*/g, ''))).map((r) => `${r.id}: ${r.outcome}`))];
+  out.push(`findings (outcomes in capitals; not part of the verdict): ${findings.length === 0 ? 'none' : findings.join(' | ')}`);
   out.push(`verdict: ${verdicts.length === 0 ? 'PASS' : `FAIL: ${verdicts.join('; ')}`}`);
   const summary = out.join('\n');
   process.stdout.write(`${summary}\n`);
