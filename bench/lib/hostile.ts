@@ -477,8 +477,8 @@ const floodWhileHookPending: HostileCase = {
     const a = await RawConn.open(ctx);
     await a.send(a.connectMessage(ctx.env.app, { flashVer: `FMLE/3.0 (${SLOW_CONNECT_MARK})` }));
     await emptyMessageFlood(ctx, a, FLOOD_EMPTY, FLOOD_SMALL);
-    const rssA = ctx.rss();
     const ra = await a.reply(1, ctx.left(12_000));
+    const rssA = ctx.rss();
     ctx.note(`on_connect flood: ${FLOOD_EMPTY} empty + ${FLOOD_SMALL} 1-byte messages; RSS ${mib(rss0)} -> ${mib(rssA)}; connect: ${ra?.name ?? a.describeEnd()}`);
     a.socket.destroy();
     // b: publish, whose on_publish the webhook server holds
@@ -657,7 +657,8 @@ const finAfterPlay: HostileCase = {
       for (const c of live) c.destroy();
     }
     ctx.note(`${total} half-closed players, ${closedByServer} closed by the server within 3 s, ${failed} failed to connect`);
-    return closedByServer === total ? 'all closed by the server' : `${total - closedByServer} HALF-OPEN PLAYERS KEPT`;
+    if (total === 0) return 'NO PLAYER COULD CONNECT';
+    return closedByServer === total ? 'all closed by the server' : 'HALF-OPEN PLAYERS KEPT';
   },
 };
 
@@ -857,7 +858,9 @@ export async function runCase(c: HostileCase, env: HostileEnv, round: number, ti
       }),
     ]);
   } catch (e) {
-    outcome = `error: ${(e instanceof Error ? e.message : String(e)).replace(/\d+/g, 'N').slice(0, 80)}`;
+    const msg = e instanceof Error ? e.message : String(e);
+    // our connects time out only when the server does not answer (a refusal closes the socket)
+    outcome = /handshake timed out|took more than|within \d+ ms/.test(msg) ? 'SERVER UNRESPONSIVE (connect timed out)' : `error: ${msg.replace(/\d+/g, 'N').slice(0, 80)}`;
     ctx.note(e instanceof Error ? e.message : String(e));
   } finally {
     if (timer !== undefined) clearTimeout(timer);
