@@ -145,7 +145,7 @@ function emptyReport(args: LoadArgs, mode: LoadReport['mode'], media: LoopMedia)
 }
 
 /** A video timestamp jump above this is a drop episode: two of the file's largest frame intervals, at least 100 ms. */
-function gapThreshold(media: LoopMedia): number {
+export function gapThreshold(media: LoopMedia): number {
   const g = Number.isFinite(media.maxVideoGapMs) ? media.maxVideoGapMs : media.videoFrameMs;
   return Math.max(100, Math.round(2 * g));
 }
@@ -157,20 +157,20 @@ function gapThreshold(media: LoopMedia): number {
  * Node 20 does not carry `--import tsx` into worker threads: a TypeScript
  * worker is started through a small bootstrap that registers tsx first.
  */
-function startWorker(url: URL, init: WorkerInit): Worker {
+export function startWorker(url: URL, init: WorkerInit): Worker {
   if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: init });
   const tsx = import.meta.resolve('tsx/esm/api');
   const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
   return new Worker(code, { eval: true, workerData: init });
 }
 
-interface WorkerHandle {
+export interface WorkerHandle {
   readonly worker: Worker;
   readonly index: number;
   lastTick: FromWorker & { kind: 'tick' };
 }
 
-function waitFor<T extends FromWorker['kind']>(
+export function waitFor<T extends FromWorker['kind']>(
   handles: readonly WorkerHandle[],
   inbox: Map<number, FromWorker[]>,
   kind: T,
@@ -207,7 +207,7 @@ function waitFor<T extends FromWorker['kind']>(
  * it starts listening (clients wait meanwhile), and its memory is what it is
  * after the warm-up's collection only then. Returns the ms waited.
  */
-async function serverReady(url: string, timeoutMs: number): Promise<number> {
+export async function serverReady(url: string, timeoutMs: number): Promise<number> {
   const t0 = clock();
   const { appUrl } = splitStreamUrl(url);
   const c = await RtmpClient.connect(appUrl, { timeout: timeoutMs });
