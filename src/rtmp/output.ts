@@ -58,13 +58,24 @@ export interface SocketOutputOptions {
    */
   readonly native?: boolean;
   /**
-   * Cap on queuedBytes(): when a write queues past it, the output drops
-   * everything and closes, and onOverflow is called once, on the next tick
-   * (never inside the writer's call). Default: no cap.
+   * Cap on what waits for the peer: queuedBytes() plus QUEUED_BUFFER_COST for
+   * every buffer waiting (a peer that never reads our small replies costs far
+   * more memory than their bytes). When a write queues past it, the output
+   * drops everything and closes, and onOverflow is called once, on the next
+   * tick (never inside the writer's call). Default: no cap.
    */
   readonly maxQueuedBytes?: number;
   readonly onOverflow?: (queuedBytes: number) => void;
 }
+
+/**
+ * What one queued buffer costs beyond its bytes, as the output cap counts it:
+ * the Buffer object and its backing store's header, its slot in our queue, and
+ * Node.js's write request when it sits in the socket's stream. A client that
+ * sends pings and never reads makes 18-byte replies; counted by bytes alone,
+ * 16 MiB of them would hold over 100 MiB.
+ */
+export const QUEUED_BUFFER_COST = 128;
 
 /**
  * One write(2) / writev(2) on a non-blocking descriptor: the bytes the kernel
@@ -298,6 +309,8 @@ export class SocketOutput {
   /** direct writes the kernel did not take whole (the rest went to the stream) */
   shortWrites = 0;
   private readonly maxQueued: number;
+  /** socket.write() calls whose bytes may still sit in the socket's stream (for the cap's per-buffer cost) */
+  private streamWrites = 0;
   private readonly onOverflow: ((queuedBytes: number) => void) | undefined;
 
   constructor(
@@ -334,18 +347,19 @@ export class SocketOutput {
     if (this.corks > 0) {
       this.pending.push(buf);
       this.pendingBytes += buf.length;
-      if (this.pendingBytes + this.backlogBytes > this.maxQueued) this.overflow();
+      if (this.overCap()) this.overflow();
       return;
     }
     if (this.fd < 0) {
       this.socket.write(buf);
-      if (this.socket.writableLength > this.maxQueued) this.overflow();
+      this.streamWrites++;
+      if (this.overCap()) this.overflow();
       return;
     }
     if (this.streamed) {
       this.backlog.push(buf);
       this.backlogBytes += buf.length;
-      if (this.backlogBytes > this.maxQueued) this.overflow();
+      if (this.overCap()) this.overflow();
       return;
     }
     const g = this.group;
@@ -425,6 +439,17 @@ export class SocketOutput {
    * fan-out). Checked where bytes queue: counters only, the stream's length
    * only once per episode (toStream) or without a descriptor.
    */
+  /** Past the cap: what waits (bytes, and QUEUED_BUFFER_COST per buffer) exceeds maxQueuedBytes. */
+  private overCap(): boolean {
+    let cost = this.pendingBytes + this.backlogBytes + (this.pending.length + this.backlog.length) * QUEUED_BUFFER_COST;
+    if (this.streamed || this.fd < 0) {
+      const inStream = this.socket.writableLength;
+      if (inStream === 0) this.streamWrites = 0;
+      cost += inStream + this.streamWrites * QUEUED_BUFFER_COST;
+    }
+    return cost > this.maxQueued;
+  }
+
   private overflow(): void {
     if (this.closed) return;
     const queued = this.queuedBytes();
@@ -464,7 +489,8 @@ export class SocketOutput {
       this.socket.cork();
       for (let i = 0; i < list.length; i++) this.socket.write(list[i]!);
       this.socket.uncork();
-      if (this.socket.writableLength > this.maxQueued) this.overflow();
+      this.streamWrites += list.length;
+      if (this.overCap()) this.overflow();
       return;
     }
     if (!this.confirm()) return;
@@ -473,7 +499,7 @@ export class SocketOutput {
         this.backlog.push(list[i]!);
         this.backlogBytes += list[i]!.length;
       }
-      if (this.backlogBytes > this.maxQueued) this.overflow();
+      if (this.overCap()) this.overflow();
       return;
     }
     let n = tryWritev(this.fd, list);
@@ -502,12 +528,14 @@ export class SocketOutput {
     for (let i = 0; i < last; i++) this.socket.write(rest[i]!);
     this.socket.write(rest[last]!, this.onStreamFlushed);
     if (last > 0) this.socket.uncork();
-    if (this.socket.writableLength + this.backlogBytes > this.maxQueued) this.overflow();
+    this.streamWrites += rest.length;
+    if (this.overCap()) this.overflow();
   }
 
   /** The stream wrote what it was given: the backlog leaves in one writev(2) (or goes to the stream again). */
   private streamFlushed(err?: Error | null): void {
     this.streamed = false;
+    this.streamWrites = 0;
     if (err != null || this.closed) return;
     const list = this.backlog;
     if (list.length === 0) return;

@@ -421,3 +421,25 @@ test(`a write that fails (EPIPE/ECONNRESET) destroys the socket with ${ErrorCode
   assert.match(e.message, /EPIPE|ECONNRESET/);
   assert.equal(out.bytesWritten, 0);
 });
+
+for (const direct of [true, false]) {
+  test(`the output cap counts every queued buffer, not only its bytes: a peer that never reads 18-byte replies is cut off long before they hold the cap's bytes (${direct ? 'direct' : 'stream'} writes)`, async (t) => {
+    const p = await pair(t, { paused: true });
+    const cap = 32 * 1024 * 1024;
+    let overflowed: number | undefined;
+    const out = new SocketOutput(p.server, { direct, maxQueuedBytes: cap, onOverflow: (q) => (overflowed = q) });
+    // fill the kernel's buffers first (loopback takes a few MiB): what follows waits in our queue
+    out.write(Buffer.alloc(12 * 1024 * 1024));
+    const reply = Buffer.alloc(18, 1);
+    let writes = 0;
+    // by bytes alone, the cap would take well over 1.1 million of these replies
+    for (; writes < 400_000 && overflowed === undefined; writes++) {
+      out.write(reply);
+      if (writes % 1000 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.notEqual(overflowed, undefined, `the output overflowed (${writes} replies written)`);
+    // at 128 per buffer the replies' cost reached the cap while their bytes were a fraction of it
+    assert.ok(overflowed! < cap / 2, `cut with ${overflowed} bytes queued`);
+  });
+}
