@@ -2,13 +2,12 @@ import net from 'node:net';
 import { addressSetMatcher } from './core/address.js';
 import { ErrorCode, ServerError, describeError, isServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
-import { AppChain, type AppModule, type ModuleDeps, type PlayContext, type PublishContext, type SessionInfo } from './app/chain.js';
-import { applyMetaMode } from './app/meta.js';
+import { AppChain, type AppModule, type ModuleDeps, type PublishContext, type SessionInfo } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
-import { checkStreamName } from './app/names.js';
+import { LiveModule } from './app/live.js';
+import { StreamService, type Application, type Publishing } from './app/service.js';
 import { streamOptionsFor } from './app/stream-options.js';
 import type { ApplicationConfig, ListenSpec, RtmpServerConfig, ServerConfig } from './config/types.js';
-import { FrameKind } from './live/frame.js';
 import { HttpFrontend, sameListen, type HttpReload } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
@@ -21,7 +20,6 @@ import { defaultConfig } from './config/default.js';
 import { silentLogger } from './core/log.js';
 import { ByteReader, ByteWriter } from './core/bytes.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
-import type { LiveStream, PublisherInfo, StreamOptions } from './live/stream.js';
 import {
   DEFAULT_CONNECTION_OPTIONS,
   RtmpConnection,
@@ -34,13 +32,6 @@ import {
   type PublishHandle,
   type PublishInfo,
 } from './rtmp/connection.js';
-
-/** One configured application, its chain built once per configuration. */
-interface Application {
-  readonly config: ApplicationConfig;
-  readonly chain: AppChain;
-  readonly streamOptions: StreamOptions;
-}
 
 /** Everything one `server {}` block needs at run time; replaced whole on reload. */
 interface BuiltBlock {
@@ -122,6 +113,8 @@ export class RtmpServer {
   /** media fanned out in one event-loop turn is written after the fan-out, one system call per player */
   private readonly writeGroup: WriteGroup;
   readonly hub: LiveHub;
+  /** publish and play for every protocol, through each application's chain */
+  readonly service = new StreamService();
   /** the native fan-out writer, or why it is not used */
   private readonly native: NativeWriterLoad;
   /** one read buffer for every connection (shared_read), where the native addon can dup(2) */
@@ -569,20 +562,22 @@ export class RtmpServer {
 
   private buildBlock(config: RtmpServerConfig): BuiltBlock {
     const apps = new Map<string, Application>();
+    const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);
+    const readerLimits: ReaderLimits = { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 };
     for (const a of config.applications) {
       // modules get their own chain late: it is built from them
-      const ref: { chain?: AppChain } = {};
-      const modules = this.options.modules?.(a, { hub: this.hub, logger: this.log.child({ app: a.name }), chain: () => ref.chain }) ?? [];
-      const chain = new AppChain(modules);
-      ref.chain = chain;
+      const ref: { app?: Application } = {};
+      const logger = this.log.child({ app: a.name });
+      const publisher = { publish: (session: SessionInfo, req: { name: string; query: string; type: PublishContext['type'] }): Promise<Publishing> => this.service.publish(ref.app!, session, req) };
+      const modules = this.options.modules?.(a, { hub: this.hub, logger, publisher: () => (ref.app === undefined ? undefined : publisher) }) ?? [];
+      const streamOptions = streamOptionsFor(a);
+      // the live step is the chain's last member (src/app/live.ts)
+      const chain = new AppChain([...modules, new LiveModule(a, this.hub, streamOptions, logger)]);
       this.chains.set(chain, { users: 0, retired: false });
-      apps.set(a.name, {
-        config: a,
-        chain,
-        streamOptions: streamOptionsFor(a),
-      });
+      const app: Application = { config: a, chain, streamOptions, readerLimits, maxScriptData: config.maxMessage };
+      ref.app = app;
+      apps.set(a.name, app);
     }
-    const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);
     return {
       config,
       apps,
@@ -602,7 +597,7 @@ export class RtmpServer {
         maxOutputBytes: maxOutputBytes(outQueueBytes, config.maxMessage),
         ...(config.realIpFrom !== undefined && config.realIpFrom.length > 0 ? { trustedProxy: addressSetMatcher(config.realIpFrom, 'set_real_ip_from') } : {}),
       },
-      readerLimits: { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 },
+      readerLimits,
     };
   }
 
@@ -673,6 +668,7 @@ export class RtmpServer {
       use.users++;
       const session: SessionInfo = {
         id: conn.id,
+        protocol: 'rtmp',
         remoteAddress: conn.remoteAddress,
         app: info.app,
         query: info.query,
@@ -681,16 +677,17 @@ export class RtmpServer {
         swfUrl: info.swfUrl,
         pageUrl: info.pageUrl,
         log: conn.log,
+        stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
       };
       try {
-        await app.chain.connect({ session });
+        await this.service.connect(app, session);
       } catch (e) {
         this.releaseChain(app.chain, 1);
         throw e;
       }
       if (this.sessions.get(conn) !== s) {
         // the client left while the chain decided: closed() found no application to release
-        app.chain.disconnect(session);
+        this.service.disconnect(app, session);
         this.releaseChain(app.chain, 1);
         throw serverError(ErrorCode.ClientClosed, 'the client left during connect');
       }
@@ -700,94 +697,40 @@ export class RtmpServer {
 
     publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
       const { app, info } = this.session(conn);
-      checkStreamName(req.name);
-      const ctx: PublishContext = { session: info, name: req.name, query: req.query, type: req.type };
-      // a refusal (here or by a module) undoes the modules that let it through
-      await app.chain.publish(ctx, () => void checkStreamName(ctx.name));
-      const pub: PublisherInfo = {
-        id: conn.id,
-        remote: conn.remote,
-        stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
-      };
-      const live = app.config.live;
-      let stream: LiveStream;
-      try {
-        stream = this.hub.publish(info.app, ctx.name, pub, app.streamOptions);
-      } catch (e) {
-        app.chain.publishDone(ctx, true);
-        throw e;
-      }
-      if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, stream);
-      app.chain.published(ctx, stream);
-      let open = true;
-      // drop_idle_publisher: a publisher that sends no audio/video for that long is disconnected
-      const idleCheck =
-        live.dropIdlePublisher > 0
-          ? setInterval(() => {
-              if (Date.now() - stream.stats.lastMediaAt > live.dropIdlePublisher) pub.stop(`no media for ${live.dropIdlePublisher} ms (drop_idle_publisher)`);
-            }, Math.min(1000, live.dropIdlePublisher)).unref()
-          : undefined;
-      return {
-        media: (kind: number, timestamp: number, payload: Buffer) => {
-          if (kind === FrameKind.Audio || kind === FrameKind.Video) stream.pushMedia(kind, timestamp, payload);
-          else if (kind === FrameKind.Data) {
-            const data = applyMetaMode(live.meta, payload);
-            if (data !== undefined) stream.pushMedia(kind, timestamp, data);
-          }
-        },
-        beginBatch: () => stream.beginBatch(),
-        endBatch: () => stream.endBatch(),
-        close: () => {
-          if (!open) return;
-          open = false;
-          if (idleCheck !== undefined) clearInterval(idleCheck);
-          this.hub.unpublish(stream, pub);
-          app.chain.publishDone(ctx);
-        },
-      };
+      const publishing = await this.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
+      if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, publishing.stream);
+      return publishing;
     },
 
     play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {
-      const { app, info, block } = this.session(conn);
-      checkStreamName(req.name);
-      const ctx: PlayContext = { session: info, name: req.name, query: req.query, start: req.start, duration: req.duration };
+      const { app, info } = this.session(conn);
       const live = app.config.live;
-      // the live step's checks run inside the chain: a refusal undoes the modules that let the play through
-      await app.chain.play(ctx, () => {
-        checkStreamName(ctx.name);
-        if (!live.idleStreams && this.hub.get(info.app, ctx.name)?.active !== true) {
-          throw serverError(ErrorCode.StreamNameInvalid, `stream ${ctx.name} is not published (idle_streams off)`);
-        }
-      });
       output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
-      const log = conn.log.child({ stream: ctx.name });
-      const limits = { ...block.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
+      const log = conn.log.child({ stream: req.name });
+      const limits = { ...app.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
       const reader = new LiveReader(output, limits, (r) =>
         log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
       );
-      ctx.stop = (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info');
-      // the status messages, metadata, codec headers and cached GOP leave in one writev(2)
-      output.cork();
-      let stream: LiveStream;
+      // when the live step accepts, the status messages, metadata, codec headers and cached GOP leave in one writev(2)
+      let corked = false;
+      const accept = (): void => {
+        corked = true;
+        output.cork();
+        output.begin(req.name, req.reset);
+      };
+      let playing;
       try {
-        output.begin(ctx.name, req.reset);
-        stream = this.hub.subscribe(info.app, ctx.name, reader, app.streamOptions);
-      } catch (e) {
-        app.chain.playDone(ctx, true);
-        throw e;
+        playing = await this.service.play(app, info, { name: req.name, query: req.query, start: req.start, duration: req.duration }, reader, accept);
       } finally {
-        output.uncork();
+        if (corked) output.uncork();
       }
       if (this.sessions.get(conn)?.internal === true) this.keepShape('player', conn, reader, output);
-      let open = true;
+      const p = playing;
       return {
-        resume: () => reader.restart(stream.hasVideo),
+        resume: () => p.resume(),
         close: () => {
-          if (!open) return;
-          open = false;
-          this.hub.unsubscribe(stream, reader);
+          p.close();
           if (reader.dropped > 0) log.info({ dropped: reader.dropped, episodes: reader.dropEpisodes }, 'player dropped frames');
-          app.chain.playDone(ctx);
         },
       };
     },

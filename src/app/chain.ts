@@ -1,5 +1,6 @@
 import type { Logger } from '../core/log.js';
 import type { LiveHub } from '../live/hub.js';
+import type { LiveReader } from '../live/reader.js';
 import type { LiveStream } from '../live/stream.js';
 
 /**
@@ -21,9 +22,15 @@ import type { LiveStream } from '../live/stream.js';
  * done-event for already).
  */
 
+/**
+ * One client of an application, whatever its protocol: an RTMP connection, a
+ * pull relay's upstream, an HTTP player. Modules see only this.
+ */
 export interface SessionInfo {
-  /** connection id */
+  /** unique within the server (a connection id, a relay's id) */
   readonly id: string;
+  /** who the client speaks to us with: 'rtmp', 'relay' (a pull's upstream), 'http'... (logs, stats, modules) */
+  readonly protocol: string;
   readonly remoteAddress: string;
   readonly app: string;
   readonly query: string;
@@ -32,6 +39,8 @@ export interface SessionInfo {
   readonly swfUrl: string;
   readonly pageUrl: string;
   readonly log: Logger;
+  /** ends the session (the control API, drop_idle_publisher, an on_update refusal) */
+  readonly stop?: (reason: string) => void;
 }
 
 export interface ConnectContext {
@@ -46,6 +55,8 @@ export interface PublishContext {
   readonly type: 'live' | 'record' | 'append';
   /** notify_relay_redirect: the stream is also pushed to this rtmp:// URL (set by notify, run by relay) */
   relayUrl?: string;
+  /** the live stream, once the live step attached the publisher (the last step of the chain) */
+  stream?: LiveStream;
 }
 
 export interface PlayContext {
@@ -58,20 +69,48 @@ export interface PlayContext {
   relayUrl?: string;
   /** set by the server once the play is accepted: ends this player (an on_update refusal) */
   stop?: (reason: string) => void;
+  /** the protocol's reader of the stream: the live step subscribes it (the last step of the chain) */
+  reader?: LiveReader;
+  /** the live step accepted the play: the protocol's status messages go out before the stream's first frames */
+  onAccept?: () => void;
+  /** the live stream, once the live step subscribed the reader */
+  stream?: LiveStream;
 }
 
 export type Next = () => Promise<void>;
+
+/**
+ * How a module publishes a stream itself (a pull relay): through the stream
+ * service, like any protocol, so that the whole chain (access, notify, exec,
+ * push, live with `meta` and `drop_idle_publisher`) applies to it.
+ */
+export interface StreamPublisher {
+  publish(session: SessionInfo, req: { readonly name: string; readonly query: string; readonly type: PublishContext['type'] }): Promise<PublishingStream>;
+}
+
+/** A publish accepted by the whole chain: the normalised ingest of one stream. */
+export interface PublishingStream {
+  readonly stream: LiveStream;
+  /** audio (8) or video (9): an FLV tag body with its absolute timestamp */
+  media(kind: number, timestamp: number, payload: Buffer): void;
+  /** script data as it came (AMF0 type 18 or AMF3 type 15): unwrapped, bounded, `meta` applied; throws a ServerError when it is oversized */
+  data(type: number, timestamp: number, payload: Buffer): void;
+  beginBatch(): void;
+  endBatch(): void;
+  /** the publisher stopped: every module's publishDone */
+  close(): void;
+}
 
 /** What modules may use besides their configuration: the server's hub and logger. */
 export interface ModuleDeps {
   readonly hub: LiveHub;
   readonly logger: Logger;
   /**
-   * The application's own chain (known once every module is built). A module
-   * that publishes a stream itself (a pull relay) runs its `published` and
-   * `publishDone` through it, so exec, push and notify see that stream too.
+   * The stream service, for the application's own chain (known once every
+   * module is built): a module that publishes a stream itself (a pull relay)
+   * publishes through it, so every module sees that stream as a publish.
    */
-  readonly chain?: () => AppChain | undefined;
+  readonly publisher?: () => StreamPublisher | undefined;
 }
 
 export interface AppModule {

@@ -47,9 +47,12 @@
  * usual linger, so a client retrying a play refused by `idle_streams off`
  * finds the stream the pull has meanwhile published.
  *
- * Limits: streams published by a pull are fed straight into the hub, not
- * through the application chain, so they are not pushed, recorded or
- * announced to other modules. Loops: pushing a stream back to the same
+ * A pulled stream is published through the stream service like a local
+ * publisher (src/app/service.ts): the whole chain applies to it, with the
+ * upstream as its session (protocol 'relay', the upstream's address for
+ * allow/deny, on_publish and on_publish_done, exec, push, `meta`,
+ * drop_idle_publisher); media that arrives while the chain decides waits
+ * (4 MiB at most). Loops: pushing a stream back to the same
  * app/name of the same server is refused by the hub (the name is busy) and
  * only costs a retry every few seconds; longer cycles through other names or
  * servers are the operator's to avoid (nginx-rtmp has the same rule).
@@ -59,7 +62,6 @@ import { encodeAmf0 } from '../rtmp/amf0.js';
 import { encodeMessage } from '../rtmp/chunk.js';
 import { RtmpClient } from '../rtmp/client.js';
 import { StatusCode, commandMessage } from '../rtmp/commands.js';
-import { decodeScriptData, encodeScriptData } from '../rtmp/script-data.js';
 import { ChunkStreamId, MessageType, type RtmpMessage } from '../rtmp/messages.js';
 import { wireFor } from '../rtmp/player.js';
 import type { ApplicationConfig, RelayTarget } from '../config/types.js';
@@ -68,9 +70,9 @@ import type { Logger } from '../core/log.js';
 import { FrameKind, type MediaFrame } from '../live/frame.js';
 import type { LiveHub } from '../live/hub.js';
 import { DEFAULT_READER_LIMITS, LiveReader, type FrameSink, type ReaderLimits } from '../live/reader.js';
-import type { LiveStream, PublisherInfo, StreamOptions } from '../live/stream.js';
+import type { LiveStream, StreamOptions } from '../live/stream.js';
 import { streamOptionsFor } from './stream-options.js';
-import type { AppChain, AppModule, ModuleDeps, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import type { AppModule, ModuleDeps, PlayContext, PublishContext, PublishingStream, SessionInfo, StreamPublisher } from './chain.js';
 
 /** Tuning knobs; the defaults are what the server runs with. */
 export interface RelayOptions {
@@ -84,12 +86,6 @@ export interface RelayOptions {
   readonly chunkSize?: number;
   /** a push's output queue bound (default: the live reader's default) */
   readonly readerLimits?: ReaderLimits;
-  /**
-   * Largest script data a pull relay stores once re-encoded as AMF0 (default
-   * 1 MiB, the default `max_message`): the upstream's larger (or reference-
-   * expanding) data messages are dropped with a log line.
-   */
-  readonly maxScriptData?: number;
   /** pulls (not static) one application runs at once, lingering ones included (default 32) */
   readonly maxPulls?: number;
   /** distinct pulls one connection may hold when its play needs a new one (default 4) */
@@ -97,7 +93,6 @@ export interface RelayOptions {
 }
 
 const DEFAULT_PULL_LINGER = 5000;
-const DEFAULT_MAX_SCRIPT_DATA = 1024 * 1024;
 const DEFAULT_RECONNECT_CAP = 30_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_RELAY_CHUNK_SIZE = 4096;
@@ -112,6 +107,8 @@ export const DEFAULT_MAX_SESSION_PULLS = 4;
 /** a push_reconnect of 0 would spin: never retry faster than this */
 const MIN_RECONNECT = 100;
 const RELAY_FLASHVER = 'FMLE/3.0 (compatible; rtmp-server relay)';
+/** upstream media kept while the application's chain decides on the pulled stream's local publish (a webhook) */
+const PULL_WAITING_BYTES = 4 * 1024 * 1024;
 
 /** Where one relay connects, resolved from a target and the local names. */
 export interface RemoteEndpoint {
@@ -157,8 +154,8 @@ export function relayBackoff(base: number, failures: number, cap: number): numbe
 /** What every relay of one application shares. */
 interface RelayEnv {
   readonly hub: LiveHub;
-  /** the application's chain: pulled streams announce themselves through it */
-  readonly chain: () => AppChain | undefined;
+  /** the stream service: a pulled stream is published through it, so the whole chain applies to it */
+  readonly publisher: () => StreamPublisher | undefined;
   readonly app: ApplicationConfig;
   readonly streamOptions: StreamOptions;
   readonly reconnectBase: number;
@@ -167,7 +164,6 @@ interface RelayEnv {
   readonly chunkSize: number;
   readonly readerLimits: ReaderLimits;
   readonly pullLinger: number;
-  readonly maxScriptData: number;
   readonly maxPulls: number;
   readonly maxSessionPulls: number;
 }
@@ -339,6 +335,13 @@ class PullRelay {
   private client: RtmpClient | undefined = undefined;
   private playing = false;
   private stream: LiveStream | undefined = undefined;
+  /** the accepted local publish (through the stream service) */
+  private publishing: PublishingStream | undefined = undefined;
+  /** the local publish is being decided by the application's chain (webhooks...) */
+  private deciding = false;
+  /** media of the upstream that arrived while the chain decided, delivered once it accepted */
+  private waiting: RtmpMessage[] = [];
+  private waitingBytes = 0;
   private retry: NodeJS.Timeout | undefined = undefined;
   private linger: NodeJS.Timeout | undefined = undefined;
   private failures = 0;
@@ -346,9 +349,7 @@ class PullRelay {
   private oversizedData = 0;
   private tries = 0;
   private closed = false;
-  private readonly pub: PublisherInfo;
-  /** the publish context the pulled stream was announced with (to the application's chain) */
-  private announced: PublishContext | undefined = undefined;
+  private readonly pub: { readonly id: string; readonly remote: string };
   /** times it got to playing on a remote */
   connections = 0;
 
@@ -361,11 +362,7 @@ class PullRelay {
     private readonly onEnd: (p: PullRelay) => void,
     id: string,
   ) {
-    this.pub = {
-      id,
-      remote: targets[0]?.url ?? '',
-      stop: (reason: string) => this.stopped(reason),
-    };
+    this.pub = { id, remote: targets[0]?.url ?? '' };
   }
 
   start(): void {
@@ -409,7 +406,7 @@ class PullRelay {
     this.retry = undefined;
     if (this.closed) return;
     const local = this.env.hub.get(this.env.app.name, this.name);
-    if (local?.publisher !== undefined && local.publisher !== this.pub) {
+    if (local?.publisher !== undefined && local.publisher.id !== this.pub.id) {
       // somebody publishes this name here: nothing to pull, look again later
       this.schedule();
       return;
@@ -473,27 +470,27 @@ class PullRelay {
 
   private onMedia(c: RtmpClient, m: RtmpMessage): void {
     if (this.client !== c || this.closed) return;
+    const p = this.publishing;
+    if (p !== undefined) {
+      this.deliver(p, m);
+      return;
+    }
+    // the first media message publishes the stream locally; what comes while the chain decides waits (bounded)
+    if (this.waitingBytes + m.payload.length <= PULL_WAITING_BYTES) {
+      this.waiting.push(m);
+      this.waitingBytes += m.payload.length;
+    }
+    // audio or video starts it: script data alone (|RtmpSampleAccess of an idle remote stream) does not
+    const media = m.type === MessageType.Audio || m.type === MessageType.Video;
+    if (media && !this.deciding) void this.publishLocal(c);
+  }
+
+  /** One upstream message into the local publish's ingest (the same normaliser as a local publisher's). */
+  private deliver(p: PublishingStream, m: RtmpMessage): void {
     try {
-      let kind: FrameKind;
-      let payload = m.payload;
-      if (m.type === MessageType.Audio) kind = FrameKind.Audio;
-      else if (m.type === MessageType.Video) kind = FrameKind.Video;
-      else {
-        kind = FrameKind.Data;
-        // bounded like a local publisher's (src/rtmp/script-data.ts): what expands beyond the cap is dropped below
-        const max = this.env.maxScriptData;
-        if (m.payload.length > max) throw serverError(ErrorCode.MessageTooLarge, `script data of ${m.payload.length} bytes (max ${max})`);
-        const d = decodeScriptData(m, max);
-        if (d.name === '|RtmpSampleAccess' || d.name === '@clearDataFrame' || d.name === 'onStatus') return;
-        if (d.name === '@setDataFrame') {
-          if (d.values.length === 0) return;
-          payload = encodeScriptData(d.values, max);
-        } else if (m.type !== MessageType.DataAmf0) {
-          payload = encodeScriptData([d.name, ...d.values], max);
-        }
-      }
-      const stream = this.stream ?? this.publishLocal(c);
-      stream?.pushMedia(kind, m.timestamp, payload);
+      if (m.type === MessageType.Audio) p.media(FrameKind.Audio, m.timestamp, m.payload);
+      else if (m.type === MessageType.Video) p.media(FrameKind.Video, m.timestamp, m.payload);
+      else if (m.type === MessageType.DataAmf0 || m.type === MessageType.DataAmf3) p.data(m.type, m.timestamp, m.payload);
     } catch (e) {
       const d = describeError(e);
       // oversized script data is logged once per relay (a hostile upstream could send it in every message)
@@ -505,33 +502,51 @@ class PullRelay {
     }
   }
 
-  private publishLocal(c: RtmpClient): LiveStream | undefined {
+  /**
+   * Publishes the pulled stream through the stream service, like a local
+   * publisher: access, notify (on_publish), exec, push and the live step with
+   * `meta` and drop_idle_publisher all apply. The session is the upstream.
+   */
+  private async publishLocal(c: RtmpClient): Promise<void> {
+    const service = this.env.publisher();
+    this.deciding = true;
+    const session: SessionInfo = {
+      id: this.pub.id,
+      protocol: 'relay',
+      remoteAddress: c.socket.remoteAddress ?? c.url.host,
+      app: this.env.app.name,
+      query: '',
+      tcUrl: c.url.tcUrl,
+      flashVer: RELAY_FLASHVER,
+      swfUrl: '',
+      pageUrl: '',
+      log: this.log,
+      stop: (reason: string) => this.stopped(reason),
+    };
     try {
-      const stream = this.env.hub.publish(this.env.app.name, this.name, this.pub, this.env.streamOptions);
-      this.stream = stream;
+      if (service === undefined) throw serverError(ErrorCode.Refused, 'no stream service to publish with');
+      const p = await service.publish(session, { name: this.name, query: '', type: 'live' });
+      if (this.closed || this.client !== c) {
+        p.close();
+        return;
+      }
+      this.publishing = p;
+      this.stream = p.stream;
       this.log.info({ stream: this.name, url: this.pub.remote }, 'pull relay: stream published');
-      // like a local publish: exec, push and notify of this application see the pulled stream
-      const ctx: PublishContext = {
-        session: {
-          id: this.pub.id,
-          remoteAddress: c.url.host,
-          app: this.env.app.name,
-          query: '',
-          tcUrl: c.url.tcUrl,
-          flashVer: RELAY_FLASHVER,
-          swfUrl: '',
-          pageUrl: '',
-          log: this.log,
-        },
-        name: this.name,
-        query: '',
-        type: 'live',
-      };
-      this.announced = ctx;
-      this.env.chain()?.published(ctx, stream);
-      return stream;
+      const waiting = this.waiting;
+      this.waiting = [];
+      this.waitingBytes = 0;
+      p.beginBatch();
+      try {
+        for (const m of waiting) this.deliver(p, m);
+      } finally {
+        p.endBatch();
+      }
     } catch (e) {
-      // a local publisher took the name: it wins; the pull waits and looks again later
+      // refused by the chain, or a local publisher took the name (it wins): the pull waits and looks again later
+      this.waiting = [];
+      this.waitingBytes = 0;
+      if (this.closed || this.client !== c) return;
       const d = describeError(e);
       this.client = undefined;
       this.playing = false;
@@ -539,21 +554,22 @@ class PullRelay {
       c.destroy();
       const delay = this.schedule();
       this.log.warn({ stream: this.name, code: d.code, err: d.message, retryInMs: delay }, `pull relay: cannot publish locally${isServerError(e, ErrorCode.StreamBusy) ? ' (a local publisher has it)' : ''}`);
-      return undefined;
+    } finally {
+      this.deciding = false;
     }
   }
 
   private unpublishLocal(): void {
-    const s = this.stream;
+    const p = this.publishing;
+    this.publishing = undefined;
     this.stream = undefined;
-    if (s !== undefined) this.env.hub.unpublish(s, this.pub);
-    const ctx = this.announced;
-    this.announced = undefined;
-    if (ctx !== undefined) this.env.chain()?.publishDone(ctx);
+    this.waiting = [];
+    this.waitingBytes = 0;
+    p?.close();
   }
 
   private remoteStopped(c: RtmpClient): void {
-    if (this.client !== c || this.stream === undefined) return;
+    if (this.client !== c || this.publishing === undefined) return;
     this.log.info({ stream: this.name }, 'pull relay: remote stream stopped');
     this.unpublishLocal();
   }
@@ -632,7 +648,7 @@ class RelayModule implements AppModule {
     this.log = deps.logger.child({ module: 'relay' });
     this.env = {
       hub: deps.hub,
-      chain: deps.chain ?? (() => undefined),
+      publisher: deps.publisher ?? (() => undefined),
       app,
       streamOptions: streamOptionsFor(app),
       reconnectBase: app.relay.pushReconnect,
@@ -641,7 +657,6 @@ class RelayModule implements AppModule {
       chunkSize: options.chunkSize ?? DEFAULT_RELAY_CHUNK_SIZE,
       readerLimits: options.readerLimits ?? DEFAULT_READER_LIMITS,
       pullLinger: options.pullLinger ?? DEFAULT_PULL_LINGER,
-      maxScriptData: options.maxScriptData ?? DEFAULT_MAX_SCRIPT_DATA,
       maxPulls: options.maxPulls ?? DEFAULT_MAX_PULLS,
       maxSessionPulls: options.maxSessionPulls ?? DEFAULT_MAX_SESSION_PULLS,
     };

@@ -12,7 +12,6 @@ import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
 import { SocketOutput, type WriteGroup } from './output.js';
 import { MediaWriter } from './player.js';
-import { decodeScriptData, encodeScriptData } from './script-data.js';
 
 export interface ConnectionOptions {
   /** outgoing chunk size announced after connect */
@@ -168,8 +167,10 @@ export interface PlayInfo {
 
 /** What the application layer returns for an accepted publish. */
 export interface PublishHandle {
-  /** audio (8), video (9) or script data (18) with an absolute timestamp */
+  /** audio (8) or video (9) with an absolute timestamp */
   media(kind: number, timestamp: number, payload: Buffer): void;
+  /** script data as received: AMF0 (18) or AMF3 (15); throws a ServerError for data the server refuses (oversized) */
+  data(type: number, timestamp: number, payload: Buffer): void;
   beginBatch(): void;
   endBatch(): void;
   /** the publisher stopped (FCUnpublish, deleteStream, closeStream, disconnect) */
@@ -588,22 +589,11 @@ export class RtmpConnection {
   private onDataMessage(m: RtmpMessage): void {
     const s = this.streams.get(m.streamId);
     if (s?.state !== 'publishing') return;
-    // what is re-encoded is bounded by the max message size, like what the peer sends (src/rtmp/script-data.ts):
-    // a publisher whose script data expands beyond it is cut off (ERR_AMF_TOO_LARGE / ERR_RTMP_MESSAGE_TOO_LARGE)
-    const max = this.options.maxMessageSize;
-    const d = decodeScriptData(m, max);
-    // @setDataFrame("onMetaData", {...}) is stored and sent on as onMetaData({...});
-    // any other script data (onMetaData sent directly, onCuePoint, onTextData...) passes through as AMF0
-    if (d.name === '@clearDataFrame') return;
-    let payload: Buffer;
-    if (d.name === '@setDataFrame') {
-      if (d.values.length === 0) return;
-      payload = encodeScriptData(d.values, max);
-    } else {
-      payload = m.type === MessageType.DataAmf0 ? m.payload : encodeScriptData([d.name, ...d.values], max);
-    }
-    s.handle.media(MessageType.DataAmf0, m.timestamp, payload);
+    // unwrapped (@setDataFrame), bounded and given `meta` by the stream service's ingest; an oversized
+    // or reference-expanding message throws (ERR_RTMP_MESSAGE_TOO_LARGE / ERR_AMF_TOO_LARGE): the publisher is cut off
+    s.handle.data(m.type, m.timestamp, m.payload);
   }
+
 
   /** Runs an async step with the message queue held, then drains the backlog. */
   private hold(work: Promise<void>): void {

@@ -7,7 +7,7 @@ import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { memoryLogger, silentLogger, type Logger } from '../../src/core/log.js';
 
 function session(remoteAddress: string, log: Logger = silentLogger()): SessionInfo {
-  return { id: '1', remoteAddress, app: 'live', query: '', tcUrl: 'rtmp://h/live', flashVer: 'FMLE/3.0', swfUrl: '', pageUrl: '', log };
+  return { id: '1', protocol: 'rtmp', remoteAddress, app: 'live', query: '', tcUrl: 'rtmp://h/live', flashVer: 'FMLE/3.0', swfUrl: '', pageUrl: '', log };
 }
 
 function rule(action: AccessAction, kind: AccessKind, address: string): AccessRule {

@@ -70,6 +70,7 @@ function build(t: TestContext, app: ApplicationConfig, limits?: ExecLimits): Bui
     logs,
     session: (id, over = {}) => ({
       id,
+      protocol: 'rtmp',
       remoteAddress: '::ffff:127.0.0.1',
       app: 'src',
       query: '',

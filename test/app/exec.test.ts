@@ -93,6 +93,7 @@ function appConfig(commands: ExecCommand[], exec: Partial<ExecSettings> = {}, na
 function session(id: string, over: Partial<SessionInfo> = {}): SessionInfo {
   return {
     id,
+    protocol: 'rtmp',
     remoteAddress: '::ffff:127.0.0.1',
     app: 'src',
     query: '',

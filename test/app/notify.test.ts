@@ -141,6 +141,7 @@ function appConfig(notify: Partial<NotifySettings>, access: AccessRule[] = []): 
 function session(over: Partial<SessionInfo> = {}, log: Logger = silentLogger()): SessionInfo {
   return {
     id: 'c7',
+    protocol: 'rtmp',
     remoteAddress: '::ffff:127.0.0.1',
     app: 'live',
     query: '',

@@ -162,7 +162,7 @@ test('a play refused after the chain: no on_update timer is left running for it'
 // --------------------------------------------------------------- the chain
 
 function session(id = 'c1'): SessionInfo {
-  return { id, remoteAddress: '127.0.0.1', app: 'live', query: '', tcUrl: '', flashVer: '', swfUrl: '', pageUrl: '', log: silentLogger() };
+  return { id, protocol: 'rtmp', remoteAddress: '127.0.0.1', app: 'live', query: '', tcUrl: '', flashVer: '', swfUrl: '', pageUrl: '', log: silentLogger() };
 }
 
 test('AppChain: a refusal (a module, the accept step, or code after next()) gives every module that went on its done-event with refused, last first', async () => {
