@@ -1,14 +1,14 @@
 import net from 'node:net';
-import { addressSetMatcher } from './core/address.js';
 import { ErrorCode, ServerError, describeError, isServerError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
-import { AppChain, type AppModule, type ModuleDeps, type PublishContext, type SessionInfo } from './app/chain.js';
+import type { AppModule, ModuleDeps } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
-import { LiveModule } from './app/live.js';
-import { StreamService, type Application, type Publishing } from './app/service.js';
-import { streamOptionsFor } from './app/stream-options.js';
-import type { ApplicationConfig, ListenSpec, RtmpServerConfig, ServerConfig } from './config/types.js';
-import { HttpFrontend, sameListen, type HttpReload } from './http/server.js';
+import { StreamService } from './app/service.js';
+import { Applications, type Listener, type ServerBlock } from './server/applications.js';
+import { RtmpSessions } from './server/rtmp-sessions.js';
+import { bindListener, closeListener, planListens } from './server/listeners.js';
+import type { ApplicationConfig, ListenSpec, ServerConfig } from './config/types.js';
+import { HttpFrontend, type HttpReload } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
@@ -17,47 +17,7 @@ import { SharedSocketReader } from './rtmp/socket-input.js';
 import { MemoryReclaimer } from './memory.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
-import { silentLogger } from './core/log.js';
 import { ByteReader, ByteWriter } from './core/bytes.js';
-import { LiveReader, type ReaderLimits } from './live/reader.js';
-import {
-  DEFAULT_CONNECTION_OPTIONS,
-  RtmpConnection,
-  type ConnectInfo,
-  type ConnectionHandler,
-  type ConnectionOptions,
-  type PlayHandle,
-  type PlayInfo,
-  type PlayerOutput,
-  type PublishHandle,
-  type PublishInfo,
-} from './rtmp/connection.js';
-
-/** Everything one `server {}` block needs at run time; replaced whole on reload. */
-interface BuiltBlock {
-  readonly config: RtmpServerConfig;
-  readonly apps: ReadonlyMap<string, Application>;
-  readonly connectionOptions: ConnectionOptions;
-  readonly readerLimits: ReaderLimits;
-}
-
-interface ServerBlock extends BuiltBlock {
-  /**
-   * Who counts against the block's max_connections: its sessions and those of
-   * the blocks it replaced on reloads (a block keeps the group of the block
-   * that had one of its listen addresses).
-   */
-  readonly group: object;
-}
-
-/** One bound rtmp listen. */
-interface Listener {
-  readonly server: net.Server;
-  /** the listen as configured last (port 0: any port; the bound one is server.address()) */
-  spec: ListenSpec;
-  /** the server block its clients connect to; a reload that keeps the address replaces it (undefined: bound by a reload not applied yet) */
-  block: ServerBlock | undefined;
-}
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -84,30 +44,8 @@ const SHUTDOWN_TIMEOUT = 5000;
 /** how often connection timeouts and pings are checked */
 const HOUSEKEEPING_INTERVAL = 250;
 
-/**
- * The hard cap on what may wait for one peer (issue 13): far above the players'
- * drop threshold (a player drops frames past `playerBound` and is never cut for
- * a burst), with room for the largest message on top of it.
- */
-export function maxOutputBytes(playerBound: number, maxMessage: number): number {
-  return Math.max(16 * 1024 * 1024, 4 * playerBound, playerBound + 2 * maxMessage);
-}
-
 /** What snapshot() returns: the shape the HTTP stat page reads (declared in src/http, below this file). */
 export type ServerSnapshot = StatSnapshot;
-
-/** A session's state as the handler sees it. */
-interface Session {
-  readonly conn: RtmpConnection;
-  /** its listener's block when it connects (at the accept before): a reload meanwhile gives it the configuration of now */
-  block: ServerBlock;
-  /** undefined: the warm-up's private listener */
-  readonly listener: Listener | undefined;
-  /** a connection of the boot warm-up (not shown, not counted) */
-  readonly internal: boolean;
-  app: Application | undefined;
-  info: SessionInfo | undefined;
-}
 
 export class RtmpServer {
   /** media fanned out in one event-loop turn is written after the fan-out, one system call per player */
@@ -124,8 +62,10 @@ export class RtmpServer {
   private listeners: Listener[] = [];
   /** reloads run one after the other */
   private reloading: Promise<unknown> = Promise.resolve();
-  private readonly sessions = new Map<RtmpConnection, Session>();
-  private connectionCount = 0;
+  /** the applications of every configuration still in use */
+  private readonly apps: Applications;
+  /** every RTMP connection, and what turns its commands into the stream service's calls */
+  private readonly sessions: RtmpSessions;
   private stopping = false;
   private housekeeping: NodeJS.Timeout | undefined;
   private execStatic: { close(): Promise<void> } | undefined;
@@ -133,12 +73,9 @@ export class RtmpServer {
   http: HttpFrontend | undefined;
   readonly startedAt = Date.now();
   private readonly log: Logger;
-  /** every open chain, with the number of sessions using it; a retired chain (from an older configuration) closes when its last session leaves */
-  private readonly chains = new Map<AppChain, { users: number; retired: boolean }>();
   /** true from start() until the warm-up is over: new clients wait in `held` (paused) */
   private warming = false;
   private held: { socket: net.Socket; listener: Listener }[] = [];
-  private internalCount = 0;
   /** what the boot warm-up did (undefined: it did not run) */
   warmupReport: WarmupReport | undefined;
   /**
@@ -159,7 +96,16 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
-    this.blocks = config.rtmp.map((c) => ({ ...this.buildBlock(c), group: {} }));
+    this.apps = new Applications(this.hub, this.service, options.modules, this.log);
+    this.sessions = new RtmpSessions({
+      apps: this.apps,
+      service: this.service,
+      writeGroup: this.writeGroup,
+      sharedReader: this.sharedReader,
+      log: this.log,
+      internalMade: (role: string, ...objects: unknown[]) => this.keepShape(role, ...objects),
+    });
+    this.blocks = config.rtmp.map((c) => ({ ...this.apps.build(c), group: {} }));
   }
 
   /** One full collection after a crowd left, logged with what it freed. */
@@ -206,7 +152,7 @@ export class RtmpServer {
     const reclaimer = collect === undefined ? undefined : new MemoryReclaimer(() => this.collectGarbage(collect));
     this.housekeeping = setInterval(() => {
       const now = Date.now();
-      for (const s of this.sessions.values()) s.conn.tick(now);
+      this.sessions.tick(now);
       reclaimer?.check(this.sessions.size, now);
     }, HOUSEKEEPING_INTERVAL);
     this.housekeeping.unref();
@@ -229,27 +175,10 @@ export class RtmpServer {
     if (warm) await this.warmUp();
   }
 
-  /** Binds one rtmp listen; rejects with the system's error. */
-  private async bind(spec: ListenSpec, block: ServerBlock | undefined): Promise<Listener> {
-    // paused: accept() may read the connection through a socket of its own (shared_read)
-    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
-      // so_keepalive is read per connection: a reload may change it on a kept listener
-      if (listener.spec.soKeepalive === true) socket.setKeepAlive(true);
-      this.accept(socket, listener);
-    });
-    const listener: Listener = { server, spec, block };
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: spec.host, port: spec.port, ipv6Only: spec.ipv6Only === true }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (e) => this.log.error({ err: e.message }, 'listener error'));
-    const a = server.address();
-    if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP listening on ${a.address}:${a.port}`);
-    return listener;
+  private bind(spec: ListenSpec, block: ServerBlock | undefined): Promise<Listener> {
+    return bindListener(spec, block, (socket, listener) => this.accept(socket, listener), this.log);
   }
+
 
   /**
    * V8 gives the objects of a class their final hidden class (map) through
@@ -291,7 +220,7 @@ export class RtmpServer {
       if (first === undefined) return;
       const live = defaultConfig().rtmp[0]?.applications[0];
       if (live === undefined) return;
-      const b: ServerBlock = { ...this.buildBlock({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] }), group: {} };
+      const b: ServerBlock = { ...this.apps.build({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] }), group: {} };
       block = b;
       const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, undefined, b));
       listener = server;
@@ -310,8 +239,8 @@ export class RtmpServer {
       }
       // the warm-up's connections leave on their own (the clients closed them); wait for the server's side
       const deadline = Date.now() + 2000;
-      while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.internal)) await new Promise((r) => setTimeout(r, 10));
-      for (const s of [...this.sessions.values()]) if (s.internal) s.conn.output.destroy();
+      while (Date.now() < deadline && this.sessions.hasInternal) await new Promise((r) => setTimeout(r, 10));
+      this.sessions.destroyInternal();
       this.warmupReport = report;
       const cpu = process.cpuUsage(cpu0);
       this.log.info({ ...report, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, report.stopped === undefined ? 'warm-up done' : 'warm-up ended early');
@@ -319,13 +248,7 @@ export class RtmpServer {
       this.log.warn(describeError(e), 'warm-up failed: starting cold');
     } finally {
       if (listener !== undefined) listener.close();
-      if (block !== undefined) {
-        for (const app of block.apps.values()) {
-          const use = this.chains.get(app.chain);
-          if (use !== undefined) use.retired = true;
-          this.releaseChain(app.chain, 0);
-        }
-      }
+      if (block !== undefined) this.apps.retire([block]);
       if (this.warmupReport !== undefined) this.keepShape('transient', new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
       // the warm-up's objects are garbage now: collect them before the clients come
       try {
@@ -355,9 +278,7 @@ export class RtmpServer {
   }
 
   get connections(): number {
-    let n = 0;
-    for (const s of this.sessions.values()) if (!s.internal) n++;
-    return n;
+    return this.sessions.count;
   }
 
   /** A point-in-time view of connections and streams, for stats pages and control. */
@@ -365,22 +286,9 @@ export class RtmpServer {
     const now = Date.now();
     return {
       startedAt: this.startedAt,
-      accepted: this.connectionCount,
+      accepted: this.sessions.accepted,
       now,
-      connections: [...this.sessions.values()].filter((s) => !s.internal).map(({ conn }) => ({
-        id: conn.id,
-        remote: conn.remote,
-        remoteAddress: conn.remoteAddress,
-        app: conn.app,
-        flashVer: conn.connectInfo?.flashVer ?? '',
-        swfUrl: conn.connectInfo?.swfUrl ?? '',
-        pageUrl: conn.connectInfo?.pageUrl ?? '',
-        tcUrl: conn.connectInfo?.tcUrl ?? '',
-        connectedAt: conn.connectedAt,
-        bytesIn: conn.bytesIn,
-        bytesOut: conn.bytesOut,
-        streams: conn.activeStreams(),
-      })),
+      connections: this.sessions.connections(),
       streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map((s) => ({
         app: s.app,
         name: s.name,
@@ -403,14 +311,9 @@ export class RtmpServer {
 
   /** Disconnects a connection by id (control API); true if it existed. */
   dropConnection(id: string, reason: string): boolean {
-    for (const { conn, internal } of this.sessions.values()) {
-      if (conn.id === id && !internal) {
-        conn.fail(serverError(ErrorCode.Refused, reason), 'info');
-        return true;
-      }
-    }
-    return false;
+    return this.sessions.drop(id, reason);
   }
+
 
   /**
    * Takes a new configuration: new and changed applications apply to new
@@ -434,25 +337,14 @@ export class RtmpServer {
     if (config.rtmp.length === 0) throw refuse('the configuration has no rtmp server block (an empty file?)');
     if (config.rtmp.every((c) => c.listen.length === 0)) throw refuse('the configuration has no rtmp listen');
     // which listener serves each listen of the new configuration
-    const free = new Set(this.listeners);
-    const plan: { spec: ListenSpec; index: number; listener: Listener | undefined }[] = [];
-    config.rtmp.forEach((c, index) => {
-      for (const spec of c.listen) {
-        const listener = [...free].find((l) => sameListen(l, spec));
-        if (listener !== undefined) {
-          free.delete(listener);
-          if ((listener.spec.ipv6Only === true) !== (spec.ipv6Only === true)) throw refuse(`listen ${spec.host}:${spec.port} changes ipv6only: it cannot be rebound (restart the server)`);
-        }
-        plan.push({ spec, index, listener });
-      }
-    });
+    const { plan, free } = planListens(this.listeners, config, refuse);
     // a block keeps the connection count of the block that had one of its addresses
     const groups = config.rtmp.map((_, index) => plan.find((p) => p.index === index && p.listener?.block !== undefined)?.listener?.block?.group ?? {});
     const blocks: ServerBlock[] = [];
     const bound: Listener[] = [];
     let http: { frontend: HttpFrontend; reload: HttpReload } | undefined;
     try {
-      for (let i = 0; i < config.rtmp.length; i++) blocks.push({ ...this.buildBlock(config.rtmp[i]!), group: groups[i]! });
+      for (let i = 0; i < config.rtmp.length; i++) blocks.push({ ...this.apps.build(config.rtmp[i]!), group: groups[i]! });
       for (const p of plan) {
         if (p.listener !== undefined) continue;
         try {
@@ -471,7 +363,7 @@ export class RtmpServer {
       if (this.stopping) throw refuse('the server is stopping');
     } catch (e) {
       await Promise.all(bound.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-      this.retire(blocks);
+      this.apps.retire(blocks);
       if (http !== undefined) await http.reload.abort();
       throw e;
     }
@@ -482,11 +374,7 @@ export class RtmpServer {
       l.block = blocks[p.index];
     }
     this.listeners = plan.map((p) => p.listener!);
-    for (const l of free) {
-      const a = l.server.address();
-      if (a !== null && typeof a === 'object') this.log.info({ host: a.address, port: a.port }, `RTMP no longer listening on ${a.address}:${a.port}`);
-      l.server.close();
-    }
+    for (const l of free) closeListener(l, this.log);
     this.held = this.held.filter((h) => {
       if (!free.has(h.listener)) return true;
       h.socket.destroy();
@@ -498,26 +386,14 @@ export class RtmpServer {
     const retiring = this.blocks;
     this.config = config;
     this.blocks = blocks;
-    this.retire(retiring);
+    this.apps.retire(retiring);
     this.restartExecStatic(previous);
     this.log.info({ source: config.source }, 'configuration reloaded');
   }
 
-  /** The chains of blocks no longer used by new sessions close when their last session leaves. */
-  private retire(blocks: readonly ServerBlock[]): void {
-    for (const b of blocks) {
-      for (const a of b.apps.values()) {
-        const use = this.chains.get(a.chain);
-        if (use === undefined) continue;
-        use.retired = true;
-        this.releaseChain(a.chain, 0);
-      }
-    }
-  }
-
   /** How many open chains (applications of the current or older configurations still used); for tests. */
   get openChains(): number {
-    return this.chains.size;
+    return this.apps.open;
   }
 
   /** Stops accepting, closes every connection (politely, then by force), resolves when done. */
@@ -527,13 +403,11 @@ export class RtmpServer {
     if (this.housekeeping !== undefined) clearInterval(this.housekeeping);
     const closing = this.listeners.map(({ server }) => new Promise<void>((r) => server.close(() => r())));
     for (const h of this.held.splice(0)) h.socket.destroy();
-    for (const s of [...this.sessions.values()]) s.conn.shutdown();
+    this.sessions.shutdownAll();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of [...this.sessions.values()]) s.conn.output.destroy();
-    const chains = [...this.chains.keys()];
-    this.chains.clear();
-    await Promise.all(chains.map((c) => c.close(this.log)));
+    this.sessions.destroyAll();
+    await this.apps.closeAll();
     await this.execStatic?.close();
     await this.http?.stop();
     await Promise.all(closing);
@@ -549,58 +423,6 @@ export class RtmpServer {
     if (next !== undefined) this.execStatic = startExecStatic(next, this.log.child({ module: 'exec_static' }));
   }
 
-  /** Drops `n` users of a chain; a retired chain nobody uses any more is closed. */
-  private releaseChain(chain: AppChain, n: number): void {
-    const use = this.chains.get(chain);
-    if (use === undefined) return;
-    use.users -= n;
-    if (use.retired && use.users <= 0) {
-      this.chains.delete(chain);
-      void chain.close(this.log);
-    }
-  }
-
-  private buildBlock(config: RtmpServerConfig): BuiltBlock {
-    const apps = new Map<string, Application>();
-    const outQueueBytes = Math.max(256 * 1024, config.outQueue * config.chunkSize);
-    const readerLimits: ReaderLimits = { maxQueuedBytes: outQueueBytes, resumeQueuedBytes: outQueueBytes >> 2 };
-    for (const a of config.applications) {
-      // modules get their own chain late: it is built from them
-      const ref: { app?: Application } = {};
-      const logger = this.log.child({ app: a.name });
-      const publisher = { publish: (session: SessionInfo, req: { name: string; query: string; type: PublishContext['type'] }): Promise<Publishing> => this.service.publish(ref.app!, session, req) };
-      const modules = this.options.modules?.(a, { hub: this.hub, logger, publisher: () => (ref.app === undefined ? undefined : publisher) }) ?? [];
-      const streamOptions = streamOptionsFor(a);
-      // the live step is the chain's last member (src/app/live.ts)
-      const chain = new AppChain([...modules, new LiveModule(a, this.hub, streamOptions, logger)]);
-      this.chains.set(chain, { users: 0, retired: false });
-      const app: Application = { config: a, chain, streamOptions, readerLimits, maxScriptData: config.maxMessage };
-      ref.app = app;
-      apps.set(a.name, app);
-    }
-    return {
-      config,
-      apps,
-      connectionOptions: {
-        ...DEFAULT_CONNECTION_OPTIONS,
-        chunkSize: config.chunkSize,
-        windowAckSize: config.ackWindow,
-        peerBandwidth: config.ackWindow,
-        maxMessageSize: config.maxMessage,
-        directWrite: config.directWrite,
-        nativeWrite: config.nativeWrite,
-        noDelay: config.tcpNodelay,
-        idleTimeout: config.timeout,
-        pingInterval: config.ping,
-        pingTimeout: config.pingTimeout,
-        maxStreams: config.maxStreams,
-        maxOutputBytes: maxOutputBytes(outQueueBytes, config.maxMessage),
-        ...(config.realIpFrom !== undefined && config.realIpFrom.length > 0 ? { trustedProxy: addressSetMatcher(config.realIpFrom, 'set_real_ip_from') } : {}),
-      },
-      readerLimits,
-    };
-  }
-
   /** A client of a listener (or of the warm-up's private one: `internal`). */
   private accept(accepted: net.Socket, listener: Listener | undefined, internal?: ServerBlock): void {
     const block = internal ?? listener?.block;
@@ -613,135 +435,6 @@ export class RtmpServer {
       this.held.push({ socket: accepted, listener });
       return;
     }
-    const proxyProtocol = listener?.spec.proxyProtocol === true;
-    const max = block.config.maxConnections;
-    if (internal === undefined && max > 0 && this.blockConnections(block.group) >= max) {
-      this.log.warn({ remote: `${accepted.remoteAddress}:${accepted.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
-      accepted.destroy();
-      return;
-    }
-    let id: string;
-    if (internal !== undefined) id = `warmup-${(++this.internalCount).toString(36)}`;
-    else id = (++this.connectionCount).toString(36);
-    let options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
-    let socket = accepted;
-    if (block.config.sharedRead && this.sharedReader !== undefined) {
-      // reads start on a later turn of the event loop, when conn (below) exists
-      const adopted = this.sharedReader.adopt(accepted, (data) => conn.receive(data));
-      if (adopted.socket !== undefined) {
-        socket = adopted.socket;
-        options = { ...options, sharedInput: true };
-      } else {
-        this.log.debug({ conn: id, reason: adopted.reason }, 'shared read buffer not used for this connection');
-      }
-    }
-    const conn = new RtmpConnection(id, socket, this.handler, options, internal !== undefined ? silentLogger() : this.log, this.writeGroup);
-    // the listener accepts paused; a socket read the usual way starts here (an adopted one already reads)
-    if (socket === accepted) accepted.resume();
-    this.sessions.set(conn, { conn, block, listener, internal: internal !== undefined, app: undefined, info: undefined });
+    this.sessions.accept(accepted, block, listener, internal !== undefined);
   }
-
-  /** The sessions counted against a block's max_connections. */
-  private blockConnections(group: object): number {
-    let n = 0;
-    for (const s of this.sessions.values()) if (!s.internal && s.block.group === group) n++;
-    return n;
-  }
-
-  private session(conn: RtmpConnection): Session & { app: Application; info: SessionInfo } {
-    const s = this.sessions.get(conn);
-    if (s?.app === undefined || s.info === undefined) throw serverError(ErrorCode.ProtocolViolation, 'not connected');
-    return s as Session & { app: Application; info: SessionInfo };
-  }
-
-  private readonly handler: ConnectionHandler = {
-    connect: async (conn: RtmpConnection, info: ConnectInfo): Promise<void> => {
-      const s = this.sessions.get(conn);
-      if (s === undefined) throw serverError(ErrorCode.ProtocolViolation, 'unknown connection');
-      const block = s.listener?.block ?? s.block;
-      s.block = block;
-      const app = block.apps.get(info.app);
-      if (app === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" not found`);
-      // the session uses the chain from now on, so that a reload meanwhile does not close it under the hook
-      const use = this.chains.get(app.chain);
-      if (use === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" was closed by a reload`);
-      use.users++;
-      const session: SessionInfo = {
-        id: conn.id,
-        protocol: 'rtmp',
-        remoteAddress: conn.remoteAddress,
-        app: info.app,
-        query: info.query,
-        tcUrl: info.tcUrl,
-        flashVer: info.flashVer,
-        swfUrl: info.swfUrl,
-        pageUrl: info.pageUrl,
-        log: conn.log,
-        stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
-      };
-      try {
-        await this.service.connect(app, session);
-      } catch (e) {
-        this.releaseChain(app.chain, 1);
-        throw e;
-      }
-      if (this.sessions.get(conn) !== s) {
-        // the client left while the chain decided: closed() found no application to release
-        this.service.disconnect(app, session);
-        this.releaseChain(app.chain, 1);
-        throw serverError(ErrorCode.ClientClosed, 'the client left during connect');
-      }
-      s.app = app;
-      s.info = session;
-    },
-
-    publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
-      const { app, info } = this.session(conn);
-      const publishing = await this.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
-      if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, publishing.stream);
-      return publishing;
-    },
-
-    play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {
-      const { app, info } = this.session(conn);
-      const live = app.config.live;
-      output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
-      const log = conn.log.child({ stream: req.name });
-      const limits = { ...app.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
-      const reader = new LiveReader(output, limits, (r) =>
-        log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
-      );
-      // when the live step accepts, the status messages, metadata, codec headers and cached GOP leave in one writev(2)
-      let corked = false;
-      const accept = (): void => {
-        corked = true;
-        output.cork();
-        output.begin(req.name, req.reset);
-      };
-      let playing;
-      try {
-        playing = await this.service.play(app, info, { name: req.name, query: req.query, start: req.start, duration: req.duration }, reader, accept);
-      } finally {
-        if (corked) output.uncork();
-      }
-      if (this.sessions.get(conn)?.internal === true) this.keepShape('player', conn, reader, output);
-      const p = playing;
-      return {
-        resume: () => p.resume(),
-        close: () => {
-          p.close();
-          if (reader.dropped > 0) log.info({ dropped: reader.dropped, episodes: reader.dropEpisodes }, 'player dropped frames');
-        },
-      };
-    },
-
-    closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {
-      const s = this.sessions.get(conn);
-      this.sessions.delete(conn);
-      if (s?.app !== undefined && s.info !== undefined) {
-        s.app.chain.disconnect(s.info);
-        this.releaseChain(s.app.chain, 1);
-      }
-    },
-  };
 }

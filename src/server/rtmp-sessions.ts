@@ -1,0 +1,255 @@
+import type net from 'node:net';
+import type { SessionInfo } from '../app/chain.js';
+import type { Application, PlayingStream, StreamService } from '../app/service.js';
+import { ErrorCode, serverError, type ServerError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import type { StatSnapshot } from '../http/stat.js';
+import { LiveReader } from '../live/reader.js';
+import {
+  RtmpConnection,
+  type ConnectInfo,
+  type ConnectionHandler,
+  type PlayHandle,
+  type PlayInfo,
+  type PlayerOutput,
+  type PublishHandle,
+  type PublishInfo,
+} from '../rtmp/connection.js';
+import type { WriteGroup } from '../rtmp/output.js';
+import type { SharedSocketReader } from '../rtmp/socket-input.js';
+import type { Applications, Listener, ServerBlock } from './applications.js';
+
+/** A session's state as the handler sees it. */
+interface Session {
+  readonly conn: RtmpConnection;
+  /** its listener's block when it connects (at the accept before): a reload meanwhile gives it the configuration of now */
+  block: ServerBlock;
+  /** undefined: the warm-up's private listener */
+  readonly listener: Listener | undefined;
+  /** a connection of the boot warm-up (not shown, not counted) */
+  readonly internal: boolean;
+  app: Application | undefined;
+  info: SessionInfo | undefined;
+}
+
+export interface RtmpSessionsDeps {
+  readonly apps: Applications;
+  readonly service: StreamService;
+  readonly writeGroup: WriteGroup;
+  readonly sharedReader: SharedSocketReader | undefined;
+  readonly log: Logger;
+  /** the warm-up's connections, streams and readers once made (the server keeps one of each) */
+  readonly internalMade?: (role: 'publisher' | 'player', ...objects: unknown[]) => void;
+}
+
+/**
+ * The RTMP protocol's side of the server: every accepted RTMP connection, and
+ * the connection handler that turns its connect, publish and play into calls
+ * of the stream service (src/app/service.ts). It knows the listeners' server
+ * blocks (applications, limits), not what the chain does.
+ */
+export class RtmpSessions {
+  private readonly sessions = new Map<RtmpConnection, Session>();
+  /** connections accepted since start (ids are its base-36 count) */
+  accepted = 0;
+  private internalCount = 0;
+
+  constructor(private readonly deps: RtmpSessionsDeps) {}
+
+  /** A client of a listener's block, or of the warm-up's private one (`internal`). The listener accepted it paused. */
+  accept(accepted: net.Socket, block: ServerBlock, listener: Listener | undefined, internal: boolean): void {
+    const { log, sharedReader, writeGroup } = this.deps;
+    const max = block.config.maxConnections;
+    if (!internal && max > 0 && this.blockConnections(block.group) >= max) {
+      log.warn({ remote: `${accepted.remoteAddress}:${accepted.remotePort}`, code: ErrorCode.ConnectionLimit, max }, 'connection refused: limit reached');
+      accepted.destroy();
+      return;
+    }
+    const id = internal ? `warmup-${(++this.internalCount).toString(36)}` : (++this.accepted).toString(36);
+    const proxyProtocol = listener?.spec.proxyProtocol === true;
+    let options = proxyProtocol ? { ...block.connectionOptions, proxyProtocol } : block.connectionOptions;
+    let socket = accepted;
+    if (block.config.sharedRead && sharedReader !== undefined) {
+      // reads start on a later turn of the event loop, when conn (below) exists
+      const adopted = sharedReader.adopt(accepted, (data) => conn.receive(data));
+      if (adopted.socket !== undefined) {
+        socket = adopted.socket;
+        options = { ...options, sharedInput: true };
+      } else {
+        log.debug({ conn: id, reason: adopted.reason }, 'shared read buffer not used for this connection');
+      }
+    }
+    const conn = new RtmpConnection(id, socket, this.handler, options, internal ? silentLogger() : log, writeGroup);
+    // a socket read the usual way starts here (an adopted one already reads)
+    if (socket === accepted) accepted.resume();
+    this.sessions.set(conn, { conn, block, listener, internal, app: undefined, info: undefined });
+  }
+
+  /** Timeouts and pings of every connection (the server's one housekeeping timer). */
+  tick(now: number): void {
+    for (const s of this.sessions.values()) s.conn.tick(now);
+  }
+
+  /** Connections, the warm-up's not counted. */
+  get count(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.internal) n++;
+    return n;
+  }
+
+  /** Every connection, the warm-up's included. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get hasInternal(): boolean {
+    for (const s of this.sessions.values()) if (s.internal) return true;
+    return false;
+  }
+
+  /** Closes the warm-up's connections that are left. */
+  destroyInternal(): void {
+    for (const s of [...this.sessions.values()]) if (s.internal) s.conn.output.destroy();
+  }
+
+  /** Server shutdown: players hear their streams end, publishers are closed; then every connection closes. */
+  shutdownAll(): void {
+    for (const s of [...this.sessions.values()]) s.conn.shutdown();
+  }
+
+  destroyAll(): void {
+    for (const s of [...this.sessions.values()]) s.conn.output.destroy();
+  }
+
+  /** Disconnects a connection by id (control API); true if it existed. */
+  drop(id: string, reason: string): boolean {
+    for (const { conn, internal } of this.sessions.values()) {
+      if (conn.id === id && !internal) {
+        conn.fail(serverError(ErrorCode.Refused, reason), 'info');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The connections part of the stat page's snapshot. */
+  connections(): StatSnapshot['connections'] {
+    return [...this.sessions.values()]
+      .filter((s) => !s.internal)
+      .map(({ conn }) => ({
+        id: conn.id,
+        remote: conn.remote,
+        remoteAddress: conn.remoteAddress,
+        app: conn.app,
+        flashVer: conn.connectInfo?.flashVer ?? '',
+        swfUrl: conn.connectInfo?.swfUrl ?? '',
+        pageUrl: conn.connectInfo?.pageUrl ?? '',
+        tcUrl: conn.connectInfo?.tcUrl ?? '',
+        connectedAt: conn.connectedAt,
+        bytesIn: conn.bytesIn,
+        bytesOut: conn.bytesOut,
+        streams: conn.activeStreams(),
+      }));
+  }
+
+  /** The sessions counted against a block's max_connections. */
+  private blockConnections(group: object): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.internal && s.block.group === group) n++;
+    return n;
+  }
+
+  private session(conn: RtmpConnection): Session & { app: Application; info: SessionInfo } {
+    const s = this.sessions.get(conn);
+    if (s?.app === undefined || s.info === undefined) throw serverError(ErrorCode.ProtocolViolation, 'not connected');
+    return s as Session & { app: Application; info: SessionInfo };
+  }
+
+  private readonly handler: ConnectionHandler = {
+    connect: async (conn: RtmpConnection, info: ConnectInfo): Promise<void> => {
+      const s = this.sessions.get(conn);
+      if (s === undefined) throw serverError(ErrorCode.ProtocolViolation, 'unknown connection');
+      const block = s.listener?.block ?? s.block;
+      s.block = block;
+      const app = block.apps.get(info.app);
+      if (app === undefined) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" not found`);
+      // the session uses the chain from now on, so that a reload meanwhile does not close it under the hook
+      if (!this.deps.apps.claim(app)) throw serverError(ErrorCode.AppNotFound, `application "${info.app}" was closed by a reload`);
+      const session: SessionInfo = {
+        id: conn.id,
+        protocol: 'rtmp',
+        remoteAddress: conn.remoteAddress,
+        app: info.app,
+        query: info.query,
+        tcUrl: info.tcUrl,
+        flashVer: info.flashVer,
+        swfUrl: info.swfUrl,
+        pageUrl: info.pageUrl,
+        log: conn.log,
+        stop: (reason: string) => conn.fail(serverError(ErrorCode.Refused, reason), 'info'),
+      };
+      try {
+        await this.deps.service.connect(app, session);
+      } catch (e) {
+        this.deps.apps.release(app.chain);
+        throw e;
+      }
+      if (this.sessions.get(conn) !== s) {
+        // the client left while the chain decided: closed() found no application to release
+        this.deps.service.disconnect(app, session);
+        this.deps.apps.release(app.chain);
+        throw serverError(ErrorCode.ClientClosed, 'the client left during connect');
+      }
+      s.app = app;
+      s.info = session;
+    },
+
+    publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
+      const { app, info, internal } = this.session(conn);
+      const publishing = await this.deps.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
+      if (internal) this.deps.internalMade?.('publisher', conn, publishing.stream);
+      return publishing;
+    },
+
+    play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {
+      const { app, info, internal } = this.session(conn);
+      const live = app.config.live;
+      output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
+      const log = conn.log.child({ stream: req.name });
+      const limits = { ...app.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
+      const reader = new LiveReader(output, limits, (r) =>
+        log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
+      );
+      // when the live step accepts, the status messages, metadata, codec headers and cached GOP leave in one writev(2)
+      let corked = false;
+      const accept = (): void => {
+        corked = true;
+        output.cork();
+        output.begin(req.name, req.reset);
+      };
+      let playing: PlayingStream;
+      try {
+        playing = await this.deps.service.play(app, info, { name: req.name, query: req.query, start: req.start, duration: req.duration }, reader, accept);
+      } finally {
+        if (corked) output.uncork();
+      }
+      if (internal) this.deps.internalMade?.('player', conn, reader, output);
+      return {
+        resume: () => playing.resume(),
+        close: () => {
+          playing.close();
+          if (reader.dropped > 0) log.info({ dropped: reader.dropped, episodes: reader.dropEpisodes }, 'player dropped frames');
+        },
+      };
+    },
+
+    closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {
+      const s = this.sessions.get(conn);
+      this.sessions.delete(conn);
+      if (s?.app !== undefined && s.info !== undefined) {
+        this.deps.service.disconnect(s.app, s.info);
+        this.deps.apps.release(s.app.chain);
+      }
+    },
+  };
+}
