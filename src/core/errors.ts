@@ -65,6 +65,8 @@ export const ErrorCode = {
   ChunkStreamLimit: 'ERR_RTMP_CHUNK_STREAM_LIMIT',
   /** publish/play on a NetStream whose previous publish/play is still pending */
   StreamPending: 'ERR_RTMP_STREAM_PENDING',
+  /** more messages a second than a real client sends (a flood of pings, empty messages, commands) */
+  MessageFlood: 'ERR_RTMP_MESSAGE_FLOOD',
   // issue 13: http
   /** an http request refused: http allow/deny, a disabled rtmp_control section or a cross-site control request */
   HttpForbidden: 'ERR_HTTP_FORBIDDEN',

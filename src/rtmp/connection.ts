@@ -35,6 +35,14 @@ export interface ConnectionOptions {
    */
   readonly maxBacklogBytes: number;
   /**
+   * Messages a peer may send per second, sustained (a token bucket holding
+   * `messageBurst`): every message costs the server work whatever its size,
+   * and a flood of tiny ones (pings, empty messages, unknown commands) would
+   * otherwise hold the event loop for seconds. Past it: ERR_RTMP_MESSAGE_FLOOD.
+   */
+  readonly messageRate?: number;
+  readonly messageBurst?: number;
+  /**
    * Bytes queued for a peer that does not read (corked, waiting, in the socket's
    * stream) above which the connection fails with ERR_RTMP_OUTPUT_OVERFLOW.
    * Must sit well above the players' drop threshold (they drop frames first).
@@ -62,6 +70,14 @@ export interface ConnectionOptions {
   readonly sharedInput?: boolean;
 }
 
+/**
+ * A publisher of 60 fps video with 48 kHz AAC sends about 110 messages a
+ * second per stream; a connection may carry several streams. 10 000 a second
+ * (30 000 at once) is far above any real client and far below a flood.
+ */
+export const DEFAULT_MESSAGE_RATE = 10_000;
+export const DEFAULT_MESSAGE_BURST = 30_000;
+
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   chunkSize: 4096,
   windowAckSize: 5_000_000,
@@ -74,6 +90,8 @@ export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   maxStreams: 32,
   maxBacklogBytes: 8 * 1024 * 1024,
   maxOutputBytes: 16 * 1024 * 1024,
+  messageRate: DEFAULT_MESSAGE_RATE,
+  messageBurst: DEFAULT_MESSAGE_BURST,
 };
 
 /**
@@ -294,6 +312,10 @@ export class RtmpConnection {
   private peerAckWindow = 0;
   private lastAckSent = 0;
   private lastInput = Date.now();
+  private readonly messageRate: number;
+  private readonly messageBurst: number;
+  private messageTokens: number;
+  private tokensAt = Date.now();
   private pingSentAt = 0;
   private busy = false;
   private readonly backlog = new Queue<RtmpMessage>();
@@ -321,6 +343,9 @@ export class RtmpConnection {
       maxQueuedBytes: options.maxOutputBytes,
       onOverflow: (queued) => this.fail(serverError(ErrorCode.OutputOverflow, `${queued} bytes queued for a peer that does not read (limit ${options.maxOutputBytes})`)),
     });
+    this.messageRate = options.messageRate ?? DEFAULT_MESSAGE_RATE;
+    this.messageBurst = options.messageBurst ?? DEFAULT_MESSAGE_BURST;
+    this.messageTokens = this.messageBurst;
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
@@ -436,7 +461,11 @@ export class RtmpConnection {
   /** What the peer sent (the socket's 'data', or the owner's shared reads with `sharedInput`). */
   receive(data: Buffer): void {
     if (this.closed) return;
-    this.lastInput = Date.now();
+    const now = Date.now();
+    this.lastInput = now;
+    // the message budget refills with time (a token bucket), once per read
+    this.messageTokens = Math.min(this.messageBurst, this.messageTokens + ((now - this.tokensAt) * this.messageRate) / 1000);
+    this.tokensAt = now;
     // what this read makes us send (handshake, command replies, acks) leaves in one writev(2)
     this.output.cork();
     try {
@@ -491,6 +520,9 @@ export class RtmpConnection {
 
   /** Every message and every aggregate's sub-message comes through here: one path, one order. */
   private onMessage(m: RtmpMessage): void {
+    if (--this.messageTokens < 0) {
+      throw serverError(ErrorCode.MessageFlood, `more than ${this.messageRate} messages a second (${this.messageBurst} at once)`);
+    }
     if (m.type === MessageType.Aggregate) {
       // sub-messages queue behind a pending command like any message (splitAggregate refuses nested aggregates)
       for (const sub of splitAggregate(m)) this.onMessage(sub);

@@ -12,6 +12,7 @@ import { encodeAmf0 } from '../../src/rtmp/amf0.js';
 import { ChunkDecoder, encodeMessage } from '../../src/rtmp/chunk.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
 import { commandMessage } from '../../src/rtmp/commands.js';
+import { userControlMessage } from '../../src/rtmp/control.js';
 import { logText, MAX_CLIENT_STRING } from '../../src/rtmp/connection.js';
 import { MessageType } from '../../src/rtmp/messages.js';
 import { loopbackDefault, startServer, until, type TestServer } from '../helpers/server.js';
@@ -105,7 +106,7 @@ async function hookedServer(t: TestContext): Promise<TestServer> {
   return startServer(t, cfg);
 }
 
-test('item 3: empty messages sent while a webhook is pending: cut off with a coded error, memory bounded, the stream beside flows', { timeout: 90_000 }, async (t) => {
+test('item 3: small messages sent while a webhook is pending: cut off with a coded error, memory bounded, the stream beside flows', { timeout: 90_000 }, async (t) => {
   const srv = await hookedServer(t);
   const player = await healthyStream(t, srv);
   const c = await RtmpClient.connect(srv.url + '/hooked');
@@ -115,10 +116,12 @@ test('item 3: empty messages sent while a webhook is pending: cut off with a cod
   await until(() => false, 300); // the publish reaches the server and waits for the webhook
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
-  // a type 0 header of an empty command message on chunk stream 40, then 1-byte type 3 headers: one empty message each
-  c.socket.write(Buffer.from([40, 0, 0, 0, 0, 0, 0, MessageType.CommandAmf0, 0, 0, 0, 0]));
+  // a type 0 header of a 64-byte command message on chunk stream 40, then type 3 headers: one small message each.
+  // Each costs its bytes + 256 in the 8 MiB backlog: ~26 000 fill it, under the message rate limit's 30 000 burst
+  // (a flood of empty messages meets that limit first: the next test)
+  c.socket.write(Buffer.concat([Buffer.from([40, 0, 0, 0, 0, 0, 64, MessageType.CommandAmf0, 0, 0, 0, 0]), Buffer.alloc(64)]));
   const probe = loopProbe(t);
-  await flood(c.socket, Buffer.from([0xc0 | 40]), 400 * 1024);
+  await flood(c.socket, Buffer.concat([Buffer.from([0xc0 | 40]), Buffer.alloc(64)]), 40_000 * 65);
   assert.ok(await until(() => c.closed || c.socket.destroyed, 20_000), 'the flooding client is cut off');
   assert.ok(await until(() => logged(srv, ErrorCode.BacklogOverflow)), 'ERR_RTMP_BACKLOG_OVERFLOW logged');
   const grown = (process.memoryUsage().rss - rss0) / MiB;
@@ -153,23 +156,52 @@ test('item 4: a client that sends unknown commands and never reads is cut off; t
   const s = await handshaken(t, srv.port, { paused: true });
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
-  // the first command with a full header, then type 3 headers: each 15-byte message gets a ~120-byte _error back
+  // the first command with a full header, then type 3 headers: each 15-byte message gets a ~120-byte _error back;
+  // paced below the message rate limit (10 000 a second, 30 000 at once), so that the output cap is what cuts it
   const body = encodeAmf0(['x', 1, null]);
   const first = encodeMessage({ csid: 3, type: MessageType.CommandAmf0, streamId: 0, timestamp: 0, payload: body }, 128);
   s.write(first);
-  const sent = await flood(s, Buffer.concat([Buffer.from([0xc3]), body]), 12 * MiB);
+  const unit = Buffer.concat([Buffer.from([0xc3]), body]);
+  let sent = await flood(s, unit, 25_000 * unit.length);
+  for (let i = 0; i < 30 && !s.destroyed; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    sent += await flood(s, unit, 8_000 * unit.length);
+  }
   assert.ok(await closed(s, 30_000), `the client that never reads is cut off (${sent} bytes sent)`);
   assert.ok(await until(() => logged(srv, ErrorCode.OutputOverflow)), 'ERR_RTMP_OUTPUT_OVERFLOW logged');
   await until(() => false, 200);
   global.gc?.();
   const grown = (process.memoryUsage().rss - rss0) / MiB;
-  // ~140 MiB here on a loaded machine: the 16 MiB queue as ~130 000 small buffers, and the churn of 4 MB of commands
-  // decoded and answered in this same process; without the cap the queue grows by ~8 bytes per byte sent
+  // the 16 MiB cap counts each small reply as its bytes + 128: a few MiB of replies at most wait when it is cut
   t.diagnostic(`${sent} bytes sent; RSS grew by ${grown.toFixed(1)} MiB`);
-  assert.ok(grown < 256, `RSS grew by ${grown.toFixed(1)} MiB`);
+  assert.ok(grown < 128, `RSS grew by ${grown.toFixed(1)} MiB`);
   await stillFlowing(player);
   assert.equal(srv.logs.filter((l) => l.fields['code'] === ErrorCode.OutputOverflow && l.msg === 'connection closed on error').length, 1, 'one error line');
 });
+
+test('a flood of tiny messages (100 000 ping requests at once) is cut off at the message rate limit; the event loop and the stream beside it go on', { timeout: 60_000 }, async (t) => {
+  const srv = await startServer(t);
+  const player = await healthyStream(t, srv);
+  const s = await handshaken(t, srv.port, { paused: true });
+  const probe = loopProbe(t);
+  // a User Control ping request: 6-byte payload on chunk stream 2, then type 3 headers repeating it
+  const first = userControlWire();
+  s.write(first);
+  const unit = Buffer.concat([Buffer.from([0xc2]), first.subarray(12)]);
+  const sent = await flood(s, unit, 100_000 * unit.length);
+  assert.ok(await until(() => logged(srv, ErrorCode.MessageFlood), 20_000), `ERR_RTMP_MESSAGE_FLOOD logged (${sent} bytes sent)`);
+  assert.ok(await until(() => srv.server.connections === 2), 'the flooding connection is gone (the healthy publisher and player remain)');
+  const cut = srv.logs.find((l) => l.msg === 'close' && l.fields['code'] === ErrorCode.MessageFlood);
+  assert.ok(cut !== undefined && Number(cut.fields['bytesIn']) < sent / 2, `cut early: ${String(cut?.fields['bytesIn'])} of ${sent} bytes read`);
+  probe.stop();
+  t.diagnostic(`largest event-loop delay during the flood: ${probe.maxDelay} ms`);
+  assert.ok(probe.maxDelay < 1000, `the event loop was held ${probe.maxDelay} ms`);
+  await stillFlowing(player);
+});
+
+function userControlWire(): Buffer {
+  return encodeMessage(userControlMessage({ type: 'pingRequest', timestamp: 1 }), 128);
+}
 
 test('item 5: a client opening chunk streams 3..65599 is cut off at max_streams with a coded error', { timeout: 60_000 }, async (t) => {
   const srv = await startServer(t);
