@@ -9,6 +9,7 @@ import type { ApplicationConfig, ExecCommand, ExecSettings } from '../config/typ
 import type { LiveStream } from '../live/stream.js';
 import { normalizeAddress } from './access.js';
 import type { AppModule, ModuleDeps, Next, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import { SessionKey, dropSessionState, sessionState } from './session-state.js';
 
 /**
  * nginx-rtmp's exec module: external programs run on stream events.
@@ -476,12 +477,10 @@ function drain(stream: Readable | null, onLine: (line: string) => void): void {
  */
 class ChildSet {
   private readonly live = new Set<Child>();
+  /** a connection's running run-once children of this set, and whether it was told it reached maxSessionChildren */
+  private readonly ownerKey = new SessionKey('exec', () => ({ running: 0, warned: false }));
   private readonly timers = new Set<NodeJS.Timeout>();
   private closing: Promise<void> | undefined;
-  /** running run-once children per connection id */
-  private readonly owned = new Map<string, number>();
-  /** connections told they reached maxSessionChildren (one warning each) */
-  private readonly ownerWarned = new Set<string>();
   private capWarned = false;
 
   constructor(
@@ -513,7 +512,7 @@ class ChildSet {
    * for (counted against maxSessionChildren; onExit is not called when that
    * bound refuses it).
    */
-  spawn(cmd: PreparedCommand, vars: ExecVariables, log: Logger, onExit: ExitListener, owner?: string): Child | undefined {
+  spawn(cmd: PreparedCommand, vars: ExecVariables, log: Logger, onExit: ExitListener, owner?: SessionInfo): Child | undefined {
     if (this.closed) return undefined;
     if (runningChildren >= this.maxChildren) {
       if (!this.capWarned) log.warn({ kind: cmd.kind, running: runningChildren, max: this.maxChildren }, 'exec: too many children running, command not started');
@@ -521,9 +520,10 @@ class ChildSet {
       setImmediate(() => onExit(null, null));
       return undefined;
     }
-    if (owner !== undefined && (this.owned.get(owner) ?? 0) >= this.maxSessionChildren) {
-      if (!this.ownerWarned.has(owner)) log.warn({ kind: cmd.kind, max: this.maxSessionChildren }, 'exec: this connection runs too many children, command not started');
-      this.ownerWarned.add(owner);
+    const mine = owner === undefined ? undefined : sessionState(owner, this.ownerKey);
+    if (mine !== undefined && mine.running >= this.maxSessionChildren) {
+      if (!mine.warned) log.warn({ kind: cmd.kind, max: this.maxSessionChildren }, 'exec: this connection runs too many children, command not started');
+      mine.warned = true;
       return undefined;
     }
     const resolved = resolveCommand(cmd, vars, log);
@@ -582,7 +582,7 @@ class ChildSet {
     this.live.add(child);
     runningChildren++;
     this.capWarned = false;
-    if (owner !== undefined) this.owned.set(owner, (this.owned.get(owner) ?? 0) + 1);
+    if (mine !== undefined) mine.running++;
     log.info({ kind: cmd.kind, pid, cmd: argv }, 'exec: child started');
     proc.on('error', (e) => log.warn({ kind: cmd.kind, pid, err: e.message }, 'exec: child error'));
     proc.once('exit', (code, signal) => {
@@ -590,11 +590,7 @@ class ChildSet {
       if (child.killTimer !== undefined) clearTimeout(child.killTimer);
       this.live.delete(child);
       runningChildren--;
-      if (owner !== undefined) {
-        const n = (this.owned.get(owner) ?? 1) - 1;
-        if (n > 0) this.owned.set(owner, n);
-        else this.owned.delete(owner);
-      }
+      if (mine !== undefined) mine.running--;
       if (this.live.size === 0) process.off('exit', this.onProcessExit);
       const fields: Record<string, unknown> = { kind: cmd.kind, pid, code, signal };
       if (code !== 0 && lastLine !== '') fields['lastLine'] = lastLine;
@@ -606,8 +602,8 @@ class ChildSet {
   }
 
   /** The connection closed: forget its warning (its running children still count until they exit). */
-  forget(owner: string): void {
-    this.ownerWarned.delete(owner);
+  forget(owner: SessionInfo): void {
+    dropSessionState(owner, this.ownerKey);
   }
 
   /** Sends the stop signal; anything but SIGKILL is followed by SIGKILL after graceMs (0 = never). */
@@ -787,7 +783,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
   const staticJobs = statics.map((c) => new ManagedJob(children, c, {}, log, settings.respawnTimeout, killSignal));
 
   /** run-once commands for a connection (`owner`), counted against its bound */
-  const runOnce = (cmds: readonly PreparedCommand[], name: string, vars: ExecVariables, l: Logger, owner: string): void => {
+  const runOnce = (cmds: readonly PreparedCommand[], name: string, vars: ExecVariables, l: Logger, owner: SessionInfo): void => {
     for (const c of cmds) if (appliesTo(c, name)) children.spawn(c, vars, l, () => undefined, owner);
   };
   const pushVars = (ctx: PublishContext | PlayContext): ExecVariables => ({ ...sessionVars(ctx.session), name: ctx.name, args: ctx.query });
@@ -795,8 +791,8 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
 
   const maxPulls = limits.maxPulls ?? EXEC_MAX_PULLS;
   const maxSessionPulls = limits.maxSessionPulls ?? EXEC_MAX_SESSION_PULLS;
-  /** connections told they reached a bound on exec_pull (one warning each) */
-  const pullWarned = new Set<string>();
+  /** a connection told it reached a bound on exec_pull (one warning each) */
+  const PULL_WARNED = new SessionKey('exec', () => ({ warned: false }));
 
   const acquirePull = (name: string, session: SessionInfo): void => {
     let entry = pulls.get(name);
@@ -815,10 +811,11 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       if (e.startedBy === session.id) mine++;
     }
     if (running >= maxPulls || mine >= maxSessionPulls) {
-      if (!pullWarned.has(session.id)) {
+      const warned = sessionState(session, PULL_WARNED);
+      if (!warned.warned) {
         session.log.warn({ module: 'exec', stream: name, running, max: running >= maxPulls ? maxPulls : maxSessionPulls }, `exec: too many exec_pull streams ${running >= maxPulls ? 'in the application' : 'for this connection'}, not started`);
       }
-      pullWarned.add(session.id);
+      warned.warned = true;
       return;
     }
     entry.startedBy = session.id;
@@ -845,7 +842,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       if (children.closed) return;
       const usePull = pull.length > 0;
       plays.set(ctx, { sessionId: ctx.session.id, pull: usePull ? ctx.name : undefined });
-      runOnce(onPlay, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
+      runOnce(onPlay, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session);
       if (usePull) acquirePull(ctx.name, ctx.session);
     },
 
@@ -853,7 +850,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       if (children.closed) return;
       const l = streamLog(ctx);
       const vars = pushVars(ctx);
-      runOnce(onPublish, ctx.name, vars, l, ctx.session.id);
+      runOnce(onPublish, ctx.name, vars, l, ctx.session);
       const jobs = push.filter((c) => appliesTo(c, ctx.name)).map((c) => new ManagedJob(children, c, vars, l, respawnMs, killSignal));
       publishes.set(ctx, { sessionId: ctx.session.id, jobs });
       for (const j of jobs) j.start();
@@ -863,7 +860,7 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       const entry = publishes.get(ctx);
       if (entry === undefined) return;
       publishes.delete(ctx);
-      runOnce(onPublishDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
+      runOnce(onPublishDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session);
       for (const j of entry.jobs) j.stop();
     },
 
@@ -871,23 +868,23 @@ export function execModule(app: ApplicationConfig, deps: ModuleDeps, limits: Exe
       const entry = plays.get(ctx);
       if (entry === undefined) return;
       plays.delete(ctx);
-      runOnce(onPlayDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session.id);
+      runOnce(onPlayDone, ctx.name, pushVars(ctx), streamLog(ctx), ctx.session);
       if (entry.pull !== undefined) releasePull(entry.pull);
     },
 
     disconnect(session: SessionInfo): void {
       for (const [ctx, e] of [...publishes]) if (e.sessionId === session.id) mod.publishDone?.(ctx);
       for (const [ctx, e] of [...plays]) if (e.sessionId === session.id) mod.playDone?.(ctx);
-      children.forget(session.id);
-      pullWarned.delete(session.id);
+      children.forget(session);
+      dropSessionState(session, PULL_WARNED);
     },
 
     recordStarted(ev: RecordEvent): void {
-      runOnce(onRecordStarted, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session.id);
+      runOnce(onRecordStarted, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session);
     },
 
     recordDone(ev: RecordEvent): void {
-      runOnce(onRecordDone, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session.id);
+      runOnce(onRecordDone, ev.name, recordVars(ev), ev.session.log.child({ module: 'exec', stream: ev.name }), ev.session);
     },
 
     pids(): number[] {

@@ -5,6 +5,7 @@ import type { NotifySettings } from '../config/types.js';
 import type { LiveStream } from '../live/stream.js';
 import { normalizeAddress } from './access.js';
 import type { AppModule, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import { SessionKey, dropSessionState, peekSessionState, sessionState } from './session-state.js';
 
 /**
  * nginx-rtmp's notify module: HTTP webhooks on connect, publish, play, their
@@ -224,7 +225,9 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
   const publishes = new WeakMap<PublishContext, StreamState>();
   const plays = new WeakMap<PlayContext, StreamState>();
   /** running updaters per session, stopped when it disconnects whatever else happened */
-  const sessionUpdaters = new Map<SessionInfo, Set<Updater>>();
+  /** each session's running on_update timers (its state, src/app/session-state.ts), and all of them for close() */
+  const UPDATERS = new SessionKey<Set<Updater>>('notify', () => new Set());
+  const allUpdaters = new Set<Updater>();
   /** calls in flight, so close() can let the last done events go out (each bounded by `timeout`) */
   const pending = new Set<Promise<HookResult>>();
 
@@ -287,18 +290,18 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
   };
 
   const track = (session: SessionInfo, u: Updater): void => {
-    let set = sessionUpdaters.get(session);
-    if (set === undefined) sessionUpdaters.set(session, (set = new Set()));
-    set.add(u);
+    sessionState(session, UPDATERS).add(u);
+    allUpdaters.add(u);
   };
 
   const untrack = (session: SessionInfo, u: Updater | undefined): void => {
     if (u === undefined) return;
     u.stop();
-    const set = sessionUpdaters.get(session);
+    allUpdaters.delete(u);
+    const set = peekSessionState(session, UPDATERS);
     if (set === undefined) return;
     set.delete(u);
-    if (set.size === 0) sessionUpdaters.delete(session);
+    if (set.size === 0) dropSessionState(session, UPDATERS);
   };
 
   /** on_update failed this stream? (non-2xx always; no answer only in strict mode) */
@@ -435,15 +438,18 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
     },
 
     disconnect(session) {
-      const set = sessionUpdaters.get(session);
+      const set = peekSessionState(session, UPDATERS);
       if (set === undefined) return;
-      sessionUpdaters.delete(session);
-      for (const u of set) u.stop();
+      dropSessionState(session, UPDATERS);
+      for (const u of set) {
+        u.stop();
+        allUpdaters.delete(u);
+      }
     },
 
     async close() {
-      for (const set of sessionUpdaters.values()) for (const u of set) u.stop();
-      sessionUpdaters.clear();
+      for (const u of allUpdaters) u.stop();
+      allUpdaters.clear();
       await Promise.all([...pending]);
     },
   };
