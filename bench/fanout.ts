@@ -1,0 +1,82 @@
+/**
+ * The fan-out micro path without sockets: one stream, READERS live readers
+ * whose fake sink takes the shared RTMP encoding (wireFor, as a player does),
+ * FRAMES frames pushed (video GOPs of 50 with audio between), both unbatched
+ * (one pushMedia per frame) and batched (8 frames per publisher read, as
+ * socket input delivers). Prints one JSON line: ns per frame per reader.
+ *
+ *   node --import tsx bench/fanout.ts [frames=100000] [readers=300]
+ *
+ * Uses only the API that existed before issue 14 (LiveHub, LiveReader,
+ * wireFor), so the same file measures an older checkout (A/B).
+ */
+import { FrameKind, type MediaFrame } from '../src/live/frame.js';
+import { LiveHub } from '../src/live/hub.js';
+import { LiveReader } from '../src/live/reader.js';
+import { wireFor } from '../src/rtmp/player.js';
+
+const FRAMES = Number(process.argv[2] ?? 100_000);
+const READERS = Number(process.argv[3] ?? 300);
+const CHUNK_SIZE = 4096;
+const STREAM_ID = 1;
+const BATCH = 8;
+const GOP = 50;
+
+class FakeSink {
+  bytes = 0;
+  queuedBytes(): number {
+    return 0;
+  }
+  write(f: MediaFrame): void {
+    this.bytes += wireFor(f, CHUNK_SIZE, STREAM_ID).length;
+  }
+  cork(): void {}
+  uncork(): void {}
+  onStreamStart(): void {}
+  onStreamStop(): void {}
+}
+
+const key = Buffer.alloc(4000, 0x65);
+key.set([0x17, 0x01, 0, 0, 0]);
+const inter = Buffer.alloc(1200, 0x41);
+inter.set([0x27, 0x01, 0, 0, 0]);
+const aac = Buffer.alloc(300, 0x21);
+aac.set([0xaf, 0x01]);
+
+function run(frames: number, batched: boolean): { ns: number; bytes: number } {
+  const hub = new LiveHub();
+  const sinks: FakeSink[] = [];
+  const s = hub.publish('live', 'bench', { id: 'p', remote: 'x', stop: () => {} });
+  for (let i = 0; i < READERS; i++) {
+    const sink = new FakeSink();
+    sinks.push(sink);
+    hub.subscribe('live', 'bench', new LiveReader(sink));
+  }
+  s.pushMedia(FrameKind.Video, 0, Buffer.from([0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f]));
+  s.pushMedia(FrameKind.Audio, 0, Buffer.from([0xaf, 0x00, 0x12, 0x10]));
+  const t0 = process.hrtime.bigint();
+  let ts = 0;
+  for (let i = 0; i < frames; ) {
+    if (batched) s.beginBatch();
+    const n = batched ? BATCH : 1;
+    for (let j = 0; j < n && i < frames; j++, i++) {
+      ts += 20;
+      if (i % 2 === 1) s.pushMedia(FrameKind.Audio, ts, aac);
+      else s.pushMedia(FrameKind.Video, ts, (i / 2) % GOP === 0 ? key : inter);
+    }
+    if (batched) {
+      s.endBatch();
+      s.flush();
+    }
+  }
+  const ns = Number(process.hrtime.bigint() - t0);
+  let bytes = 0;
+  for (const k of sinks) bytes += k.bytes;
+  return { ns: ns / frames / READERS, bytes };
+}
+
+run(Math.min(FRAMES, 20_000), false); // warm-up
+run(Math.min(FRAMES, 20_000), true);
+const single = run(FRAMES, false);
+const batched = run(FRAMES, true);
+console.log(JSON.stringify({ frames: FRAMES, readers: READERS, singleNsPerFramePerReader: +single.ns.toFixed(2), batchedNsPerFramePerReader: +batched.ns.toFixed(2), rss: process.memoryUsage().rss }));
