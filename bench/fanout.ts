@@ -1,6 +1,6 @@
 /**
  * The fan-out micro path without sockets: one stream, READERS live readers
- * whose fake sink takes the shared RTMP encoding (wireFor, as a player does),
+ * whose sink is a player's MediaWriter (shared RTMP encoding) on a fake output,
  * FRAMES frames pushed (video GOPs of 50 with audio between), both unbatched
  * (one pushMedia per frame) and batched (8 frames per publisher read, as
  * socket input delivers). Prints one JSON line: ns per frame per reader.
@@ -8,12 +8,13 @@
  *   node --import tsx bench/fanout.ts [frames=100000] [readers=300]
  *
  * Uses only the API that existed before issue 14 (LiveHub, LiveReader,
- * wireFor), so the same file measures an older checkout (A/B).
+ * MediaWriter), so the same file measures an older checkout (A/B).
  */
-import { FrameKind, type MediaFrame } from '../src/live/frame.js';
+import { FrameKind } from '../src/live/frame.js';
 import { LiveHub } from '../src/live/hub.js';
 import { LiveReader } from '../src/live/reader.js';
-import { wireFor } from '../src/rtmp/player.js';
+import type { SocketOutput } from '../src/rtmp/output.js';
+import { MediaWriter } from '../src/rtmp/player.js';
 
 const FRAMES = Number(process.argv[2] ?? 100_000);
 const READERS = Number(process.argv[3] ?? 300);
@@ -22,16 +23,28 @@ const STREAM_ID = 1;
 const BATCH = 8;
 const GOP = 50;
 
-class FakeSink {
+/** The socket output a player writes to, minus the socket. */
+class FakeOutput {
+  chunkSize = CHUNK_SIZE;
   bytes = 0;
   queuedBytes(): number {
     return 0;
   }
-  write(f: MediaFrame): void {
-    this.bytes += wireFor(f, CHUNK_SIZE, STREAM_ID).length;
+  write(b: Buffer): void {
+    this.bytes += b.length;
   }
   cork(): void {}
   uncork(): void {}
+}
+
+/** A player's sink as src/rtmp/connection.ts's PlayerOutput is: a MediaWriter on the connection's output. */
+class FakeSink extends MediaWriter {
+  constructor(readonly fake: FakeOutput) {
+    super(fake as unknown as SocketOutput, STREAM_ID);
+  }
+  get bytes(): number {
+    return this.fake.bytes;
+  }
   onStreamStart(): void {}
   onStreamStop(): void {}
 }
@@ -48,7 +61,7 @@ function run(frames: number, batched: boolean): { ns: number; bytes: number } {
   const sinks: FakeSink[] = [];
   const s = hub.publish('live', 'bench', { id: 'p', remote: 'x', stop: () => {} });
   for (let i = 0; i < READERS; i++) {
-    const sink = new FakeSink();
+    const sink = new FakeSink(new FakeOutput());
     sinks.push(sink);
     hub.subscribe('live', 'bench', new LiveReader(sink));
   }
