@@ -57,12 +57,25 @@ export function encodeShared<M extends EncodingSlots>(message: M, format: Output
 }
 
 function encodeSlow<M extends EncodingSlots>(message: M, format: OutputFormat<M>, key: number): Buffer {
-  if (key >= 0) {
-    if (message.key1 === key && message.enc1 !== undefined) return message.enc1;
-    if (message.key2 === key && message.enc2 !== undefined) return message.enc2;
-  }
+  const cached = sharedEncoding(message, key);
+  if (cached !== undefined) return cached;
   const wire = format.encode(message);
-  if (key < 0) return wire;
+  keepEncoding(message, key, wire);
+  return wire;
+}
+
+/** The message's encoding for `key` when one was kept (for encoders that are not an OutputFormat object). */
+export function sharedEncoding(message: EncodingSlots, key: number): Buffer | undefined {
+  if (key < 0) return undefined;
+  if (message.key0 === key && message.enc0 !== undefined) return message.enc0;
+  if (message.key1 === key && message.enc1 !== undefined) return message.enc1;
+  if (message.key2 === key && message.enc2 !== undefined) return message.enc2;
+  return undefined;
+}
+
+/** Keeps `wire` as the message's encoding for `key` when a slot is free (and the key may be shared). */
+export function keepEncoding(message: EncodingSlots, key: number, wire: Buffer): void {
+  if (key < 0) return;
   if (message.enc0 === undefined) {
     message.enc0 = wire;
     message.key0 = key;
@@ -73,5 +86,4 @@ function encodeSlow<M extends EncodingSlots>(message: M, format: OutputFormat<M>
     message.enc2 = wire;
     message.key2 = key;
   }
-  return wire;
 }

@@ -1,4 +1,4 @@
-import { NO_ENCODING_KEY, encodeShared, type EncodingSlots, type OutputFormat } from '../core/encoding.js';
+import { NO_ENCODING_KEY, encodeShared, keepEncoding, sharedEncoding, type EncodingSlots, type OutputFormat } from '../core/encoding.js';
 import { encodeMessage } from './chunk.js';
 import { ChunkStreamId, MessageType } from './messages.js';
 import type { SocketOutput } from './output.js';
@@ -40,32 +40,39 @@ export class RtmpFormat implements OutputFormat<OutgoingMedia> {
     readonly streamId: number,
     readonly interleave: boolean,
   ) {
-    // the key holds the whole (chunk size, interleave, stream id) triple: a stream id that does not fit its
-    // 16 bits (a peer may pick any 32-bit NetStream id) is never cached, so it cannot collide with another
-    const cacheable = streamId >= 0 && streamId <= MAX_CACHED_STREAM_ID && chunkSize >= 1;
-    this.key = cacheable ? chunkSize * WIRE_KEY_CHUNK_SIZE + (interleave ? WIRE_KEY_INTERLEAVE : 0) + streamId : NO_ENCODING_KEY;
+    this.key = rtmpEncodingKey(chunkSize, streamId, interleave);
   }
 
   encode(m: OutgoingMedia): Buffer {
-    return encodeMessage(
-      { csid: csidFor(m.kind, this.interleave), type: m.kind, streamId: this.streamId, timestamp: m.timestamp, payload: m.payload },
-      this.chunkSize,
-    );
+    return encodeRtmp(m, this.chunkSize, this.streamId, this.interleave);
   }
 }
 
-/** wireFor's last format (one output's parameters rarely change: no allocation per call) */
-let lastFormat = new RtmpFormat(128, 0, false);
+/** The RTMP format's key for these parameters (NO_ENCODING_KEY: not to be shared). */
+export function rtmpEncodingKey(chunkSize: number, streamId: number, interleave: boolean): number {
+  // the key holds the whole (chunk size, interleave, stream id) triple: a stream id that does not fit its
+  // 16 bits (a peer may pick any 32-bit NetStream id) is never cached, so it cannot collide with another
+  const cacheable = streamId >= 0 && streamId <= MAX_CACHED_STREAM_ID && chunkSize >= 1;
+  return cacheable ? chunkSize * WIRE_KEY_CHUNK_SIZE + (interleave ? WIRE_KEY_INTERLEAVE : 0) + streamId : NO_ENCODING_KEY;
+}
 
 /**
  * Encodes a media message for one output chunk size and message stream id,
- * reusing the message's shared encoding when another output already made it.
- * (MediaWriter keeps its own RtmpFormat; this is for other RTMP outputs.)
+ * reusing the message's shared encoding when another output already made it
+ * (the same cache as RtmpFormat's, without a format object: for outputs such
+ * as push relays that do not keep one).
  */
 export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, interleave = false): Buffer {
-  let f = lastFormat;
-  if (f.chunkSize !== chunkSize || f.streamId !== streamId || f.interleave !== interleave) f = lastFormat = new RtmpFormat(chunkSize, streamId, interleave);
-  return encodeShared(m, f);
+  const key = rtmpEncodingKey(chunkSize, streamId, interleave);
+  const cached = sharedEncoding(m, key);
+  if (cached !== undefined) return cached;
+  const wire = encodeRtmp(m, chunkSize, streamId, interleave);
+  keepEncoding(m, key, wire);
+  return wire;
+}
+
+function encodeRtmp(m: OutgoingMedia, chunkSize: number, streamId: number, interleave: boolean): Buffer {
+  return encodeMessage({ csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload }, chunkSize);
 }
 
 /** Writes shared media to one connection's output; its queue is the player's queue. */
