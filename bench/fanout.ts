@@ -8,6 +8,7 @@
  * loaded machine).
  *
  *   node --import tsx bench/fanout.ts [frames=100000] [readers=300]
+ *   COMPLETE=10 node --import tsx bench/fanout.ts   # plus 10 complete readers (recorders) taking the shared FLV tags
  *
  * Uses only the API that existed before issue 14 (LiveHub, LiveReader,
  * MediaWriter), so the same file measures an older checkout (A/B).
@@ -24,6 +25,31 @@ const CHUNK_SIZE = 4096;
 const STREAM_ID = 1;
 const BATCH = 8;
 const GOP = 50;
+const COMPLETE = Number(process.env.COMPLETE ?? 0);
+
+/** Complete readers (issue 14 on): a recorder-like sink summing the shared FLV tags of each batch. */
+async function completeReaders(n: number): Promise<{ reader: StreamReaderLike; bytes: () => number }[]> {
+  if (n === 0) return [];
+  const { CompleteReader } = await import('../src/live/complete-reader.js');
+  const { flvTag } = await import('../src/live/formats.js');
+  return Array.from({ length: n }, () => {
+    let bytes = 0;
+    const reader = new CompleteReader(
+      {
+        writeBatch: (frames) => {
+          for (const f of frames) bytes += flvTag(f).length;
+        },
+        close: (reason) => {
+          if (reason !== undefined) throw new Error(`complete reader cut off: ${reason}`);
+        },
+      },
+      { maxBufferedBytes: 1 << 30, maxBufferedFrames: 1 << 20 },
+    );
+    return { reader, bytes: () => bytes };
+  });
+}
+type StreamReaderLike = Parameters<LiveHub['subscribe']>[2];
+const completes: { reader: StreamReaderLike; bytes: () => number }[] = [];
 
 /** The socket output a player writes to, minus the socket. */
 class FakeOutput {
@@ -58,7 +84,7 @@ inter.set([0x27, 0x01, 0, 0, 0]);
 const aac = Buffer.alloc(300, 0x21);
 aac.set([0xaf, 0x01]);
 
-function run(frames: number, batched: boolean): { ns: number; cpuNs: number; bytes: number } {
+async function run(frames: number, batched: boolean): Promise<{ ns: number; cpuNs: number; bytes: number }> {
   const hub = new LiveHub();
   const sinks: FakeSink[] = [];
   const s = hub.publish('live', 'bench', { id: 'p', remote: 'x', stop: () => {} });
@@ -67,6 +93,9 @@ function run(frames: number, batched: boolean): { ns: number; cpuNs: number; byt
     sinks.push(sink);
     hub.subscribe('live', 'bench', new LiveReader(sink));
   }
+  completes.length = 0;
+  completes.push(...(await completeReaders(COMPLETE)));
+  for (const c of completes) hub.subscribe('live', 'bench', c.reader);
   s.pushMedia(FrameKind.Video, 0, Buffer.from([0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f]));
   s.pushMedia(FrameKind.Audio, 0, Buffer.from([0xaf, 0x00, 0x12, 0x10]));
   const c0 = process.cpuUsage();
@@ -84,23 +113,28 @@ function run(frames: number, batched: boolean): { ns: number; cpuNs: number; byt
       s.endBatch();
       s.flush();
     }
+    // complete readers write from a microtask: let them, as the event loop would between reads
+    if (COMPLETE > 0 && i % 64 < (batched ? BATCH : 1)) await Promise.resolve();
   }
+  if (COMPLETE > 0) await new Promise((r) => setImmediate(r));
   const ns = Number(process.hrtime.bigint() - t0);
   const c = process.cpuUsage(c0);
   const cpuNs = (c.user + c.system) * 1000;
   let bytes = 0;
   for (const k of sinks) bytes += k.bytes;
+  for (const c of completes) bytes += c.bytes();
   return { ns: ns / frames / READERS, cpuNs: cpuNs / frames / READERS, bytes };
 }
 
-run(Math.min(FRAMES, 20_000), false); // warm-up
-run(Math.min(FRAMES, 20_000), true);
-const single = run(FRAMES, false);
-const batched = run(FRAMES, true);
+await run(Math.min(FRAMES, 20_000), false); // warm-up
+await run(Math.min(FRAMES, 20_000), true);
+const single = await run(FRAMES, false);
+const batched = await run(FRAMES, true);
 console.log(
   JSON.stringify({
     frames: FRAMES,
     readers: READERS,
+    complete: COMPLETE,
     singleNs: +single.ns.toFixed(2),
     singleCpuNs: +single.cpuNs.toFixed(2),
     batchedNs: +batched.ns.toFixed(2),

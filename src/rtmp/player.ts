@@ -101,11 +101,14 @@ export class MediaWriter {
     if (this.paused) return;
     if (m.kind === MessageType.Audio && !this.receiveAudio) return;
     if (m.kind === MessageType.Video && !this.receiveVideo) return;
+    const output = this.output;
     let f = this.format;
-    if (f.chunkSize !== this.output.chunkSize || f.interleave !== this.interleave) f = this.format = new RtmpFormat(this.output.chunkSize, this.streamId, this.interleave);
-    const wire = encodeShared(m, f);
+    if (f.chunkSize !== output.chunkSize || f.interleave !== this.interleave) f = this.format = new RtmpFormat(output.chunkSize, this.streamId, this.interleave);
+    // the shared encoding's first slot, read here: the hot path of every player
+    const e = m.enc0;
+    const wire = m.key0 === f.key && e !== undefined ? e : encodeShared(m, f);
     this.bytesWritten += wire.length;
-    this.output.write(wire);
+    output.write(wire);
   }
 
   cork(): void {
