@@ -1,6 +1,8 @@
-import { isAudioSequenceHeader } from '../media/audio.js';
+import { NO_ENCODING_KEY, type EncodingSlots } from '../core/encoding.js';
+import { ErrorCode, isServerError } from '../core/errors.js';
+import { isAudioSequenceHeader, parseAudioTag } from '../media/audio.js';
 import { FlvTagType } from '../media/flv.js';
-import { isVideoKeyframe, isVideoSequenceHeader } from '../media/video.js';
+import { isVideoKeyframe, isVideoSequenceHeader, parseVideoTag } from '../media/video.js';
 
 /** What a frame carries; the numbers are FLV tag types (and RTMP message types for audio/video). */
 export const FrameKind = {
@@ -20,13 +22,54 @@ export const FrameFlag = {
 } as const;
 
 /**
- * One media message of a live stream, shared by every reader of the stream.
- * Outputs may cache one encoding of it (`wire`, tagged by an output-defined
- * `wireKey`) so that a message is encoded once and the same bytes go to all.
+ * What a muxer needs of an audio/video frame, parsed once from its FLV tag
+ * header (src/media/video.ts, audio.ts) the first time a reader asks.
  */
-export class MediaFrame {
-  wire: Buffer | undefined = undefined;
-  wireKey = -1;
+export interface CodecData {
+  /**
+   * The codec as a FourCC, legacy codecs mapped to theirs: video 'avc1', 'hvc1',
+   * 'av01', 'vp09', 'vp08'; audio 'mp4a' (AAC), '.mp3', 'Opus', 'fLaC', 'ac-3',
+   * 'ec-3'; other legacy codecs 'legacy:<id>'; '' for an enhanced video command frame.
+   */
+  readonly codec: string;
+  /** Enhanced RTMP (ExVideoTagHeader / ExAudioTagHeader) */
+  readonly enhanced: boolean;
+  /** video: the composition time offset in ms (pts - dts), signed; 0 for audio and codecs without one */
+  readonly cts: number;
+  /** a codec configuration record (AVCDecoderConfigurationRecord, HEVC/AV1/VP9 config, AudioSpecificConfig, ...) */
+  readonly isConfig: boolean;
+  /** a video keyframe carrying coded video */
+  readonly isKeyframe: boolean;
+  /** video end of sequence */
+  readonly isEndOfSequence: boolean;
+  /** the codec data: a view of the payload after the FLV audio/video tag header(s), not a copy */
+  readonly data: Buffer;
+}
+
+/** `MediaFrame.codecData` before it was asked for */
+const NOT_PARSED = null;
+
+/**
+ * One media message of a live stream, shared by every reader of the stream.
+ *
+ * Encodings: outputs share one encoding of it per output format through the
+ * slots `enc0..2` / `key0..2` (src/core/encoding.ts: `encodeShared(frame,
+ * format)`), so a message is encoded once per format and the same bytes go to
+ * every reader of that format.
+ *
+ * Codec facts: `flags` (keyframe, sequence header) are set on ingest with a few
+ * byte reads; the rest (`codecData`: codec, cts, codec data view) is parsed on
+ * first use and kept, so the ingest path pays nothing for it and N muxers pay
+ * one parse.
+ */
+export class MediaFrame implements EncodingSlots {
+  enc0: Buffer | undefined = undefined;
+  key0 = NO_ENCODING_KEY;
+  enc1: Buffer | undefined = undefined;
+  key1 = NO_ENCODING_KEY;
+  enc2: Buffer | undefined = undefined;
+  key2 = NO_ENCODING_KEY;
+  private parsed: CodecData | undefined | typeof NOT_PARSED = NOT_PARSED;
 
   constructor(
     readonly kind: FrameKind,
@@ -42,6 +85,51 @@ export class MediaFrame {
 
   get isSequenceHeader(): boolean {
     return (this.flags & FrameFlag.SequenceHeader) !== 0;
+  }
+
+  /**
+   * The frame's codec-level facts, parsed on first use (then kept);
+   * undefined for script data and for a tag header the parser rejects
+   * (truncated, unknown packet type): a muxer skips such a frame.
+   */
+  get codecData(): CodecData | undefined {
+    let p = this.parsed;
+    if (p === NOT_PARSED) p = this.parsed = parseCodecData(this.kind, this.payload);
+    return p;
+  }
+
+  /** the codec's FourCC ('' when there is no codec data): see CodecData.codec */
+  get codec(): string {
+    return this.codecData?.codec ?? '';
+  }
+
+  /** video composition time offset in ms (0 when there is none) */
+  get cts(): number {
+    return this.codecData?.cts ?? 0;
+  }
+}
+
+function parseCodecData(kind: FrameKind, payload: Buffer): CodecData | undefined {
+  try {
+    switch (kind) {
+      case FrameKind.Video: {
+        const v = parseVideoTag(payload);
+        return { codec: v.codec, enhanced: v.enhanced, cts: v.compositionTime, isConfig: v.isSequenceHeader, isKeyframe: v.isKeyframe, isEndOfSequence: v.isEndOfSequence, data: v.data };
+      }
+      case FrameKind.Audio: {
+        const a = parseAudioTag(payload);
+        return { codec: a.codec, enhanced: a.enhanced, cts: 0, isConfig: a.isSequenceHeader, isKeyframe: false, isEndOfSequence: false, data: a.data };
+      }
+      case FrameKind.Data:
+        return undefined;
+      default: {
+        const never: never = kind;
+        throw new TypeError(`unknown frame kind ${String(never)}`);
+      }
+    }
+  } catch (e) {
+    if (isServerError(e, ErrorCode.FlvMalformed)) return undefined;
+    throw e;
   }
 }
 

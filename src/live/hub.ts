@@ -1,6 +1,6 @@
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { LiveReader } from './reader.js';
+import type { StreamReader } from './reader.js';
 import { DEFAULT_STREAM_OPTIONS, LiveStream, streamKey, type FlushScheduler, type PublisherInfo, type StreamOptions } from './stream.js';
 
 /**
@@ -118,13 +118,13 @@ export class LiveHub {
     this.forgetIfIdle(stream);
   }
 
-  subscribe(app: string, name: string, reader: LiveReader, options: StreamOptions = DEFAULT_STREAM_OPTIONS): LiveStream {
+  subscribe(app: string, name: string, reader: StreamReader, options: StreamOptions = DEFAULT_STREAM_OPTIONS): LiveStream {
     const s = this.obtain(app, name, options);
     s.addReader(reader);
     return s;
   }
 
-  unsubscribe(stream: LiveStream, reader: LiveReader): void {
+  unsubscribe(stream: LiveStream, reader: StreamReader): void {
     stream.removeReader(reader);
     this.forgetIfIdle(stream);
   }

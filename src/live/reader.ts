@@ -2,9 +2,9 @@ import type { MediaFrame } from './frame.js';
 import { FrameKind } from './frame.js';
 
 /**
- * Where a reader's frames go: an RTMP player, an HTTP-FLV response, a recorder.
- * The sink owns its output queue (for sockets: the socket's own write buffer)
- * and reports how much is waiting, so the reader can bound it.
+ * Where a live reader's frames go: an RTMP player, an HTTP-FLV response, a push
+ * relay. The sink owns its output queue (for sockets: the socket's own write
+ * buffer) and reports how much is waiting, so the reader can bound it.
  */
 export interface FrameSink {
   /** bytes accepted by write() and not yet handed to the peer */
@@ -38,14 +38,52 @@ export interface ReaderLimits {
 export const DEFAULT_READER_LIMITS: ReaderLimits = { maxQueuedBytes: 4 * 1024 * 1024, resumeQueuedBytes: 1024 * 1024 };
 
 /**
- * One consumer of a live stream, with a bounded queue. A reader that falls
+ * How a reader treats a consumer that cannot keep up.
+ * - live: never wait, drop to the next keyframe (players, relays): LiveReader
+ * - complete: every frame in order, from a bounded buffer of its own; a reader
+ *   that overruns it is cut off (recorders, muxers): CompleteReader
+ */
+export const ReaderPolicy = { Live: 'live', Complete: 'complete' } as const;
+export type ReaderPolicy = (typeof ReaderPolicy)[keyof typeof ReaderPolicy];
+
+/**
+ * A reader as LiveStream sees it, whatever its policy. LiveStream calls these
+ * from its fan-out; none of them may throw for a reason of its own (a sink's
+ * encoding error is caught by the stream and counted as undeliverable).
+ */
+export interface StreamReader {
+  readonly policy: ReaderPolicy;
+  /** set by LiveStream while the reader is in its set */
+  attached: boolean;
+  /** set by LiveStream when the stream has video (start points: keyframes, not any audio frame) */
+  hasVideo: boolean;
+  /** frames this reader did not deliver (live: dropped when slow; complete: lost after a cut-off) */
+  readonly dropped: number;
+  /** the stream (re)started: video starts at a keyframe again */
+  restart(hasVideo: boolean): void;
+  /** one frame of the fan-out, under the reader's policy */
+  push(frame: MediaFrame): void;
+  /** a frame replayed at attach time (metadata, codec headers): delivered without the start-point rule */
+  send(frame: MediaFrame): void;
+  /** brackets the frames of one flush (a socket sink: one system call) */
+  cork(): void;
+  uncork(): void;
+  /** the stream got a publisher (also at attach time when it has one) */
+  streamStarted(info: StreamInfo): void;
+  /** the publisher left; the reader stays attached and resumes on the next publish */
+  streamStopped(info: StreamInfo): void;
+}
+
+/**
+ * The live policy: one consumer of a live stream, with a bounded queue. A reader that falls
  * behind drops media up to the next keyframe (counted); the publisher never
  * waits. Codec headers and metadata are never lost, but they do not pass the
  * bound either: while the reader is over it, the latest metadata, video header
  * and audio header are remembered (one slot each, a newer one replaces the
  * older) and sent when the reader resumes, before the frame it resumes on.
  */
-export class LiveReader {
+export class LiveReader implements StreamReader {
+  readonly policy = ReaderPolicy.Live;
   /** frames dropped because this reader was too slow */
   dropped = 0;
   /** number of times the reader entered the dropping state */
@@ -154,6 +192,22 @@ export class LiveReader {
     if (m !== undefined) this.send(m);
     if (v !== undefined) this.send(v);
     if (a !== undefined) this.send(a);
+  }
+
+  cork(): void {
+    this.sink.cork?.();
+  }
+
+  uncork(): void {
+    this.sink.uncork?.();
+  }
+
+  streamStarted(info: StreamInfo): void {
+    this.sink.onStreamStart(info);
+  }
+
+  streamStopped(info: StreamInfo): void {
+    this.sink.onStreamStop(info);
   }
 
   /** Sends without the drop policy (cached headers, GOP replay). */

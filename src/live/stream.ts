@@ -1,7 +1,7 @@
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { FrameKind, MediaFrame, frameFlags } from './frame.js';
-import type { LiveReader, StreamInfo } from './reader.js';
+import type { StreamInfo, StreamReader } from './reader.js';
 
 export interface PublisherInfo {
   /** connection id or another unique tag, for logs and stats */
@@ -63,7 +63,7 @@ export class LiveStream implements StreamInfo {
   audioHeader: MediaFrame | undefined = undefined;
   hasVideo = false;
   hasAudio = false;
-  readonly readers = new Set<LiveReader>();
+  readonly readers = new Set<StreamReader>();
   readonly stats: StreamStats = { bytesIn: 0, framesIn: 0, videoFrames: 0, audioFrames: 0, publishedAt: 0, lastMediaAt: 0, droppedByGoneReaders: 0, undeliverable: 0 };
 
   private gop: MediaFrame[] = [];
@@ -131,7 +131,7 @@ export class LiveStream implements StreamInfo {
     this.stats.publishedAt = this.stats.lastMediaAt = Date.now();
     for (const r of this.readers) {
       r.restart(false);
-      r.sink.onStreamStart(this);
+      r.streamStarted(this);
     }
   }
 
@@ -140,7 +140,7 @@ export class LiveStream implements StreamInfo {
     this.flush(); // the last frames go out before the readers hear the stream stopped
     this.publisher = undefined;
     this.resetGop();
-    for (const r of this.readers) r.sink.onStreamStop(this);
+    for (const r of this.readers) r.streamStopped(this);
   }
 
   /**
@@ -193,8 +193,7 @@ export class LiveStream implements StreamInfo {
       }
     } else {
       for (const r of this.readers) {
-        const sink = r.sink;
-        sink.cork?.();
+        r.cork();
         for (let i = 0; i < frames.length; i++) {
           try {
             r.push(frames[i]!);
@@ -202,7 +201,7 @@ export class LiveStream implements StreamInfo {
             this.undeliverable(frames[i]!, e);
           }
         }
-        sink.uncork?.();
+        r.uncork();
       }
     }
     frames.length = 0;
@@ -262,7 +261,7 @@ export class LiveStream implements StreamInfo {
     return frame;
   }
 
-  addReader(reader: LiveReader): void {
+  addReader(reader: StreamReader): void {
     // the held frames are already in the GOP cache the new reader is about to get;
     // they leave now, through the output batch (one write group for all the readers:
     // during a crowd's arrival this runs once per new player)
@@ -271,12 +270,12 @@ export class LiveStream implements StreamInfo {
     reader.attached = true;
     if (this.publisher !== undefined) {
       reader.restart(this.hasVideo);
-      reader.sink.onStreamStart(this);
+      reader.streamStarted(this);
       this.replayTo(reader);
     }
   }
 
-  removeReader(reader: LiveReader): void {
+  removeReader(reader: StreamReader): void {
     if (this.readers.delete(reader)) {
       reader.attached = false;
       this.stats.droppedByGoneReaders += reader.dropped;
@@ -289,10 +288,9 @@ export class LiveStream implements StreamInfo {
   }
 
   /** A new reader gets metadata, codec headers and the cached GOP, in one corked write. */
-  private replayTo(reader: LiveReader): void {
+  private replayTo(reader: StreamReader): void {
     if (this.metadata === undefined && this.videoHeader === undefined && this.audioHeader === undefined && !this.gopValid) return;
-    const sink = reader.sink;
-    sink.cork?.();
+    reader.cork();
     try {
       if (this.metadata) this.sendTo(reader, this.metadata);
       if (this.videoHeader) this.sendTo(reader, this.videoHeader);
@@ -308,11 +306,11 @@ export class LiveStream implements StreamInfo {
         }
       }
     } finally {
-      sink.uncork?.();
+      reader.uncork();
     }
   }
 
-  private sendTo(reader: LiveReader, frame: MediaFrame): void {
+  private sendTo(reader: StreamReader, frame: MediaFrame): void {
     try {
       reader.send(frame);
     } catch (e) {

@@ -1,3 +1,4 @@
+import { NO_ENCODING_KEY, encodeShared, keepEncoding, sharedEncoding, type EncodingSlots, type OutputFormat } from '../core/encoding.js';
 import { encodeMessage } from './chunk.js';
 import { ChunkStreamId, MessageType } from './messages.js';
 import type { SocketOutput } from './output.js';
@@ -5,14 +6,12 @@ import type { SocketOutput } from './output.js';
 /**
  * The shape of a shared media message as the live hub hands it out. Declared
  * here (structurally) because rtmp sits below live and may not import it.
+ * Its encoding slots are shared by every output (src/core/encoding.ts).
  */
-export interface OutgoingMedia {
+export interface OutgoingMedia extends EncodingSlots {
   readonly kind: number;
   readonly timestamp: number;
   readonly payload: Buffer;
-  /** one cached wire encoding, shared by every player with the same key */
-  wire: Buffer | undefined;
-  wireKey: number;
 }
 
 /** Media kinds as numbers: the RTMP message types 8 (audio), 9 (video), 18 (data). */
@@ -21,32 +20,59 @@ function csidFor(kind: number, interleave: boolean): number {
   return kind === MessageType.Audio ? ChunkStreamId.Audio : ChunkStreamId.Data;
 }
 
-/** wireFor's cache key: chunkSize * 2^17 + interleave * 2^16 + streamId (exact: chunk sizes are below 2^31) */
+/** The RTMP format's key: chunkSize * 2^17 + interleave * 2^16 + streamId (exact: chunk sizes are below 2^31) */
 const MAX_CACHED_STREAM_ID = 0xffff;
 const WIRE_KEY_INTERLEAVE = 0x10000;
 const WIRE_KEY_CHUNK_SIZE = 0x20000;
 
 /**
- * Encodes a media message for one output chunk size and message stream id,
- * reusing the message's cached encoding when another player already made it.
- * Every message starts with a type-0 header (absolute timestamp), so the same
- * bytes are right for every player, whatever it received before.
+ * RTMP as an output format: a media message chunked for one output chunk size
+ * and message stream id. Every message starts with a type-0 header (absolute
+ * timestamp), so the same bytes are right for every player, whatever it
+ * received before. Keys are at least 2^17 (chunk size >= 1), above the fixed
+ * keys of src/core/encoding.ts.
  */
-export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, interleave = false): Buffer {
+export class RtmpFormat implements OutputFormat<OutgoingMedia> {
+  readonly key: number;
+
+  constructor(
+    readonly chunkSize: number,
+    readonly streamId: number,
+    readonly interleave: boolean,
+  ) {
+    this.key = rtmpEncodingKey(chunkSize, streamId, interleave);
+  }
+
+  encode(m: OutgoingMedia): Buffer {
+    return encodeRtmp(m, this.chunkSize, this.streamId, this.interleave);
+  }
+}
+
+/** The RTMP format's key for these parameters (NO_ENCODING_KEY: not to be shared). */
+export function rtmpEncodingKey(chunkSize: number, streamId: number, interleave: boolean): number {
   // the key holds the whole (chunk size, interleave, stream id) triple: a stream id that does not fit its
   // 16 bits (a peer may pick any 32-bit NetStream id) is never cached, so it cannot collide with another
-  const cacheable = streamId >= 0 && streamId <= MAX_CACHED_STREAM_ID;
-  const key = cacheable ? chunkSize * WIRE_KEY_CHUNK_SIZE + (interleave ? WIRE_KEY_INTERLEAVE : 0) + streamId : -1;
-  if (cacheable && m.wireKey === key && m.wire !== undefined) return m.wire;
-  const wire = encodeMessage(
-    { csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload },
-    chunkSize,
-  );
-  if (cacheable && m.wire === undefined) {
-    m.wire = wire;
-    m.wireKey = key;
-  }
+  const cacheable = streamId >= 0 && streamId <= MAX_CACHED_STREAM_ID && chunkSize >= 1;
+  return cacheable ? chunkSize * WIRE_KEY_CHUNK_SIZE + (interleave ? WIRE_KEY_INTERLEAVE : 0) + streamId : NO_ENCODING_KEY;
+}
+
+/**
+ * Encodes a media message for one output chunk size and message stream id,
+ * reusing the message's shared encoding when another output already made it
+ * (the same cache as RtmpFormat's, without a format object: for outputs such
+ * as push relays that do not keep one).
+ */
+export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, interleave = false): Buffer {
+  const key = rtmpEncodingKey(chunkSize, streamId, interleave);
+  const cached = sharedEncoding(m, key);
+  if (cached !== undefined) return cached;
+  const wire = encodeRtmp(m, chunkSize, streamId, interleave);
+  keepEncoding(m, key, wire);
   return wire;
+}
+
+function encodeRtmp(m: OutgoingMedia, chunkSize: number, streamId: number, interleave: boolean): Buffer {
+  return encodeMessage({ csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload }, chunkSize);
 }
 
 /** Writes shared media to one connection's output; its queue is the player's queue. */
@@ -57,11 +83,15 @@ export class MediaWriter {
   /** interleave: audio and video on one chunk stream */
   interleave = false;
   bytesWritten = 0;
+  /** this output's RTMP format, rebuilt when its chunk size or interleave changes */
+  private format: RtmpFormat;
 
   constructor(
     protected readonly output: SocketOutput,
     readonly streamId: number,
-  ) {}
+  ) {
+    this.format = new RtmpFormat(output.chunkSize, streamId, this.interleave);
+  }
 
   queuedBytes(): number {
     return this.output.queuedBytes();
@@ -71,9 +101,14 @@ export class MediaWriter {
     if (this.paused) return;
     if (m.kind === MessageType.Audio && !this.receiveAudio) return;
     if (m.kind === MessageType.Video && !this.receiveVideo) return;
-    const wire = wireFor(m, this.output.chunkSize, this.streamId, this.interleave);
+    const output = this.output;
+    let f = this.format;
+    if (f.chunkSize !== output.chunkSize || f.interleave !== this.interleave) f = this.format = new RtmpFormat(output.chunkSize, this.streamId, this.interleave);
+    // the shared encoding's first slot, read here: the hot path of every player
+    const e = m.enc0;
+    const wire = m.key0 === f.key && e !== undefined ? e : encodeShared(m, f);
     this.bytesWritten += wire.length;
-    this.output.write(wire);
+    output.write(wire);
   }
 
   cork(): void {

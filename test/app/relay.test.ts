@@ -9,6 +9,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import type { RelayTarget, ServerConfig } from '../../src/config/types.js';
 import { memoryLogger, silentLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { LiveHub } from '../../src/live/hub.js';
+import { LiveReader } from '../../src/live/reader.js';
 import { decodeAmf0 } from '../../src/rtmp/amf0.js';
 import { commandMessage } from '../../src/rtmp/commands.js';
 import { RtmpServer } from '../../src/server.js';
@@ -207,7 +208,7 @@ test('push: a stalled target drops frames to the next keyframe and never slows t
   const local = await counting(t, `${a.url}/live`, 's');
   stalled = true;
   const stream = a.server.hub.get('live', 's')!;
-  const relayReader = (): { dropped: number; dropEpisodes: number } | undefined => [...stream.readers].find((r) => r.dropped > 0);
+  const relayReader = (): { dropped: number; dropEpisodes: number } | undefined => [...stream.readers].find((r): r is LiveReader => r instanceof LiveReader && r.dropped > 0);
   assert.ok(await until(() => relayReader() !== undefined, 25_000), 'the relay reader drops once the target stops reading');
   const before = local.video;
   const sentBefore = pub.framesSent;

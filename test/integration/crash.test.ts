@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { LiveReader } from '../../src/live/reader.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
 import { commandMessage } from '../../src/rtmp/commands.js';
 import { MessageType } from '../../src/rtmp/messages.js';
@@ -78,6 +79,7 @@ test('a player that never reads while the publisher sends metadata in every mess
   const stream = srv.server.hub.get('live', 'meta')!;
   assert.ok(await until(() => stream.readers.size === 1));
   const reader = [...stream.readers][0]!;
+  assert.ok(reader instanceof LiveReader, 'a player reads with the live policy');
   const big = 'm'.repeat(48 * 1024);
   const rss0 = process.memoryUsage().rss;
   let maxQueued = 0;
