@@ -1,6 +1,6 @@
 import type { Logger } from '../core/log.js';
 import type { LiveHub } from '../live/hub.js';
-import type { LiveReader } from '../live/reader.js';
+import type { StreamReader } from '../live/reader.js';
 import type { LiveStream } from '../live/stream.js';
 
 /**
@@ -70,7 +70,7 @@ export interface PlayContext {
   /** set by the server once the play is accepted: ends this player (an on_update refusal) */
   stop?: (reason: string) => void;
   /** the protocol's reader of the stream: the live step subscribes it (the last step of the chain) */
-  reader?: LiveReader;
+  reader?: StreamReader;
   /** the live step accepted the play: the protocol's status messages go out before the stream's first frames */
   onAccept?: () => void;
   /** the live stream, once the live step subscribed the reader */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ApplicationConfig } from '../config/types.js';
 import { FrameKind } from '../live/frame.js';
-import type { LiveReader, ReaderLimits } from '../live/reader.js';
+import type { ReaderLimits, StreamReader } from '../live/reader.js';
 import type { LiveStream, StreamOptions } from '../live/stream.js';
 import type { AppChain, PlayContext, PublishContext, PublishingStream, SessionInfo } from './chain.js';
 import { ScriptDataNormaliser } from './ingest.js';
@@ -74,7 +74,7 @@ export class StreamService {
    * `onAccept` runs when the live step accepts, just before the reader gets
    * the stream's cached frames: the protocol's status messages go first.
    */
-  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: LiveReader, onAccept?: () => void): Promise<PlayingStream> {
+  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: StreamReader, onAccept?: () => void): Promise<PlayingStream> {
     checkStreamName(req.name);
     const ctx: PlayContext = { session, name: req.name, query: req.query, start: req.start, duration: req.duration, reader, ...(onAccept !== undefined ? { onAccept } : {}) };
     await app.chain.play(ctx);
