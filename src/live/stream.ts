@@ -17,7 +17,7 @@ export interface StreamOptions {
   /** a GOP larger than this is not cached (the reader waits for the next keyframe) */
   readonly maxGopBytes: number;
   /**
-   * 0: held frames are delivered at the end of the event-loop turn (no added
+   * 0: held frames are delivered when the publisher's read ends (no added
    * latency). Above 0: they are held up to this many ms and leave together,
    * fewer system calls per player for up to that much latency.
    */
@@ -25,14 +25,12 @@ export interface StreamOptions {
 }
 
 /**
- * Decides when a stream's held frames are delivered after a batch. The hub's
- * scheduler flushes every stream once per event-loop turn (setImmediate):
- * publisher reads handled in the same turn leave in one write per reader, at
- * no added latency.
+ * Delivers a stream's held frames: the hub's flusher brackets the flush in its
+ * output batch (the server's write group), so the flush's writes to all the
+ * readers leave together, one system call per reader.
  */
 export interface FlushScheduler {
-  schedule(stream: LiveStream): void;
-  /** flushes one stream now (flush_window's timer), bracketed like the turn's flushes */
+  /** flushes one stream now (at the end of a publisher read, or flush_window's timer) */
   flushNow(stream: LiveStream): void;
 }
 
@@ -145,9 +143,11 @@ export class LiveStream implements StreamInfo {
 
   /**
    * Frames pushed between beginBatch() and endBatch() (one publisher read) are
-   * held and delivered together when the stream is flushed: at the end of the
-   * event-loop turn (or after flush_window). A reader then gets them in one
-   * system call, and one event-loop turn walks the readers once.
+   * held and delivered together when the outermost endBatch() comes: at the
+   * end of the read's own processing (or after flush_window). A reader then
+   * gets the read's frames in one system call, and the read walks the readers
+   * once. (Until 2026-12-07 the flush waited for the event loop's check phase,
+   * setImmediate: the same writes, later, and one more callback per turn.)
    */
   beginBatch(): void {
     this.batchDepth++;
@@ -159,11 +159,8 @@ export class LiveStream implements StreamInfo {
       if (window > 0) {
         this.flushPending = true;
         setTimeout(this.flushNow, window);
-      } else if (this.scheduler !== undefined) {
-        this.flushPending = true;
-        this.scheduler.schedule(this);
       } else {
-        this.flush();
+        this.flushNow();
       }
     }
   }

@@ -179,7 +179,7 @@ test('a slow reader drops to the next keyframe, counts it, keeps headers, and th
   assert.equal(fast.frames.length, 10, "the fast reader got every frame");
 });
 
-test('frames of one publisher read are held to the end of the event-loop turn and reach each reader in one corked write', async () => {
+test('frames of one publisher read are held to the end of the read and reach each reader in one corked write, before the event loop moves on', () => {
   const hub = new LiveHub();
   const pub = publisher('p');
   const s = hub.publish('live', 'x', pub);
@@ -188,29 +188,33 @@ test('frames of one publisher read are held to the end of the event-loop turn an
   hub.subscribe('live', 'x', new LiveReader(a));
   s.beginBatch();
   feed(hub, pub, 1, 5); // 3 headers + 10 frames
-  s.endBatch();
-  assert.equal(a.frames.length, 0, 'held until the turn ends');
   // a reader joining while frames are held: the others get the held frames first, the newcomer the cache
   hub.subscribe('live', 'x', new LiveReader(b));
   assert.equal(a.frames.length, 13);
   assert.deepEqual([a.corks, a.uncorks], [1, 1], 'one corked write for the whole batch');
   assert.equal(b.frames.length, 13, 'metadata, headers and the cached GOP, once each');
   assert.deepEqual([b.corks, b.uncorks], [1, 1], 'the replay is one corked write');
-  // a second read in the same turn, one frame: no cork needed
+  s.endBatch();
+  // a read of two frames: held while the read is processed, delivered when it ends, in this same call
   s.beginBatch();
   s.pushMedia(FrameKind.Video, 1000, inter(9));
-  s.endBatch();
-  s.beginBatch();
   s.pushMedia(FrameKind.Audio, 1000, aac(9));
+  assert.equal(a.frames.length, 13, 'held while the read is processed');
   s.endBatch();
-  assert.equal(a.frames.length, 13);
-  await new Promise((r) => setImmediate(r));
   for (const sink of [a, b]) {
-    assert.deepEqual(sink.frames.slice(-2).map((f) => [f.kind, f.timestamp]), [[FrameKind.Video, 1000], [FrameKind.Audio, 1000]]);
+    assert.deepEqual(sink.frames.slice(-2).map((f) => [f.kind, f.timestamp]), [[FrameKind.Video, 1000], [FrameKind.Audio, 1000]], 'delivered when the read ended, not in a later phase of the event loop');
     assert.equal(sink.corks, sink.uncorks, 'every cork is undone');
   }
-  assert.equal(a.corks, 2, 'the two reads of the turn left together');
+  assert.equal(a.corks, 2, "the read's two frames left together");
   assert.equal(b.corks, 2);
+  // nested batches (a read that brings several publishers' messages): delivered at the outermost end
+  s.beginBatch();
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 1020, inter(9));
+  s.endBatch();
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1000, 'an inner end delivers nothing');
+  s.endBatch();
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1020);
   // a push outside any batch (a relay, a test) goes out at once
   s.pushMedia(FrameKind.Video, 1040, inter(10));
   assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1040);
