@@ -632,7 +632,7 @@ export class RtmpServer {
     let socket = accepted;
     if (block.config.sharedRead && this.sharedReader !== undefined) {
       // reads start on a later turn of the event loop, when conn (below) exists
-      const adopted = this.sharedReader.adopt(accepted, (data) => conn.receive(data));
+      const adopted = this.sharedReader.adopt(accepted, (buffer, length) => conn.receive(buffer, length));
       if (adopted.socket !== undefined) {
         socket = adopted.socket;
         options = { ...options, sharedInput: true };
