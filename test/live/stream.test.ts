@@ -337,3 +337,40 @@ test('players still see monotonic timestamps when the publisher clock jumps back
   }
   assert.ok(lastAv < 1000, `the jumps do not carry the clock away: ${lastAv}`);
 });
+
+test('the GOP cache keeps payloads only: a frame\'s wire encoding is let go once every reader has it, and made again for a reader joining later', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'g', pub);
+  let encodings = 0;
+  class EncodingSink extends FakeSink {
+    override write(f: MediaFrame): void {
+      // what the RTMP writer does (src/rtmp/player.ts wireFor): encode once, cache on the frame
+      if (f.wire === undefined) {
+        encodings++;
+        f.wire = Buffer.alloc(f.payload.length + 12);
+        f.wireKey = 1;
+      }
+      super.write(f);
+    }
+  }
+  const a = new EncodingSink();
+  const b = new EncodingSink();
+  hub.subscribe('live', 'g', new LiveReader(a));
+  hub.subscribe('live', 'g', new LiveReader(b));
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 0, avcHeader);
+  s.pushMedia(FrameKind.Video, 0, key(1));
+  s.pushMedia(FrameKind.Video, 40, inter(2));
+  s.endBatch();
+  s.pushMedia(FrameKind.Video, 80, inter(3)); // outside a batch
+  assert.equal(encodings, 4, 'one encoding per frame, shared by both readers');
+  assert.equal(a.frames.length, 4);
+  assert.equal(b.frames.length, 4);
+  assert.equal(s.cachedGop.length, 3);
+  for (const f of [...s.cachedGop, s.videoHeader!]) assert.equal(f.wire, undefined, 'no wire encoding kept in the cache');
+  const c = new EncodingSink();
+  hub.subscribe('live', 'g', new LiveReader(c));
+  assert.equal(c.frames.length, 4, 'the joiner gets the header and the GOP');
+  assert.equal(encodings, 8, 'encoded again once for the joiner');
+});
