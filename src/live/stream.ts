@@ -87,6 +87,13 @@ export class LiveStream implements StreamInfo {
   private held: MediaFrame[] = [];
   private spare: MediaFrame[] = [];
   private flushPending = false;
+  /**
+   * `held` has frames. Tested instead of the array itself: a new stream's empty
+   * arrays have another V8 hidden class (elements kind) than arrays that held
+   * frames, and the hot path reading them would be thrown out of optimized code
+   * each time a stream starts.
+   */
+  private holding = false;
   /** whether undeliverable() has logged for this stream */
   private undeliverableLogged = false;
 
@@ -154,27 +161,32 @@ export class LiveStream implements StreamInfo {
   }
 
   endBatch(): void {
-    if (this.batchDepth > 0 && --this.batchDepth === 0 && this.held.length > 0 && !this.flushPending) {
+    if (this.batchDepth > 0 && --this.batchDepth === 0 && this.holding && !this.flushPending) {
       const window = this.options.flushWindow ?? 0;
       if (window > 0) {
         this.flushPending = true;
         setTimeout(this.flushNow, window);
       } else {
-        this.flushNow();
+        this.flushHeld();
       }
     }
   }
 
-  private readonly flushNow = (): void => {
+  /** Flushes through the scheduler (bracketed in the output batch). A method, not a closure per stream: the hot path calls one target. */
+  private flushHeld(): void {
     if (this.scheduler === undefined) this.flush();
     else this.scheduler.flushNow(this);
-  };
+  }
+
+  /** flush_window's timer callback */
+  private readonly flushNow = (): void => this.flushHeld();
 
   /** Delivers the held frames to every reader (their writes leave now). */
   flush(): void {
     this.flushPending = false;
+    if (!this.holding) return;
+    this.holding = false;
     const frames = this.held;
-    if (frames.length === 0) return;
     // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
     this.held = this.spare;
     this.spare = frames;
@@ -249,7 +261,10 @@ export class LiveStream implements StreamInfo {
       this.hasAudio = true;
     }
     this.cache(frame);
-    if (this.batchDepth > 0) this.held.push(frame);
+    if (this.batchDepth > 0) {
+      this.held.push(frame);
+      this.holding = true;
+    }
     else {
       this.flush(); // frames held by an earlier batch go first
       for (const r of this.readers) {
@@ -268,7 +283,7 @@ export class LiveStream implements StreamInfo {
     // the held frames are already in the GOP cache the new reader is about to get;
     // they leave now, through the output batch (one write group for all the readers:
     // during a crowd's arrival this runs once per new player)
-    this.flushNow();
+    this.flushHeld();
     this.readers.add(reader);
     reader.attached = true;
     if (this.publisher !== undefined) {

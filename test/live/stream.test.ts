@@ -374,3 +374,21 @@ test('the GOP cache keeps payloads only: a frame\'s wire encoding is let go once
   assert.equal(c.frames.length, 4, 'the joiner gets the header and the GOP');
   assert.equal(encodings, 8, 'encoded again once for the joiner');
 });
+
+test('a new stream does not throw the flush path out of optimized code: no array of another hidden class, no closure per stream on the hot path', async () => {
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const probe = fileURLToPath(new URL('../helpers/stream-start-deopt-probe.ts', import.meta.url));
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', '--trace-deopt', probe], { maxBuffer: 64 * 1024 * 1024, timeout: 90_000 }, (err, stdout) =>
+      err === null ? resolve(stdout) : reject(err),
+    );
+  });
+  const second = out.indexOf('PROBE-SECOND-STREAM');
+  const done = out.indexOf('PROBE-DONE');
+  assert.ok(second > 0 && done > second, 'the probe ran to the end');
+  const after = out.slice(second, done);
+  // (deopts for want of feedback on a stream's first frames are V8's: the branches ran before feedback existed)
+  const ours = [...after.matchAll(/reason: (wrong map|wrong call target)\): begin\. deoptimizing \S+ <JSFunction (flush|endBatch) /g)].map((m) => `${m[2]}: ${m[1]}`);
+  assert.deepEqual(ours, [], 'the second stream kept flush and endBatch optimized');
+});
