@@ -87,3 +87,9 @@ export function keepEncoding(message: EncodingSlots, key: number, wire: Buffer):
     message.key2 = key;
   }
 }
+
+/** Lets the message's encodings go (every output that shares them has had them; a later one encodes again). */
+export function releaseEncodings(message: EncodingSlots): void {
+  message.enc0 = message.enc1 = message.enc2 = undefined;
+  message.key0 = message.key1 = message.key2 = NO_ENCODING_KEY;
+}

@@ -18,51 +18,26 @@ export interface LiveHubOptions {
   readonly logger?: Logger;
 }
 
-/** Flushes every stream that ended a batch, once per event-loop turn. */
-class TurnFlusher implements FlushScheduler {
-  private readonly pending = new Set<LiveStream>();
-  private scheduled = false;
-  private readonly run = (): void => {
-    this.scheduled = false;
-    this.bracketed(() => {
-      try {
-        for (const s of this.pending) {
-          // a stream's flush does not throw (its readers' errors are caught there): this is the
-          // last guard of the process, since nothing would catch a throw out of setImmediate
-          try {
-            s.flush();
-          } catch (e) {
-            this.log?.error({ stream: s.key, ...describeError(e) }, 'stream flush failed');
-          }
-        }
-      } finally {
-        this.pending.clear();
-      }
-    });
-  };
-
+/**
+ * Flushes a stream when its publisher's read ends (or its flush_window
+ * expires), between the output batch's begin() and end(): the read's frames
+ * leave within the read's own processing, before the event loop polls again,
+ * and each reader's share of them leaves in one system call.
+ */
+class BatchFlusher implements FlushScheduler {
   constructor(
     private readonly batch: OutputBatch | undefined,
     private readonly log: Logger | undefined,
   ) {}
 
-  schedule(stream: LiveStream): void {
-    this.pending.add(stream);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.run);
-    }
-  }
-
   flushNow(stream: LiveStream): void {
-    this.bracketed(() => stream.flush());
-  }
-
-  /** Runs flushes between the output batch's begin() and end(). */
-  private bracketed(flush: () => void): void {
     this.batch?.begin();
     try {
-      flush();
+      // a stream's flush does not throw (its readers' errors are caught there); a throw
+      // here would end the publisher's connection, so it is logged and contained
+      stream.flush();
+    } catch (e) {
+      this.log?.error({ stream: stream.key, ...describeError(e) }, 'stream flush failed');
     } finally {
       this.batch?.end();
     }
@@ -75,11 +50,11 @@ class TurnFlusher implements FlushScheduler {
  */
 export class LiveHub {
   private readonly streams = new Map<string, LiveStream>();
-  private readonly flusher: TurnFlusher;
+  private readonly flusher: BatchFlusher;
   private readonly log: Logger | undefined;
 
   constructor(options: LiveHubOptions = {}) {
-    this.flusher = new TurnFlusher(options.outputBatch, options.logger);
+    this.flusher = new BatchFlusher(options.outputBatch, options.logger);
     this.log = options.logger;
   }
 

@@ -1,7 +1,11 @@
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { releaseEncodings } from '../core/encoding.js';
 import { FrameKind, MediaFrame, frameFlags } from './frame.js';
 import type { StreamInfo, StreamReader } from './reader.js';
+
+/** frames pushed outside a batch whose encodings wait to be let go (see releaseSpare) */
+const MAX_SPARE_FRAMES = 64;
 
 export interface PublisherInfo {
   /** connection id or another unique tag, for logs and stats */
@@ -17,7 +21,7 @@ export interface StreamOptions {
   /** a GOP larger than this is not cached (the reader waits for the next keyframe) */
   readonly maxGopBytes: number;
   /**
-   * 0: held frames are delivered at the end of the event-loop turn (no added
+   * 0: held frames are delivered when the publisher's read ends (no added
    * latency). Above 0: they are held up to this many ms and leave together,
    * fewer system calls per player for up to that much latency.
    */
@@ -25,14 +29,12 @@ export interface StreamOptions {
 }
 
 /**
- * Decides when a stream's held frames are delivered after a batch. The hub's
- * scheduler flushes every stream once per event-loop turn (setImmediate):
- * publisher reads handled in the same turn leave in one write per reader, at
- * no added latency.
+ * Delivers a stream's held frames: the hub's flusher brackets the flush in its
+ * output batch (the server's write group), so the flush's writes to all the
+ * readers leave together, one system call per reader.
  */
 export interface FlushScheduler {
-  schedule(stream: LiveStream): void;
-  /** flushes one stream now (flush_window's timer), bracketed like the turn's flushes */
+  /** flushes one stream now (at the end of a publisher read, or flush_window's timer) */
   flushNow(stream: LiveStream): void;
 }
 
@@ -89,6 +91,13 @@ export class LiveStream implements StreamInfo {
   private held: MediaFrame[] = [];
   private spare: MediaFrame[] = [];
   private flushPending = false;
+  /**
+   * `held` has frames. Tested instead of the array itself: a new stream's empty
+   * arrays have another V8 hidden class (elements kind) than arrays that held
+   * frames, and the hot path reading them would be thrown out of optimized code
+   * each time a stream starts.
+   */
+  private holding = false;
   /** whether undeliverable() has logged for this stream */
   private undeliverableLogged = false;
 
@@ -145,41 +154,49 @@ export class LiveStream implements StreamInfo {
 
   /**
    * Frames pushed between beginBatch() and endBatch() (one publisher read) are
-   * held and delivered together when the stream is flushed: at the end of the
-   * event-loop turn (or after flush_window). A reader then gets them in one
-   * system call, and one event-loop turn walks the readers once.
+   * held and delivered together when the outermost endBatch() comes: at the
+   * end of the read's own processing (or after flush_window). A reader then
+   * gets the read's frames in one system call, and the read walks the readers
+   * once. (Until 2026-12-07 the flush waited for the event loop's check phase,
+   * setImmediate: the same writes, later, and one more callback per turn.)
    */
   beginBatch(): void {
     this.batchDepth++;
   }
 
   endBatch(): void {
-    if (this.batchDepth > 0 && --this.batchDepth === 0 && this.held.length > 0 && !this.flushPending) {
+    if (this.batchDepth > 0 && --this.batchDepth === 0 && this.holding && !this.flushPending) {
       const window = this.options.flushWindow ?? 0;
       if (window > 0) {
         this.flushPending = true;
         setTimeout(this.flushNow, window);
-      } else if (this.scheduler !== undefined) {
-        this.flushPending = true;
-        this.scheduler.schedule(this);
       } else {
-        this.flush();
+        this.flushHeld();
       }
     }
   }
 
-  private readonly flushNow = (): void => {
+  /** Flushes through the scheduler (bracketed in the output batch). A method, not a closure per stream: the hot path calls one target. */
+  private flushHeld(): void {
     if (this.scheduler === undefined) this.flush();
     else this.scheduler.flushNow(this);
-  };
+  }
+
+  /** flush_window's timer callback */
+  private readonly flushNow = (): void => this.flushHeld();
 
   /** Delivers the held frames to every reader (their writes leave now). */
   flush(): void {
     this.flushPending = false;
+    if (!this.holding) return;
+    this.holding = false;
+    // the previous flush's frames: every reader has had them (a complete reader too, from its microtask), so their
+    // encodings are let go: the GOP cache keeps only the payloads (half the bytes, two objects less per cached frame
+    // for the collector to promote and trace); a reader joining later has each cached frame encoded once more
+    const previous = this.releaseSpare();
     const frames = this.held;
-    if (frames.length === 0) return;
     // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
-    this.held = this.spare;
+    this.held = previous;
     this.spare = frames;
     // a reader that throws (a frame its output cannot encode) misses that frame; nothing throws out of a flush
     if (frames.length === 1) {
@@ -204,7 +221,6 @@ export class LiveStream implements StreamInfo {
         r.uncork();
       }
     }
-    frames.length = 0;
   }
 
   /**
@@ -228,6 +244,14 @@ export class LiveStream implements StreamInfo {
     );
   }
 
+  /** Lets the encodings of the frames delivered last go (see flush()); returns the emptied array. */
+  private releaseSpare(): MediaFrame[] {
+    const spare = this.spare;
+    for (let i = 0; i < spare.length; i++) releaseEncodings(spare[i]!);
+    spare.length = 0;
+    return spare;
+  }
+
   /** The publisher's hot path: classify, cache, fan out. */
   pushMedia(kind: FrameKind, rawTimestamp: number, payload: Buffer): MediaFrame {
     const now = Date.now();
@@ -247,7 +271,10 @@ export class LiveStream implements StreamInfo {
       this.hasAudio = true;
     }
     this.cache(frame);
-    if (this.batchDepth > 0) this.held.push(frame);
+    if (this.batchDepth > 0) {
+      this.held.push(frame);
+      this.holding = true;
+    }
     else {
       this.flush(); // frames held by an earlier batch go first
       for (const r of this.readers) {
@@ -257,6 +284,9 @@ export class LiveStream implements StreamInfo {
           this.undeliverable(frame, e);
         }
       }
+      // its encodings go with the next flush's, as a batch's do
+      if (this.spare.length >= MAX_SPARE_FRAMES) this.releaseSpare();
+      this.spare.push(frame);
     }
     return frame;
   }
@@ -265,7 +295,7 @@ export class LiveStream implements StreamInfo {
     // the held frames are already in the GOP cache the new reader is about to get;
     // they leave now, through the output batch (one write group for all the readers:
     // during a crowd's arrival this runs once per new player)
-    this.flushNow();
+    this.flushHeld();
     this.readers.add(reader);
     reader.attached = true;
     if (this.publisher !== undefined) {

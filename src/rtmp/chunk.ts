@@ -29,6 +29,7 @@
  * 4 bytes are buffered the decoder decides as soon as the buffered bytes stop
  * matching, and waits for more bytes only while they still match.
  */
+import assert from 'node:assert/strict';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
 import {
@@ -227,13 +228,16 @@ export class ChunkDecoder {
    * Abort are applied by the decoder as soon as they complete (before the next
    * chunk is read) and are still passed to onMessage. Throws a ServerError on a
    * protocol violation; after any throw (including one from onMessage) the
-   * decoder is dead and every later push throws ERR_RTMP_PROTOCOL.
+   * decoder is dead and every later push throws ERR_RTMP_PROTOCOL. Only the
+   * first `length` bytes of `data` are read (a reused read buffer is passed
+   * whole, without a view made per read).
    */
-  push(data: Buffer): void {
+  push(data: Buffer, length = data.length): void {
     if (this.failed) {
       throw serverError(ErrorCode.ProtocolViolation, 'chunk decoder already failed', this.failure);
     }
-    this.totalBytes += data.length;
+    assert(Number.isInteger(length) && length >= 0 && length <= data.length, `push(): length ${length} is not within the buffer's ${data.length} bytes`);
+    this.totalBytes += length;
     try {
       let start = 0;
       const carry = this.carry;
@@ -242,7 +246,7 @@ export class ChunkDecoder {
         // starts inside `carry` ends within HeaderSize.Max bytes of data, so the join
         // never needs more; parsing stops at the first chunk boundary past `carry`.
         this.carry = null;
-        const take = Math.min(data.length, HeaderSize.Max);
+        const take = Math.min(length, HeaderSize.Max);
         const joined = Buffer.allocUnsafe(carry.length + take);
         carry.copy(joined, 0);
         data.copy(joined, carry.length, 0, take);
@@ -250,7 +254,7 @@ export class ChunkDecoder {
         this.process(r, carry.length);
         start = r.pos - carry.length;
       }
-      if (start < data.length) this.process(new ByteReader(data, start), data.length);
+      if (start < length) this.process(new ByteReader(data, start, length), length);
     } catch (e) {
       this.failed = true;
       this.failure = e;
@@ -283,10 +287,18 @@ export class ChunkDecoder {
           );
         }
         if (left === s.length && end - r.pos >= left) {
-          // the whole message is in this chunk and in this buffer: zero copy, unless the buffer is reused
+          // the whole message is in this chunk and in this buffer: zero copy, unless the buffer is
+          // reused; then copied straight out of it (one Buffer per message, no view in between)
           this.cur = null;
-          const body = r.bytes(left);
-          this.deliver(s, this.copyPayloads ? Buffer.from(body) : body);
+          let body: Buffer;
+          if (this.copyPayloads) {
+            body = Buffer.allocUnsafe(left);
+            buf.copy(body, 0, r.pos, r.pos + left);
+            r.pos += left;
+          } else {
+            body = r.bytes(left);
+          }
+          this.deliver(s, body);
           continue;
         }
         const media = s.type === MessageType.Audio || s.type === MessageType.Video;

@@ -458,8 +458,11 @@ export class RtmpConnection {
   private lastWritten = 0;
   private lastOutput = Date.now();
 
-  /** What the peer sent (the socket's 'data', or the owner's shared reads with `sharedInput`). */
-  receive(data: Buffer): void {
+  /**
+   * What the peer sent (the socket's 'data', or the owner's shared reads with
+   * `sharedInput`): the first `length` bytes of `data`.
+   */
+  receive(data: Buffer, length = data.length): void {
     if (this.closed) return;
     const now = Date.now();
     this.lastInput = now;
@@ -470,7 +473,7 @@ export class RtmpConnection {
     this.output.cork();
     try {
       if (this.proxy !== undefined) {
-        const p = this.proxy.push(data);
+        const p = this.proxy.push(length === data.length ? data : data.subarray(0, length));
         if (!p.done) return;
         this.proxy = undefined;
         const trusted = this.options.trustedProxy;
@@ -484,20 +487,22 @@ export class RtmpConnection {
         }
         if (p.rest.length === 0) return;
         data = p.rest;
+        length = data.length;
       }
       if (this.handshake !== undefined) {
-        const step = this.handshake.push(data);
+        const step = this.handshake.push(length === data.length ? data : data.subarray(0, length));
         for (const b of step.send) this.output.write(b);
         if (!step.done) return;
         this.log.debug({ digest: this.handshake.digest }, 'handshake done');
         this.handshake = undefined;
         if (step.rest.length === 0) return;
         data = step.rest;
+        length = data.length;
       }
       const pubs = this.publishing;
       for (let i = 0; i < pubs.length; i++) pubs[i]!.beginBatch();
       try {
-        this.decoder.push(data);
+        this.decoder.push(data, length);
       } finally {
         for (let i = 0; i < pubs.length; i++) pubs[i]!.endBatch();
       }

@@ -47,12 +47,12 @@ export class SharedSocketReader {
 
   /**
    * The accepted socket must not have read yet (a server with pauseOnConnect).
-   * Returns the socket to use from now on, whose data goes to onData as views
-   * of the shared buffer, and destroys the accepted one; or undefined, leaving
+   * Returns the socket to use from now on, whose data goes to onData as the
+   * shared buffer and the length read into it, and destroys the accepted one; or undefined, leaving
    * the accepted socket as it was, when it has no descriptor or dup(2) failed
    * (EMFILE...): the caller then reads it the usual way. `reason` says why.
    */
-  adopt(accepted: net.Socket, onData: (data: Buffer) => void): { socket: net.Socket } | { socket: undefined; reason: string } {
+  adopt(accepted: net.Socket, onData: (buffer: Buffer, length: number) => void): { socket: net.Socket } | { socket: undefined; reason: string } {
     const fd = descriptorOf(accepted);
     if (fd < 0) return { socket: undefined, reason: 'no file descriptor' };
     let copy: number;
@@ -72,7 +72,8 @@ export class SharedSocketReader {
       onread: {
         buffer,
         callback: (n: number): boolean => {
-          onData(buffer.subarray(0, n));
+          // the shared buffer itself and the read's length: no view allocated per read
+          onData(buffer, n);
           return true;
         },
       },

@@ -71,7 +71,7 @@ export class RtmpSessions {
     let socket = accepted;
     if (block.config.sharedRead && sharedReader !== undefined) {
       // reads start on a later turn of the event loop, when conn (below) exists
-      const adopted = sharedReader.adopt(accepted, (data) => conn.receive(data));
+      const adopted = sharedReader.adopt(accepted, (buffer, length) => conn.receive(buffer, length));
       if (adopted.socket !== undefined) {
         socket = adopted.socket;
         options = { ...options, sharedInput: true };

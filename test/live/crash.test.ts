@@ -46,7 +46,7 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 // ---------------------------------------------------------------- item 1: the fan-out never throws
 
-test('a frame whose encoding throws is dropped by the fan-out (batched flush in setImmediate): every reader gets the rest, logged once', async () => {
+test('a frame whose encoding throws is dropped by the fan-out (batched flush at the end of a read): every reader gets the rest, logged once', async () => {
   const logs: MemoryLogEntry[] = [];
   const hub = new LiveHub({ logger: memoryLogger(logs) });
   const s = hub.publish('live', 'x', publisher('p'));
@@ -59,7 +59,7 @@ test('a frame whose encoding throws is dropped by the fan-out (batched flush in 
   }
   const beside = new FakeSink();
   hub.subscribe('live', 'y', new LiveReader(beside));
-  // two publisher reads: the flushes run in the hub's setImmediate, where a throw would kill the process
+  // two publisher reads: the flushes run at each read's end, where a throw would end the publisher's connection
   for (let round = 0; round < 2; round++) {
     s.beginBatch();
     other.beginBatch();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isServerError, ErrorCode } from '../../src/core/errors.js';
+import { encodeShared } from '../../src/core/encoding.js';
 import { FrameKind, type MediaFrame } from '../../src/live/frame.js';
 import { LiveHub } from '../../src/live/hub.js';
 import { LiveReader, type FrameSink } from '../../src/live/reader.js';
@@ -179,7 +180,7 @@ test('a slow reader drops to the next keyframe, counts it, keeps headers, and th
   assert.equal(fast.frames.length, 10, "the fast reader got every frame");
 });
 
-test('frames of one publisher read are held to the end of the event-loop turn and reach each reader in one corked write', async () => {
+test('frames of one publisher read are held to the end of the read and reach each reader in one corked write, before the event loop moves on', () => {
   const hub = new LiveHub();
   const pub = publisher('p');
   const s = hub.publish('live', 'x', pub);
@@ -188,29 +189,33 @@ test('frames of one publisher read are held to the end of the event-loop turn an
   hub.subscribe('live', 'x', new LiveReader(a));
   s.beginBatch();
   feed(hub, pub, 1, 5); // 3 headers + 10 frames
-  s.endBatch();
-  assert.equal(a.frames.length, 0, 'held until the turn ends');
   // a reader joining while frames are held: the others get the held frames first, the newcomer the cache
   hub.subscribe('live', 'x', new LiveReader(b));
   assert.equal(a.frames.length, 13);
   assert.deepEqual([a.corks, a.uncorks], [1, 1], 'one corked write for the whole batch');
   assert.equal(b.frames.length, 13, 'metadata, headers and the cached GOP, once each');
   assert.deepEqual([b.corks, b.uncorks], [1, 1], 'the replay is one corked write');
-  // a second read in the same turn, one frame: no cork needed
+  s.endBatch();
+  // a read of two frames: held while the read is processed, delivered when it ends, in this same call
   s.beginBatch();
   s.pushMedia(FrameKind.Video, 1000, inter(9));
-  s.endBatch();
-  s.beginBatch();
   s.pushMedia(FrameKind.Audio, 1000, aac(9));
+  assert.equal(a.frames.length, 13, 'held while the read is processed');
   s.endBatch();
-  assert.equal(a.frames.length, 13);
-  await new Promise((r) => setImmediate(r));
   for (const sink of [a, b]) {
-    assert.deepEqual(sink.frames.slice(-2).map((f) => [f.kind, f.timestamp]), [[FrameKind.Video, 1000], [FrameKind.Audio, 1000]]);
+    assert.deepEqual(sink.frames.slice(-2).map((f) => [f.kind, f.timestamp]), [[FrameKind.Video, 1000], [FrameKind.Audio, 1000]], 'delivered when the read ended, not in a later phase of the event loop');
     assert.equal(sink.corks, sink.uncorks, 'every cork is undone');
   }
-  assert.equal(a.corks, 2, 'the two reads of the turn left together');
+  assert.equal(a.corks, 2, "the read's two frames left together");
   assert.equal(b.corks, 2);
+  // nested batches (a read that brings several publishers' messages): delivered at the outermost end
+  s.beginBatch();
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 1020, inter(9));
+  s.endBatch();
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1000, 'an inner end delivers nothing');
+  s.endBatch();
+  assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1020);
   // a push outside any batch (a relay, a test) goes out at once
   s.pushMedia(FrameKind.Video, 1040, inter(10));
   assert.equal(a.frames[a.frames.length - 1]!.timestamp, 1040);
@@ -332,4 +337,68 @@ test('players still see monotonic timestamps when the publisher clock jumps back
     lastAv = f.timestamp;
   }
   assert.ok(lastAv < 1000, `the jumps do not carry the clock away: ${lastAv}`);
+});
+
+test('the GOP cache keeps payloads only: a frame\'s encodings are let go at the next flush, once every reader had them, and made again for a reader joining later', () => {
+  const hub = new LiveHub();
+  const pub = publisher('p');
+  const s = hub.publish('live', 'g', pub);
+  let encodings = 0;
+  const format = {
+    key: 7,
+    encode: (f: MediaFrame): Buffer => {
+      encodings++;
+      return Buffer.alloc(f.payload.length + 12);
+    },
+  };
+  class EncodingSink extends FakeSink {
+    override write(f: MediaFrame): void {
+      // what an output does (src/rtmp/player.ts): one encoding per format, shared through the frame's slots
+      encodeShared(f, format);
+      super.write(f);
+    }
+  }
+  const a = new EncodingSink();
+  const b = new EncodingSink();
+  hub.subscribe('live', 'g', new LiveReader(a));
+  hub.subscribe('live', 'g', new LiveReader(b));
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 0, avcHeader);
+  s.pushMedia(FrameKind.Video, 0, key(1));
+  s.pushMedia(FrameKind.Video, 40, inter(2));
+  s.endBatch();
+  s.pushMedia(FrameKind.Video, 80, inter(3)); // outside a batch
+  assert.equal(encodings, 4, 'one encoding per frame, shared by both readers');
+  assert.equal(a.frames.length, 4);
+  assert.equal(b.frames.length, 4);
+  s.beginBatch();
+  s.pushMedia(FrameKind.Video, 120, inter(4));
+  s.endBatch();
+  assert.equal(encodings, 5);
+  assert.equal(s.cachedGop.length, 4);
+  const released = [...s.cachedGop.slice(0, 3), s.videoHeader!];
+  for (const f of released) assert.equal(f.enc0, undefined, 'no encoding kept in the cache once the next flush went out');
+  assert.notEqual(s.cachedGop[3]!.enc0, undefined, 'the last flush\'s frame keeps its encoding until the next one');
+  const c = new EncodingSink();
+  hub.subscribe('live', 'g', new LiveReader(c));
+  assert.equal(c.frames.length, 5, 'the joiner gets the header and the GOP');
+  assert.equal(encodings, 9, 'encoded again once for the joiner (the last frame still shared)');
+});
+
+test('a new stream does not throw the flush path out of optimized code: no array of another hidden class, no closure per stream on the hot path', async () => {
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const probe = fileURLToPath(new URL('../helpers/stream-start-deopt-probe.ts', import.meta.url));
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', '--trace-deopt', probe], { maxBuffer: 64 * 1024 * 1024, timeout: 90_000 }, (err, stdout) =>
+      err === null ? resolve(stdout) : reject(err),
+    );
+  });
+  const second = out.indexOf('PROBE-SECOND-STREAM');
+  const done = out.indexOf('PROBE-DONE');
+  assert.ok(second > 0 && done > second, 'the probe ran to the end');
+  const after = out.slice(second, done);
+  // (deopts for want of feedback on a stream's first frames are V8's: the branches ran before feedback existed)
+  const ours = [...after.matchAll(/reason: (wrong map|wrong call target)\): begin\. deoptimizing \S+ <JSFunction (flush|endBatch) /g)].map((m) => `${m[2]}: ${m[1]}`);
+  assert.deepEqual(ours, [], 'the second stream kept flush and endBatch optimized');
 });

@@ -700,3 +700,30 @@ describe('ChunkDecoder copyPayloads (input read into a reused buffer)', () => {
     assert.deepEqual(got[1]!.payload, fill(300, 0xb2), 'a message cut across pushes is always reassembled into its own buffer');
   });
 });
+
+describe('ChunkDecoder.push(buffer, length): a reused read buffer', () => {
+  it('reads only the first `length` bytes; what lies beyond them (an older read) is never parsed', () => {
+    const got: RtmpMessage[] = [];
+    const d = new ChunkDecoder({ maxMessageSize: MB, copyPayloads: true }, (m) => got.push(m));
+    const first = bytes(type0(4, 10, 5, MessageType.Audio, 1), [0xaf, 1, 1, 2, 3]);
+    // the shared buffer: this read's bytes, then a complete message left over from an earlier, longer read
+    const stale = bytes(type0(6, 20, 3, MessageType.Video, 1), [0x17, 1, 9]);
+    const shared = bytes(first, stale);
+    d.push(shared, first.length);
+    assert.equal(got.length, 1, 'one message: the bytes past `length` were not read');
+    assert.deepEqual([got[0]!.type, got[0]!.timestamp, [...got[0]!.payload]], [MessageType.Audio, 10, [0xaf, 1, 1, 2, 3]]);
+    assert.equal(d.bytesReceived, first.length);
+    // the payload is a copy: overwriting the shared buffer (the next read) leaves it intact
+    shared.fill(0);
+    assert.deepEqual([...got[0]!.payload], [0xaf, 1, 1, 2, 3]);
+    // a header cut at `length` is completed by the next read, again from the start of the buffer
+    const next = bytes(type1(4, 23, 2, MessageType.Audio), [0xaf, 7]);
+    const reused = bytes(next.subarray(0, 3), fill(40, 0x55));
+    d.push(reused, 3);
+    assert.equal(got.length, 1);
+    const rest = bytes(next.subarray(3), fill(40, 0x55));
+    d.push(rest, next.length - 3);
+    assert.equal(got.length, 2);
+    assert.deepEqual([got[1]!.timestamp, [...got[1]!.payload]], [33, [0xaf, 7]]);
+  });
+});
