@@ -90,6 +90,8 @@ export class LiveStream implements StreamInfo {
   /** frames of the current batch, not delivered yet */
   private held: MediaFrame[] = [];
   private spare: MediaFrame[] = [];
+  /** frames in `spare` whose encodings are still to be let go (a counter: a new stream's empty array is never read) */
+  private spareCount = 0;
   private flushPending = false;
   /**
    * `held` has frames. Tested instead of the array itself: a new stream's empty
@@ -198,6 +200,7 @@ export class LiveStream implements StreamInfo {
     // swap the two arrays: no allocation per flush, and frames pushed while delivering are kept
     this.held = previous;
     this.spare = frames;
+    this.spareCount = frames.length;
     // a reader that throws (a frame its output cannot encode) misses that frame; nothing throws out of a flush
     if (frames.length === 1) {
       const f = frames[0]!;
@@ -247,8 +250,11 @@ export class LiveStream implements StreamInfo {
   /** Lets the encodings of the frames delivered last go (see flush()); returns the emptied array. */
   private releaseSpare(): MediaFrame[] {
     const spare = this.spare;
-    for (let i = 0; i < spare.length; i++) releaseEncodings(spare[i]!);
+    const n = this.spareCount;
+    if (n === 0) return spare;
+    for (let i = 0; i < n; i++) releaseEncodings(spare[i]!);
     spare.length = 0;
+    this.spareCount = 0;
     return spare;
   }
 
@@ -285,8 +291,9 @@ export class LiveStream implements StreamInfo {
         }
       }
       // its encodings go with the next flush's, as a batch's do
-      if (this.spare.length >= MAX_SPARE_FRAMES) this.releaseSpare();
+      if (this.spareCount >= MAX_SPARE_FRAMES) this.releaseSpare();
       this.spare.push(frame);
+      this.spareCount++;
     }
     return frame;
   }
