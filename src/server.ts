@@ -19,7 +19,6 @@ import { MemoryReclaimer } from './memory.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
 import { silentLogger } from './core/log.js';
-import { ByteReader, ByteWriter } from './core/bytes.js';
 import { LiveReader, type ReaderLimits } from './live/reader.js';
 import type { LiveStream, PublisherInfo, StreamOptions } from './live/stream.js';
 import {
@@ -148,11 +147,6 @@ export class RtmpServer {
   private internalCount = 0;
   /** what the boot warm-up did (undefined: it did not run) */
   warmupReport: WarmupReport | undefined;
-  /**
-   * Objects kept for the server's lifetime only so that their hidden classes
-   * (V8 maps) live on, by role: see keepShape().
-   */
-  private readonly shapeKeeper = new Map<string, readonly unknown[]>();
 
   constructor(
     config: ServerConfig,
@@ -258,25 +252,6 @@ export class RtmpServer {
     return listener;
   }
 
-  /**
-   * V8 gives the objects of a class their final hidden class (map) through
-   * transitions from the constructor's initial map, and it holds transitions
-   * weakly: when no object of the class is alive at a full collection, that map
-   * is collected, and every optimized function that embedded it is thrown away
-   * ("deoptimization, reason: weak objects" in --trace-deopt). Right after the
-   * warm-up no connection, stream or frame is left, so its collection would
-   * throw away what it compiled; on a quiet server, so would any later one. One
-   * object of each class of the hot paths is therefore kept: the warm-up's
-   * first publisher and first player (closed; with their outputs, decoders and
-   * sockets), the publisher's stream (with its cached metadata and codec header
-   * frames), the player's reader and output, a byte reader and writer (made
-   * and dropped per message), and a spent Immediate (the flush scheduler's).
-   * A few tens of KiB. The first objects given for a role are the ones kept.
-   */
-  private keepShape(role: string, ...objects: unknown[]): void {
-    if (!this.shapeKeeper.has(role)) this.shapeKeeper.set(role, objects);
-  }
-
   private warmupWanted(): boolean {
     return this.options.warmup !== false && this.config.rtmp[0]?.warmup === true;
   }
@@ -333,7 +308,6 @@ export class RtmpServer {
           this.releaseChain(app.chain, 0);
         }
       }
-      if (this.warmupReport !== undefined) this.keepShape('transient', new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
       // the warm-up's objects are garbage now: collect them before the clients come
       try {
         this.options.collectGarbage?.();
@@ -717,7 +691,6 @@ export class RtmpServer {
         app.chain.publishDone(ctx, true);
         throw e;
       }
-      if (this.sessions.get(conn)?.internal === true) this.keepShape('publisher', conn, stream);
       app.chain.published(ctx, stream);
       let open = true;
       // drop_idle_publisher: a publisher that sends no audio/video for that long is disconnected
@@ -778,7 +751,6 @@ export class RtmpServer {
       } finally {
         output.uncork();
       }
-      if (this.sessions.get(conn)?.internal === true) this.keepShape('player', conn, reader, output);
       let open = true;
       return {
         resume: () => reader.restart(stream.hasVideo),

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import test, { type TestContext } from 'node:test';
 import { buildModules } from '../../src/app/modules.js';
 import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
@@ -140,29 +138,4 @@ test('warmUp() reports a server that is not there instead of throwing', async ()
   const r = await warmUp(1, 'live', { players: 1, messages: 10, timeoutMs: 1000 });
   assert.equal(r.messages, 0);
   assert.ok(r.stopped !== undefined && r.stopped.length > 0);
-});
-
-test('what the warm-up compiled survives a full collection on an empty server (V8 keeps the classes)', async (t) => {
-  if (!process.versions.v8.startsWith('11.3.')) {
-    t.skip(`V8 ${process.versions.v8}: the trace format and budgets are those of V8 11.3 (Node.js 20)`);
-    return;
-  }
-  const probe = fileURLToPath(new URL('../helpers/warmup-deopt-probe.ts', import.meta.url));
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', '--expose-gc', '--trace-opt', '--trace-deopt', probe], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }, (err, stdout) =>
-      err === null ? resolve(stdout) : reject(err),
-    );
-  });
-  const warmed = out.indexOf('PROBE-WARMED');
-  const collected = out.indexOf('PROBE-COLLECTED');
-  assert.ok(warmed > 0 && collected > warmed, 'the probe ran to the end');
-  // functions of the publish and fan-out paths (names that are ours alone)
-  const ours = ['pushMedia', 'mapTimestamp', 'wireFor', 'encodeMessage', 'readHeader', 'MediaFrame'];
-  const optimized = ours.filter((n) => new RegExp(`completed (optimizing|compiling) [^\\n]*<JSFunction ${n} `).test(out.slice(0, warmed)));
-  assert.ok(optimized.length >= 3, `the warm-up got our hot functions optimized (only ${optimized.join(', ')})`);
-  const thrown = out
-    .slice(warmed, collected)
-    .split('\n')
-    .filter((l) => l.includes('reason: weak objects') && ours.some((n) => l.includes(`<SharedFunctionInfo ${n}>`)));
-  assert.deepEqual(thrown, [], 'optimized code thrown away when the warm-up\'s objects died');
 });
