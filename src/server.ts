@@ -79,11 +79,7 @@ export interface ServerOptions {
   readonly warmup?: false | ServerWarmupOptions;
 }
 
-export interface ServerWarmupOptions extends Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'> {
-  /** process-level tuning for the warm-up's duration only (the CLI lowers V8's interrupt budget) */
-  readonly begin?: () => void;
-  readonly end?: () => void;
-}
+export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'>;
 
 /** The application the warm-up publishes to, on a private listener (no hooks, no recording: only live). */
 const WARMUP_APP = '__warmup';
@@ -283,13 +279,7 @@ export class RtmpServer {
       });
       const a = server.address();
       if (a === null || typeof a !== 'object') return;
-      given?.begin?.();
-      let report: WarmupReport;
-      try {
-        report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
-      } finally {
-        given?.end?.();
-      }
+      const report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
       // the warm-up's connections leave on their own (the clients closed them); wait for the server's side
       const deadline = Date.now() + 2000;
       while (Date.now() < deadline && [...this.sessions.values()].some((s) => s.internal)) await new Promise((r) => setTimeout(r, 10));
