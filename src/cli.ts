@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
@@ -70,31 +68,6 @@ export function loadConfiguration(args: CliArgs): ServerConfig {
   });
 }
 
-/**
- * V8's full collection, for the server to run after a crowd of players left
- * (see src/memory.ts). The flag makes `gc` exist in contexts made after it.
- */
-function exposeGc(): (() => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    if (typeof gc !== 'function') return undefined;
-    const collect = gc as () => void;
-    // a plain full collection leaves pages where a few live objects (the GOP
-    // cache's frames) are scattered among the dead crowd's: compact them all
-    return () => {
-      setFlagsFromString('--compact-on-every-full-gc');
-      try {
-        collect();
-      } finally {
-        setFlagsFromString('--no-compact-on-every-full-gc');
-      }
-    };
-  } catch {
-    return undefined;
-  }
-}
-
 function makeLogger(cfg: ServerConfig): Logger {
   const dest = cfg.log.destination;
   const stream = dest === 'stderr' ? pino.destination(2) : dest === 'stdout' ? pino.destination(1) : pino.destination({ dest, mkdir: true, sync: false });
@@ -131,7 +104,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const log = makeLogger(cfg);
   for (const w of cfg.warnings) log.warn(w);
-  const server = new RtmpServer(cfg, { logger: log, modules: buildModules, collectGarbage: exposeGc() });
+  const server = new RtmpServer(cfg, { logger: log, modules: buildModules });
   try {
     await server.start();
   } catch (e) {

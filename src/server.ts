@@ -15,7 +15,6 @@ import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { SharedSocketReader } from './rtmp/socket-input.js';
-import { MemoryReclaimer } from './memory.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
 import { silentLogger } from './core/log.js';
@@ -71,8 +70,6 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** modules put in front of the live step of every application (access, notify...) */
   readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
-  /** a full garbage collection (the CLI passes V8's): run after many connections left, so memory returns to its idle level */
-  readonly collectGarbage?: () => void;
   /** false: never load the native fan-out writer (its writes are then made from JavaScript); tests may pass their own */
   readonly nativeWriter?: false | NativeWriter;
   /** false: no boot warm-up, whatever the configuration says (tests); otherwise its sizes and tuning */
@@ -159,52 +156,15 @@ export class RtmpServer {
     this.blocks = config.rtmp.map((c) => ({ ...this.buildBlock(c), group: {} }));
   }
 
-  /** One full collection after a crowd left, logged with what it freed. */
-  private collectGarbage(collect: () => void): void {
-    const t0 = Date.now();
-    const before = process.memoryUsage().heapUsed;
-    let after: number;
-    let trimmed: boolean | undefined;
-    let rssBefore: number;
-    let rssAfter: number;
-    try {
-      collect();
-      after = process.memoryUsage().heapUsed;
-      // the collection freed the connections' buffers into the C heap: hand its free pages back too
-      rssBefore = process.memoryUsage.rss();
-      trimmed = this.native.writer?.trimHeap?.();
-      rssAfter = process.memoryUsage.rss();
-    } catch (e) {
-      // housekeeping must go on: a collection that failed only costs memory
-      this.log.warn(describeError(e), 'memory reclaim failed');
-      return;
-    }
-    const mib = (n: number): number => +(n / 1048576).toFixed(1);
-    // the freed heap pages go back to the system over the next seconds (V8 unmaps them in the background)
-    this.log.info(
-      {
-        connections: this.sessions.size,
-        heapUsedMiB: mib(after),
-        heapFreedMiB: mib(before - after),
-        ...(trimmed === undefined ? {} : { cHeapTrimmedMiB: mib(rssBefore - rssAfter) }),
-        ms: Date.now() - t0,
-      },
-      'memory reclaimed after connections left',
-    );
-  }
-
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
     if (this.native.writer !== undefined) this.log.info({ path: this.native.path, sharedRead: this.sharedReader !== undefined }, 'native fan-out writer loaded');
     else this.log.info({ reason: this.native.reason }, 'native fan-out writer not used: player writes are made from JavaScript');
     // one timer drives every connection's timeouts and pings
-    const collect = this.options.collectGarbage;
-    const reclaimer = collect === undefined ? undefined : new MemoryReclaimer(() => this.collectGarbage(collect));
     this.housekeeping = setInterval(() => {
       const now = Date.now();
       for (const s of this.sessions.values()) s.conn.tick(now);
-      reclaimer?.check(this.sessions.size, now);
     }, HOUSEKEEPING_INTERVAL);
     this.housekeeping.unref();
     const warm = this.warmupWanted();
@@ -297,12 +257,6 @@ export class RtmpServer {
           if (use !== undefined) use.retired = true;
           this.releaseChain(app.chain, 0);
         }
-      }
-      // the warm-up's objects are garbage now: collect them before the clients come
-      try {
-        this.options.collectGarbage?.();
-      } catch {
-        // only memory
       }
       this.warming = false;
       const held = this.held;
