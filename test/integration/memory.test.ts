@@ -34,3 +34,10 @@ test('no V8 flag is set at run time, no gc is exposed, no object is kept for the
   }
   assert.deepEqual(found, []);
 });
+
+test('npm start runs the server as `node dist/cli.js` does: no node flags the other ways of starting it would miss', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+  const start = pkg.scripts['start'] ?? '';
+  const run = start.split('&&').map((s) => s.trim()).find((s) => s.startsWith('node '));
+  assert.equal(run, `node ${pkg.bin['rtmp-server']}`, `npm start runs "${run ?? start}"`);
+});
