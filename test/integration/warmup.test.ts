@@ -17,7 +17,8 @@ interface Started {
 }
 
 /** A server whose start() is not awaited, so a test can act while it warms up. */
-function launch(t: TestContext, warmup: false | ServerWarmupOptions | undefined, config: ServerConfig = loopbackDefault()): Started {
+/** warmup is off by default (issue 14): these tests turn it on in the configuration */
+function launch(t: TestContext, warmup: false | ServerWarmupOptions | undefined, config: ServerConfig = loopbackDefault(() => ({ warmup: true }))): Started {
   const logs: MemoryLogEntry[] = [];
   const server = new RtmpServer(config, { logger: memoryLogger(logs), modules: buildModules, ...(warmup === undefined ? {} : { warmup }) });
   const started = server.start();
@@ -80,7 +81,10 @@ test('a client that connects during the warm-up waits, then is served', async (t
   assert.equal(server.connections, 1);
 });
 
-test('warmup off in the configuration, or false from the embedding code, skips it', async (t) => {
+test('warmup off (the default) in the configuration, or false from the embedding code, skips it', async (t) => {
+  const byDefault = launch(t, undefined, loopbackDefault());
+  await byDefault.started;
+  assert.equal(byDefault.server.warmupReport, undefined, 'the default configuration starts cold');
   const off = launch(t, undefined, loopbackDefault(() => ({ warmup: false })));
   await off.started;
   assert.equal(off.server.warmupReport, undefined);
@@ -121,7 +125,7 @@ test('stopping the server during the warm-up ends it and drops the waiting clien
 });
 
 test('max_connections does not count the warm-up, and applies to real clients after it', async (t) => {
-  const { server, started } = launch(t, { players: 3, messages: 200 }, loopbackDefault(() => ({ maxConnections: 1 })));
+  const { server, started } = launch(t, { players: 3, messages: 200 }, loopbackDefault(() => ({ maxConnections: 1, warmup: true })));
   await started;
   assert.equal(server.warmupReport?.players, 3, 'all its players joined despite the limit of 1');
   const url = `rtmp://127.0.0.1:${server.port}/live`;
