@@ -29,8 +29,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 LOAD_ARGS=${LOAD_ARGS:-""}
 # e.g. OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (a .cpuprofile per server run)
-# the flags `npm start` runs node with (a small young generation, GC on the main thread: see README)
-OURS_NODE_ARGS=${OURS_NODE_ARGS:-"--max-semi-space-size=1 --single-threaded-gc"}
+# our server runs as `npm start` and `rtmp-server` run it: plain node, no flags (issue 14)
+OURS_NODE_ARGS=${OURS_NODE_ARGS:-""}
 # e.g. OURS_CONFIG=bench/flush-window.conf (its listen port is replaced by OURS_PORT)
 OURS_CONFIG=${OURS_CONFIG:-""}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 node --import tsx bench/make-media.ts >/dev/null
 PIN_SERVER=(); PIN_LOAD=()
 if [ "$(nproc)" -ge 2 ]; then PIN_SERVER=(taskset -c 0); PIN_LOAD=(taskset -c 1); fi
-LOG_LEVEL=info "${PIN_SERVER[@]}" node --max-semi-space-size=1 --single-threaded-gc dist/cli.js "$PORT" >"$OUT/server.log" 2>&1 &
+LOG_LEVEL=info "${PIN_SERVER[@]}" node dist/cli.js "$PORT" >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true' EXIT
 sleep 1

@@ -1,15 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { ErrorCode, ServerError, describeError, serverError } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { defaultConfig } from './config/default.js';
 import { loadConfigFile } from './config/load.js';
 import type { ServerConfig } from './config/types.js';
-import { RtmpServer, type ServerWarmupOptions } from './server.js';
+import { RtmpServer } from './server.js';
 import { buildModules } from './app/modules.js';
 
 const USAGE = `Usage: rtmp-server [PORT] [-c FILE] [-t] [--help] [--version]
@@ -70,53 +68,6 @@ export function loadConfiguration(args: CliArgs): ServerConfig {
   });
 }
 
-/**
- * V8's full collection, for the server to run after a crowd of players left
- * (see src/memory.ts). The flag makes `gc` exist in contexts made after it.
- */
-function exposeGc(): (() => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    if (typeof gc !== 'function') return undefined;
-    const collect = gc as () => void;
-    // a plain full collection leaves pages where a few live objects (the GOP
-    // cache's frames) are scattered among the dead crowd's: compact them all
-    return () => {
-      setFlagsFromString('--compact-on-every-full-gc');
-      try {
-        collect();
-      } finally {
-        setFlagsFromString('--no-compact-on-every-full-gc');
-      }
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * During the boot warm-up only: V8 optimizes a function after it has used up
- * an "interrupt budget" of executed bytecode a few times. A budget of 8 KiB
- * instead of V8 11.3's 66 KiB gets the hot paths optimized within the
- * warm-up's second. It is set back before the first client comes: kept small,
- * it also compiles while a crowd arrives, which measured worse (README).
- * Applied only on the V8 whose default is known (Node.js 20's) and when the
- * operator did not pass the flag.
- */
-const WARMUP_INTERRUPT_BUDGET = 8 * 1024;
-const V8_11_3_INTERRUPT_BUDGET = 66 * 1024;
-
-function warmupTuning(): ServerWarmupOptions {
-  const known = process.versions.v8.startsWith('11.3.');
-  const given = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)].some((a) => /^--interrupt[-_]budget\b/.test(a));
-  if (!known || given) return {};
-  return {
-    begin: () => setFlagsFromString(`--interrupt-budget=${WARMUP_INTERRUPT_BUDGET}`),
-    end: () => setFlagsFromString(`--interrupt-budget=${V8_11_3_INTERRUPT_BUDGET}`),
-  };
-}
-
 function makeLogger(cfg: ServerConfig): Logger {
   const dest = cfg.log.destination;
   const stream = dest === 'stderr' ? pino.destination(2) : dest === 'stdout' ? pino.destination(1) : pino.destination({ dest, mkdir: true, sync: false });
@@ -153,7 +104,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const log = makeLogger(cfg);
   for (const w of cfg.warnings) log.warn(w);
-  const server = new RtmpServer(cfg, { logger: log, modules: buildModules, collectGarbage: exposeGc(), warmup: warmupTuning() });
+  const server = new RtmpServer(cfg, { logger: log, modules: buildModules });
   try {
     await server.start();
   } catch (e) {

@@ -14,28 +14,20 @@ import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { SharedSocketReader } from './rtmp/socket-input.js';
-import { MemoryReclaimer } from './memory.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
-import { ByteReader, ByteWriter } from './core/bytes.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
   /** modules put in front of the live step of every application (access, notify...) */
   readonly modules?: (app: ApplicationConfig, deps: ModuleDeps) => AppModule[];
-  /** a full garbage collection (the CLI passes V8's): run after many connections left, so memory returns to its idle level */
-  readonly collectGarbage?: () => void;
   /** false: never load the native fan-out writer (its writes are then made from JavaScript); tests may pass their own */
   readonly nativeWriter?: false | NativeWriter;
   /** false: no boot warm-up, whatever the configuration says (tests); otherwise its sizes and tuning */
   readonly warmup?: false | ServerWarmupOptions;
 }
 
-export interface ServerWarmupOptions extends Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'> {
-  /** process-level tuning for the warm-up's duration only (the CLI lowers V8's interrupt budget) */
-  readonly begin?: () => void;
-  readonly end?: () => void;
-}
+export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'>;
 
 /** The application the warm-up publishes to, on a private listener (no hooks, no recording: only live). */
 const WARMUP_APP = '__warmup';
@@ -78,11 +70,6 @@ export class RtmpServer {
   private held: { socket: net.Socket; listener: Listener }[] = [];
   /** what the boot warm-up did (undefined: it did not run) */
   warmupReport: WarmupReport | undefined;
-  /**
-   * Objects kept for the server's lifetime only so that their hidden classes
-   * (V8 maps) live on, by role: see keepShape().
-   */
-  private readonly shapeKeeper = new Map<string, readonly unknown[]>();
 
   constructor(
     config: ServerConfig,
@@ -103,44 +90,11 @@ export class RtmpServer {
       writeGroup: this.writeGroup,
       sharedReader: this.sharedReader,
       log: this.log,
-      internalMade: (role: string, ...objects: unknown[]) => this.keepShape(role, ...objects),
     });
     this.blocks = config.rtmp.map((c) => ({ ...this.apps.build(c), group: {} }));
   }
 
-  /** One full collection after a crowd left, logged with what it freed. */
-  private collectGarbage(collect: () => void): void {
-    const t0 = Date.now();
-    const before = process.memoryUsage().heapUsed;
-    let after: number;
-    let trimmed: boolean | undefined;
-    let rssBefore: number;
-    let rssAfter: number;
-    try {
-      collect();
-      after = process.memoryUsage().heapUsed;
-      // the collection freed the connections' buffers into the C heap: hand its free pages back too
-      rssBefore = process.memoryUsage.rss();
-      trimmed = this.native.writer?.trimHeap?.();
-      rssAfter = process.memoryUsage.rss();
-    } catch (e) {
-      // housekeeping must go on: a collection that failed only costs memory
-      this.log.warn(describeError(e), 'memory reclaim failed');
-      return;
-    }
-    const mib = (n: number): number => +(n / 1048576).toFixed(1);
-    // the freed heap pages go back to the system over the next seconds (V8 unmaps them in the background)
-    this.log.info(
-      {
-        connections: this.sessions.size,
-        heapUsedMiB: mib(after),
-        heapFreedMiB: mib(before - after),
-        ...(trimmed === undefined ? {} : { cHeapTrimmedMiB: mib(rssBefore - rssAfter) }),
-        ms: Date.now() - t0,
-      },
-      'memory reclaimed after connections left',
-    );
-  }
+
 
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
@@ -148,12 +102,9 @@ export class RtmpServer {
     if (this.native.writer !== undefined) this.log.info({ path: this.native.path, sharedRead: this.sharedReader !== undefined }, 'native fan-out writer loaded');
     else this.log.info({ reason: this.native.reason }, 'native fan-out writer not used: player writes are made from JavaScript');
     // one timer drives every connection's timeouts and pings
-    const collect = this.options.collectGarbage;
-    const reclaimer = collect === undefined ? undefined : new MemoryReclaimer(() => this.collectGarbage(collect));
     this.housekeeping = setInterval(() => {
       const now = Date.now();
       this.sessions.tick(now);
-      reclaimer?.check(this.sessions.size, now);
     }, HOUSEKEEPING_INTERVAL);
     this.housekeeping.unref();
     const warm = this.warmupWanted();
@@ -179,25 +130,6 @@ export class RtmpServer {
     return bindListener(spec, block, (socket, listener) => this.accept(socket, listener), this.log);
   }
 
-
-  /**
-   * V8 gives the objects of a class their final hidden class (map) through
-   * transitions from the constructor's initial map, and it holds transitions
-   * weakly: when no object of the class is alive at a full collection, that map
-   * is collected, and every optimized function that embedded it is thrown away
-   * ("deoptimization, reason: weak objects" in --trace-deopt). Right after the
-   * warm-up no connection, stream or frame is left, so its collection would
-   * throw away what it compiled; on a quiet server, so would any later one. One
-   * object of each class of the hot paths is therefore kept: the warm-up's
-   * first publisher and first player (closed; with their outputs, decoders and
-   * sockets), the publisher's stream (with its cached metadata and codec header
-   * frames), the player's reader and output, a byte reader and writer (made
-   * and dropped per message), and a spent Immediate (the flush scheduler's).
-   * A few tens of KiB. The first objects given for a role are the ones kept.
-   */
-  private keepShape(role: string, ...objects: unknown[]): void {
-    if (!this.shapeKeeper.has(role)) this.shapeKeeper.set(role, objects);
-  }
 
   private warmupWanted(): boolean {
     return this.options.warmup !== false && this.config.rtmp[0]?.warmup === true;
@@ -230,13 +162,7 @@ export class RtmpServer {
       });
       const a = server.address();
       if (a === null || typeof a !== 'object') return;
-      given?.begin?.();
-      let report: WarmupReport;
-      try {
-        report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
-      } finally {
-        given?.end?.();
-      }
+      const report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
       // the warm-up's connections leave on their own (the clients closed them); wait for the server's side
       const deadline = Date.now() + 2000;
       while (Date.now() < deadline && this.sessions.hasInternal) await new Promise((r) => setTimeout(r, 10));
@@ -249,13 +175,6 @@ export class RtmpServer {
     } finally {
       if (listener !== undefined) listener.close();
       if (block !== undefined) this.apps.retire([block]);
-      if (this.warmupReport !== undefined) this.keepShape('transient', new ByteReader(Buffer.alloc(8)), new ByteWriter(8), setImmediate(() => {}));
-      // the warm-up's objects are garbage now: collect them before the clients come
-      try {
-        this.options.collectGarbage?.();
-      } catch {
-        // only memory
-      }
       this.warming = false;
       const held = this.held;
       this.held = [];

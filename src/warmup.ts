@@ -18,6 +18,11 @@
  * it runs, so their handshake, connect, play and GOP replay run too. Nothing
  * here touches a file, a hook or a relay: the server runs it in a private
  * application with only the live step (see RtmpServer.warmUp).
+ *
+ * Off by default since issue 14 (`warmup on` turns it on): without the runtime
+ * tricks it leaned on (a lowered V8 interrupt budget, objects kept alive for
+ * the JIT, a forced collection after it), it measured no CPU gain at 200 + 200
+ * players and left the idle server 16-19 MiB larger (bench/RESULTS.md, 2026-12-07).
  */
 import { RtmpClient } from './rtmp/client.js';
 import { MessageType } from './rtmp/messages.js';

@@ -90,6 +90,33 @@ function tryWrite(fd: number, buf: Buffer): number {
   }
 }
 
+/** what a reused slot holds once its buffer left (so that the slot pins no buffer) */
+const EMPTY = Buffer.alloc(0);
+/** the longest gather list kept for reuse */
+const MAX_KEPT_LIST = 16;
+/**
+ * Gather lists for writev(2), by length, reused: a player that gets several
+ * buffers in one round (audio and video of one read) would otherwise cost an
+ * array per player per round. A list is taken out while in use (a nested use
+ * gets a new one) and given back with its slots emptied. writeList() does not
+ * keep the list it is given.
+ */
+const keptLists: (Buffer[] | undefined)[] = [];
+
+function takeList(n: number): Buffer[] {
+  const kept = keptLists[n];
+  if (kept === undefined) return new Array<Buffer>(n).fill(EMPTY);
+  keptLists[n] = undefined;
+  return kept;
+}
+
+function giveList(list: Buffer[]): void {
+  const n = list.length;
+  if (n > MAX_KEPT_LIST) return;
+  for (let i = 0; i < n; i++) list[i] = EMPTY;
+  keptLists[n] = list;
+}
+
 function tryWritev(fd: number, list: Buffer[]): number {
   try {
     return writevSync(fd, list);
@@ -156,7 +183,8 @@ export class WriteGroup {
   /** the output of a slot: consulted only for a short write or a slot with several buffers */
   private readonly outputs: (SocketOutput | undefined)[] = [];
   /** slots holding more than one buffer, or whose output writes from JavaScript (written first, with writev) */
-  private readonly multi: number[] = [];
+  private multi = new Int32Array(16);
+  private multiCount = 0;
   private readonly native: NativeWriter | undefined;
 
   constructor(options: { readonly native?: NativeWriter } = {}) {
@@ -184,14 +212,17 @@ export class WriteGroup {
     this.count = 0;
     this.round++;
     // slots holding several buffers are written first, one writev() each, and then skipped
-    for (const i of this.multi) {
+    const multi = this.multi;
+    const m = this.multiCount;
+    this.multiCount = 0;
+    for (let j = 0; j < m; j++) {
+      const i = multi[j]!;
       const out = outputs[i];
       if (out !== undefined && fds[i]! >= 0) {
         fds[i] = -1;
         out.writeGathered(distinct[idx[i]!]!);
       }
     }
-    this.multi.length = 0;
     const written = this.written;
     try {
       // the writes: one native call, or one fs.writeSync() per slot; what the kernel took lands in `written`
@@ -239,7 +270,12 @@ export class WriteGroup {
 
   /** The slot's output writes it itself, with its other buffers if any (writeGathered). */
   markMulti(slot: number): void {
-    this.multi.push(slot);
+    if (this.multiCount === this.multi.length) {
+      const multi = new Int32Array(this.multi.length * 2);
+      multi.set(this.multi);
+      this.multi = multi;
+    }
+    this.multi[this.multiCount++] = slot;
   }
 
   /** The output ended or closed: its slot is skipped. */
@@ -284,7 +320,10 @@ export class SocketOutput {
   /** false: the group's slot of this output is written from JavaScript */
   private readonly native: boolean;
   private corks = 0;
+  /** corked buffers: pending[0..pendingCount); the array and its spare are reused (no allocation per cork) */
   private pending: Buffer[] = [];
+  private pendingSpare: Buffer[] = [];
+  private pendingCount = 0;
   private pendingBytes = 0;
   /**
    * The kernel refused bytes, which were handed to the socket's stream: until
@@ -300,8 +339,9 @@ export class SocketOutput {
   /** this output's slot in the group, valid while groupRound is the group's round */
   private groupRound = 0;
   private groupSlot = 0;
-  /** buffers after the first one in the group slot */
-  private groupMore: Buffer[] = [];
+  /** buffers after the first one in the group slot: groupMore[0..groupMoreCount), the array reused */
+  private readonly groupMore: Buffer[] = [];
+  private groupMoreCount = 0;
   /** bytes written straight to the descriptor (or waiting in the group) */
   private directBytes = 0;
   /** the connection's outgoing chunk size (media is encoded for it) */
@@ -345,7 +385,7 @@ export class SocketOutput {
   write(buf: Buffer): void {
     if (this.closed) return;
     if (this.corks > 0) {
-      this.pending.push(buf);
+      this.pending[this.pendingCount++] = buf;
       this.pendingBytes += buf.length;
       if (this.overCap()) this.overflow();
       return;
@@ -366,8 +406,8 @@ export class SocketOutput {
     if (g !== undefined && g.open) {
       this.directBytes += buf.length;
       if (this.groupRound === g.currentRound) {
-        if (this.groupMore.length === 0 && this.native) g.markMulti(this.groupSlot);
-        this.groupMore.push(buf);
+        if (this.groupMoreCount === 0 && this.native) g.markMulti(this.groupSlot);
+        this.groupMore[this.groupMoreCount++] = buf;
       } else {
         this.groupRound = g.currentRound;
         this.groupSlot = g.add(this, this.fd, buf);
@@ -407,14 +447,24 @@ export class SocketOutput {
 
   uncork(): void {
     if (this.corks === 0 || --this.corks > 0) return;
+    const n = this.pendingCount;
+    if (n === 0) return;
+    // the other array takes any cork while these are written
     const list = this.pending;
-    if (list.length === 0) return;
-    this.pending = [];
+    this.pending = this.pendingSpare;
+    this.pendingSpare = list;
+    this.pendingCount = 0;
     this.pendingBytes = 0;
-    if (list.length === 1 || (this.group?.open ?? false)) {
-      for (let i = 0; i < list.length; i++) this.write(list[i]!);
+    if (n === 1 || (this.group?.open ?? false)) {
+      for (let i = 0; i < n; i++) {
+        const buf = list[i]!;
+        list[i] = EMPTY;
+        this.write(buf);
+      }
     } else {
-      this.writeList(list);
+      const exact = list.slice(0, n);
+      for (let i = 0; i < n; i++) list[i] = EMPTY;
+      this.writeList(exact);
     }
   }
 
@@ -441,7 +491,7 @@ export class SocketOutput {
    */
   /** Past the cap: what waits (bytes, and QUEUED_BUFFER_COST per buffer) exceeds maxQueuedBytes. */
   private overCap(): boolean {
-    let cost = this.pendingBytes + this.backlogBytes + (this.pending.length + this.backlog.length) * QUEUED_BUFFER_COST;
+    let cost = this.pendingBytes + this.backlogBytes + (this.pendingCount + this.backlog.length) * QUEUED_BUFFER_COST;
     if (this.streamed || this.fd < 0) {
       const inStream = this.socket.writableLength;
       if (inStream === 0) this.streamWrites = 0;
@@ -469,6 +519,7 @@ export class SocketOutput {
   writeGathered(first: Buffer): void {
     const list = this.takeGroupBuffers(first);
     if (!this.closed) this.writeList(list);
+    giveList(list);
   }
 
   /** The group's write of buf failed with -errno `result`. */
@@ -483,6 +534,7 @@ export class SocketOutput {
     if (!this.closed) this.toStream([written > 0 ? buf.subarray(written) : buf]);
   }
 
+  /** Writes the list's buffers in order; keeps no reference to `list` itself (callers reuse it). */
   private writeList(list: Buffer[]): void {
     if (this.closed) return;
     if (this.fd < 0) {
@@ -552,21 +604,32 @@ export class SocketOutput {
     const first = g.cancel(this.groupSlot);
     if (first === undefined) {
       this.groupRound = 0;
-      this.groupMore = [];
+      this.clearGroupMore();
       return;
     }
     const list = this.takeGroupBuffers(first);
     if (flush) this.writeList(list);
+    giveList(list);
   }
 
-  /** This output's buffers of the group round, no longer counted as written. */
+  private clearGroupMore(): void {
+    for (let i = 0; i < this.groupMoreCount; i++) this.groupMore[i] = EMPTY;
+    this.groupMoreCount = 0;
+  }
+
+  /** This output's buffers of the group round, no longer counted as written (a list from takeList: give it back). */
   private takeGroupBuffers(first: Buffer): Buffer[] {
-    const list = this.groupMore;
-    this.groupMore = [];
+    const more = this.groupMoreCount;
+    const list = takeList(1 + more);
+    list[0] = first;
+    let bytes = first.length;
+    for (let i = 0; i < more; i++) {
+      const b = this.groupMore[i]!;
+      list[1 + i] = b;
+      bytes += b.length;
+    }
+    this.clearGroupMore();
     this.groupRound = 0;
-    list.unshift(first);
-    let bytes = 0;
-    for (let i = 0; i < list.length; i++) bytes += list[i]!.length;
     this.directBytes -= bytes;
     return list;
   }
@@ -582,7 +645,8 @@ export class SocketOutput {
     if (this.closed) return;
     this.leaveGroup(false);
     this.closed = true;
-    this.pending = [];
+    for (let i = 0; i < this.pendingCount; i++) this.pending[i] = EMPTY;
+    this.pendingCount = 0;
     this.pendingBytes = 0;
     this.backlog = [];
     this.backlogBytes = 0;

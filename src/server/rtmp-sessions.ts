@@ -38,8 +38,6 @@ export interface RtmpSessionsDeps {
   readonly writeGroup: WriteGroup;
   readonly sharedReader: SharedSocketReader | undefined;
   readonly log: Logger;
-  /** the warm-up's connections, streams and readers once made (the server keeps one of each) */
-  readonly internalMade?: (role: 'publisher' | 'player', ...objects: unknown[]) => void;
 }
 
 /**
@@ -205,14 +203,12 @@ export class RtmpSessions {
     },
 
     publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
-      const { app, info, internal } = this.session(conn);
-      const publishing = await this.deps.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
-      if (internal) this.deps.internalMade?.('publisher', conn, publishing.stream);
-      return publishing;
+      const { app, info } = this.session(conn);
+      return this.deps.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
     },
 
     play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {
-      const { app, info, internal } = this.session(conn);
+      const { app, info } = this.session(conn);
       const live = app.config.live;
       output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
       const log = conn.log.child({ stream: req.name });
@@ -233,7 +229,6 @@ export class RtmpSessions {
       } finally {
         if (corked) output.uncork();
       }
-      if (internal) this.deps.internalMade?.('player', conn, reader, output);
       return {
         resume: () => playing.resume(),
         close: () => {

@@ -503,7 +503,8 @@ rtmp {
     assert.equal(s.sharedRead, true, 'shared_read is on by default');
     assert.equal(server('listen 1935; shared_read off;').sharedRead, false);
     assert.throws(() => server('listen 1935; application a { shared_read off; }'), /shared_read/, 'a server-level setting');
-    assert.equal(s.warmup, true, 'warmup is on by default');
+    assert.equal(s.warmup, false, 'warmup is off by default (issue 14: not worth its memory without runtime tricks)');
+    assert.equal(server('listen 1935; warmup on;').warmup, true);
     assert.equal(server('listen 1935; warmup off;').warmup, false);
     assert.throws(() => server('listen 1935; application a { warmup off; }'), /warmup/, 'a server-level setting');
     assert.throws(() => server('listen 1935; application a { direct_write off; }'), /direct_write/, 'a server-level setting');
