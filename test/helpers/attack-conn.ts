@@ -10,9 +10,11 @@ import { ClientHandshake } from '../../src/rtmp/handshake.js';
 import { until, type TestServer } from './server.js';
 import { playCounting, publishSynthetic, type CountingPlayer } from './synthetic.js';
 
-/** A healthy stream (publisher + player) on `app` that must keep flowing beside the bad client. */
-export async function healthyStream(t: TestContext, srv: TestServer, app = 'live', name = 'healthy'): Promise<CountingPlayer> {
-  const pub = await publishSynthetic(`${srv.url}/${app}`, name, { frameSize: 4000 });
+/** A healthy stream (publisher + player) that must keep flowing beside the bad client. */
+export async function healthyStream(t: TestContext, srv: TestServer, opts: { app?: string; name?: string; frameSize?: number } = {}): Promise<CountingPlayer> {
+  const app = opts.app ?? 'live';
+  const name = opts.name ?? 'healthy';
+  const pub = await publishSynthetic(`${srv.url}/${app}`, name, { frameSize: opts.frameSize ?? 4000 });
   t.after(() => pub.stop());
   const player = await playCounting(`${srv.url}/${app}`, name);
   t.after(() => player.client.destroy());
@@ -20,9 +22,9 @@ export async function healthyStream(t: TestContext, srv: TestServer, app = 'live
   return player;
 }
 
-export async function stillFlowing(player: CountingPlayer): Promise<void> {
+export async function stillFlowing(player: CountingPlayer, frames = 10): Promise<void> {
   const before = player.video;
-  assert.ok(await until(() => player.video >= before + 10, 5000), `healthy stream stalled at ${player.video}`);
+  assert.ok(await until(() => player.video >= before + frames, 5000), `healthy stream stalled at ${player.video}`);
   assert.equal(player.client.closed, false);
 }
 

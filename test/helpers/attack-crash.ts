@@ -1,4 +1,3 @@
-import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
 import { ByteWriter } from '../../src/core/bytes.js';
@@ -8,8 +7,6 @@ import { encodeAmf0 } from '../../src/rtmp/amf0.js';
 import { u29Size, writeU29 } from '../../src/rtmp/amf3.js';
 import { DEFAULT_CONNECTION_OPTIONS, RtmpConnection, type ConnectionHandler, type PlayInfo } from '../../src/rtmp/connection.js';
 import { ChunkStreamId, MessageType } from '../../src/rtmp/messages.js';
-import { until, type TestServer } from './server.js';
-import { playCounting, publishSynthetic, type CountingPlayer } from './synthetic.js';
 
 /** AMF0 marker switching to AMF3 (AVM+), AMF3 array and string markers. */
 const AMF0_AVMPLUS = 0x11;
@@ -45,21 +42,7 @@ export function referenceBombSetDataFrame(stringBytes = 200 * 1024, refs = 300):
   return w.done();
 }
 
-/** A healthy stream (publisher + player) that must keep flowing beside the attack. */
-export async function healthyStream(t: TestContext, srv: TestServer, name = 'healthy'): Promise<CountingPlayer> {
-  const pub = await publishSynthetic(srv.url + '/live', name, { frameSize: 4000 });
-  t.after(() => pub.stop());
-  const player = await playCounting(srv.url + '/live', name);
-  t.after(() => player.client.destroy());
-  assert.ok(await until(() => player.video > 5), 'the healthy stream flows');
-  return player;
-}
-
-export async function stillFlowing(player: CountingPlayer, frames = 10): Promise<void> {
-  const before = player.video;
-  assert.ok(await until(() => player.video >= before + frames, 5000), `healthy stream stalled at ${player.video}`);
-  assert.equal(player.client.closed, false);
-}
+export { healthyStream, stillFlowing } from './attack-conn.js';
 
 export interface FakeUpstream {
   readonly port: number;

@@ -1,78 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { encodeAmf0 } from '../../src/rtmp/amf0.js';
 import { encodeMessage } from '../../src/rtmp/chunk.js';
 import { setChunkSizeMessage } from '../../src/rtmp/control.js';
-import { ClientHandshake } from '../../src/rtmp/handshake.js';
 import { MessageType } from '../../src/rtmp/messages.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
-import { loopbackDefault, startServer, until, sleep, type TestServer } from '../helpers/server.js';
-import { playCounting, publishSynthetic, type CountingPlayer } from '../helpers/synthetic.js';
-
-/** A healthy stream (publisher + player) that must keep flowing beside the bad client. */
-async function healthyStream(t: TestContext, srv: TestServer, opts: { frameSize?: number } = {}): Promise<CountingPlayer> {
-  const pub = await publishSynthetic(srv.url + '/live', 'healthy', { frameSize: opts.frameSize ?? 4000 });
-  t.after(() => pub.stop());
-  const player = await playCounting(srv.url + '/live', 'healthy');
-  t.after(() => player.client.destroy());
-  assert.ok(await until(() => player.video > 5), 'the healthy stream flows');
-  return player;
-}
-
-async function stillFlowing(player: CountingPlayer): Promise<void> {
-  const before = player.video;
-  assert.ok(await until(() => player.video >= before + 10, 3000), `healthy stream stalled at ${player.video}`);
-  assert.equal(player.client.closed, false);
-}
-
-function rawSocket(t: TestContext, port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.on('error', reject);
-    t.after(() => s.destroy());
-  });
-}
-
-function closed(s: net.Socket, timeoutMs = 5000): Promise<boolean> {
-  if (s.destroyed || s.readyState === 'closed') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    s.resume();
-  });
-}
-
-/** Completes a real client handshake on a raw socket; returns any bytes already received after it. */
-async function handshaken(t: TestContext, port: number): Promise<net.Socket> {
-  const s = await rawSocket(t, port);
-  const hs = new ClientHandshake();
-  await new Promise<void>((resolve, reject) => {
-    const onData = (d: Buffer): void => {
-      try {
-        const step = hs.push(d);
-        for (const b of step.send) s.write(b);
-        if (step.done) {
-          s.off('data', onData);
-          resolve();
-        }
-      } catch (e) {
-        reject(e as Error);
-      }
-    };
-    s.on('data', onData);
-    s.write(hs.start());
-  });
-  return s;
-}
-
-function logged(srv: TestServer, code: string): boolean {
-  return srv.logs.some((l) => l.fields['code'] === code);
-}
+import { loopbackDefault, startServer, until, sleep } from '../helpers/server.js';
+import { closed, handshaken, healthyStream, logged, rawSocket, stillFlowing } from '../helpers/attack-conn.js';
 
 test('random bytes instead of a handshake: that connection ends, the stream beside it flows', async (t) => {
   const srv = await startServer(t);
