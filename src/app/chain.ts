@@ -71,8 +71,8 @@ export interface PlayContext {
   stop?: (reason: string) => void;
   /** the protocol's reader of the stream: the live step subscribes it (the last step of the chain) */
   reader?: StreamReader;
-  /** the live step accepted the play: the protocol's status messages go out before the stream's first frames */
-  onAccept?: () => void;
+  /** the live step accepted the play (of `name`, as the chain left it): the protocol's status messages go out before the stream's first frames */
+  onAccept?: (name: string) => void;
   /** the live stream, once the live step subscribed the reader */
   stream?: LiveStream;
 }

@@ -2,7 +2,7 @@ import { ErrorCode, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { ApplicationConfig } from '../config/types.js';
 import type { LiveHub } from '../live/hub.js';
-import type { LiveStream, PublisherInfo, StreamOptions } from '../live/stream.js';
+import type { PublisherInfo, StreamOptions } from '../live/stream.js';
 import type { AppModule, PlayContext, PublishContext } from './chain.js';
 import { checkStreamName } from './names.js';
 
@@ -75,7 +75,7 @@ export class LiveModule implements AppModule {
     }
     const reader = ctx.reader;
     if (reader === undefined) throw new TypeError('live: a play without a reader');
-    ctx.onAccept?.();
+    ctx.onAccept?.(ctx.name);
     ctx.stream = this.hub.subscribe(this.app.name, ctx.name, reader, this.streamOptions);
     return next();
   }
@@ -90,11 +90,6 @@ export class LiveModule implements AppModule {
   close(): void {
     if (this.idleTimer !== undefined) clearInterval(this.idleTimer);
     this.idleTimer = undefined;
-  }
-
-  /** The publishers' streams (for tests and stats). */
-  get streams(): LiveStream[] {
-    return [...this.publishers.keys()].flatMap((c) => (c.stream === undefined ? [] : [c.stream]));
   }
 
   private watchIdle(): void {

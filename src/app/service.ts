@@ -72,9 +72,10 @@ export class StreamService {
 
   /**
    * `onAccept` runs when the live step accepts, just before the reader gets
-   * the stream's cached frames: the protocol's status messages go first.
+   * the stream's cached frames: the protocol's status messages go first. It
+   * gets the stream's name as the chain left it (a webhook may rename it).
    */
-  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: StreamReader, onAccept?: () => void): Promise<PlayingStream> {
+  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: StreamReader, onAccept?: (name: string) => void): Promise<PlayingStream> {
     checkStreamName(req.name);
     const ctx: PlayContext = { session, name: req.name, query: req.query, start: req.start, duration: req.duration, reader, ...(onAccept !== undefined ? { onAccept } : {}) };
     await app.chain.play(ctx);
@@ -117,10 +118,6 @@ export class Publishing implements PublishingStream {
     readonly stream: LiveStream,
   ) {
     this.script = new ScriptDataNormaliser(app.config.live.meta, app.maxScriptData);
-  }
-
-  get name(): string {
-    return this.ctx.name;
   }
 
   media(kind: number, timestamp: number, payload: Buffer): void {

@@ -211,17 +211,19 @@ export class RtmpSessions {
       const { app, info } = this.session(conn);
       const live = app.config.live;
       output.configure({ publishNotify: live.publishNotify, playRestart: live.playRestart, closeOnUnpublish: !live.idleStreams, interleave: live.interleave });
-      const log = conn.log.child({ stream: req.name });
+      let log = conn.log.child({ stream: req.name });
       const limits = { ...app.readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo };
       const reader = new LiveReader(output, limits, (r) =>
         log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
       );
-      // when the live step accepts, the status messages, metadata, codec headers and cached GOP leave in one writev(2)
+      // when the live step accepts, the status messages, metadata, codec headers and cached GOP leave in one writev(2);
+      // the status names the stream as the chain left it (a webhook may have renamed it)
       let corked = false;
-      const accept = (): void => {
+      const accept = (name: string): void => {
         corked = true;
+        if (name !== req.name) log = conn.log.child({ stream: name });
         output.cork();
-        output.begin(req.name, req.reset);
+        output.begin(name, req.reset);
       };
       let playing: PlayingStream;
       try {

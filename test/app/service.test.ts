@@ -216,3 +216,21 @@ test('drop_idle_publisher: one timer for the application stops a publisher that 
   assert.ok(stops.length > 0 && /drop_idle_publisher/.test(stops[0]!), `the idle publisher was asked to stop: ${JSON.stringify(stops)}`);
   assert.deepEqual(active, [], 'the publisher sending media is left alone');
 });
+
+test('a module that renames the stream (a webhook redirect): the play is accepted under the new name, and onAccept is told it', async () => {
+  const rename: AppModule = {
+    name: 'rename',
+    async play(ctx: PlayContext, next) {
+      ctx.name = 'renamed';
+      await next();
+    },
+  };
+  const { app, hub, service } = application('live on;', [rename]);
+  const accepted: string[] = [];
+  const playing = await service.play(app, session('b'), { name: 'asked', query: '', start: -2, duration: -1 }, new LiveReader(new Sink()), (name) => accepted.push(name));
+  assert.deepEqual(accepted, ['renamed']);
+  assert.equal(playing.name, 'renamed');
+  assert.equal(hub.get('live', 'renamed')?.readers.size, 1);
+  assert.equal(hub.get('live', 'asked'), undefined);
+  playing.close();
+});
