@@ -22,6 +22,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+import { eachArg } from './lib/args.js';
 import { makeMedia } from './make-media.js';
 import { LoopMedia } from './lib/media.js';
 import { sampleProc } from './lib/proc.js';
@@ -92,19 +93,7 @@ function parseArgs(argv: readonly string[]): SoakArgs {
     out: undefined,
     help: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    const num = (min: number, int = true): number => {
-      const s = value();
-      const n = Number(s);
-      if (!Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) throw new Error(`${k}: bad value ${s}`);
-      return n;
-    };
+  eachArg(argv, (k, { value, num }) => {
     switch (k) {
       case '--minutes':
         a.minutes = num(0.1, false);
@@ -161,7 +150,7 @@ function parseArgs(argv: readonly string[]): SoakArgs {
       default:
         throw new Error(`unknown argument: ${k}`);
     }
-  }
+  });
   if (a.attach && a.port === undefined) throw new Error('--attach needs --port');
   if (a.attach && a.restart) throw new Error('--restart needs a server this tool starts (no --attach)');
   return a;

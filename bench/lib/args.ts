@@ -50,6 +50,39 @@ export interface LoadArgs {
   help: boolean;
 }
 
+/** How a command-line handler reads the value of the option it was given. */
+export interface ArgValue {
+  /** the option's value: the next argument, or what follows `=` */
+  value(): string;
+  /** the value as a number, at least `min` (an integer unless `int` is false) */
+  num(min: number, int?: boolean): number;
+}
+
+/** Walks `--key value` and `--key=value` arguments: `handle` gets each key and reads its value, if any, through `arg`. */
+export function eachArg(argv: readonly string[], handle: (key: string, arg: ArgValue) => void): void {
+  for (let i = 0; i < argv.length; i++) {
+    let k = argv[i]!;
+    let inline: string | undefined;
+    const eq = k.indexOf('=');
+    if (k.startsWith('--') && eq > 0) {
+      inline = k.slice(eq + 1);
+      k = k.slice(0, eq);
+    }
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${k} needs a value`);
+      return v;
+    };
+    const num = (min: number, int = true): number => {
+      const s = value();
+      const n = Number(s);
+      if (!Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) throw new Error(`${k}: bad value ${s}`);
+      return n;
+    };
+    handle(k, { value, num });
+  }
+}
+
 export function parseLoadArgs(argv: readonly string[]): LoadArgs {
   const a: LoadArgs = {
     url: 'rtmp://127.0.0.1:1935/live/bench',
@@ -72,25 +105,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     quiet: false,
     help: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    let k = argv[i]!;
-    let inline: string | undefined;
-    const eq = k.indexOf('=');
-    if (k.startsWith('--') && eq > 0) {
-      inline = k.slice(eq + 1);
-      k = k.slice(0, eq);
-    }
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    const num = (min: number, int = true): number => {
-      const s = value();
-      const n = Number(s);
-      if (!Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) throw new Error(`${k}: bad value ${s}`);
-      return n;
-    };
+  eachArg(argv, (k, { value, num }) => {
     switch (k) {
       case '--url':
         a.url = value();
@@ -151,9 +166,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
         a.help = true;
         break;
       default:
-        throw new Error(`unknown argument: ${argv[i]!}`);
+        throw new Error(`unknown argument: ${k}`);
     }
-  }
+  });
   if (!/^rtmp:\/\/[^/]+\/[^/]+\/[^/]+$/.test(a.url)) throw new Error(`--url must be rtmp://host[:port]/app/name, got ${a.url}`);
   return a;
 }
