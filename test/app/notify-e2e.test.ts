@@ -1,32 +1,20 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseConfigText } from '../../src/config/load.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { runFfmpeg, type FfmpegRun } from '../helpers/ffmpeg.js';
 import { startServer, until } from '../helpers/server.js';
+import { hookServer } from '../helpers/hooks.js';
 
 /** The webhook backend: records every call; publishing needs key=good. */
 async function backend(t: TestContext): Promise<{ base: string; calls: URLSearchParams[] }> {
-  const calls: URLSearchParams[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      const p = new URLSearchParams(body);
-      calls.push(p);
-      const ok = p.get('call') !== 'publish' || p.get('key') === 'good';
-      res.writeHead(ok ? 200 : 403).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+  const hooks = await hookServer(t, ({ params }) => (params.get('call') !== 'publish' || params.get('key') === 'good' ? 200 : 403));
+  return {
+    base: hooks.url,
+    get calls() {
+      return hooks.calls.map((c) => c.params);
+    },
+  };
 }
 
 function config(hook: string): ServerConfig {

@@ -5,8 +5,6 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { AppChain, type AppModule, type PlayContext, type PublishContext, type SessionInfo } from '../../src/app/chain.js';
 import { relayModule } from '../../src/app/relay.js';
 import { parseConfigText } from '../../src/config/load.js';
@@ -15,6 +13,7 @@ import { RtmpClient } from '../../src/rtmp/client.js';
 import { RtmpServer } from '../../src/server.js';
 import { startServer, sleep, until, type TestServer } from '../helpers/server.js';
 import { playCounting, publishSynthetic } from '../helpers/synthetic.js';
+import { hookServer } from '../helpers/hooks.js';
 
 /** A server whose application `live` runs only the relay module (default bounds, short linger). */
 async function relayServer(t: TestContext, appBody: string): Promise<TestServer> {
@@ -98,23 +97,9 @@ test('pull without name=: one connection playing 50 names holds at most 4 pulls'
 
 /** An on_update backend: records the stream name of each call, answers 200. */
 async function updateServer(t: TestContext): Promise<{ readonly url: string; calls: (name?: string) => number }> {
-  const names: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      if (req.url?.startsWith('/update') === true) names.push(new URLSearchParams(body).get('name') ?? '');
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, calls: (name) => names.filter((n) => name === undefined || n === name).length };
+  const hooks = await hookServer(t);
+  const names = (): string[] => hooks.calls.filter((c) => c.path.startsWith('/update')).map((c) => c.params.get('name') ?? '');
+  return { url: hooks.url, calls: (name) => names().filter((n) => name === undefined || n === name).length };
 }
 
 test('a play refused after the chain (idle_streams off) is undone: the pull closes after its linger, on_update never runs', { timeout: 60_000 }, async (t) => {

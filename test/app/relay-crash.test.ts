@@ -2,27 +2,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { relayModule, type RelayOptions } from '../../src/app/relay.js';
 import { parseConfigText } from '../../src/config/load.js';
-import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
-import { RtmpServer } from '../../src/server.js';
-import { until, type TestServer } from '../helpers/server.js';
+import { startServer, until, type TestServer } from '../helpers/server.js';
 import { AVC_HEADER, playCounting, videoFrame } from '../helpers/synthetic.js';
 import { fakeUpstream, healthyStream, referenceBombSetDataFrame, stillFlowing } from '../helpers/attack-crash.js';
 
 /** A server whose applications run only the relay module (as in relay.test.ts). */
 async function relayServer(t: TestContext, appBody: string, options: RelayOptions): Promise<TestServer> {
-  const logs: MemoryLogEntry[] = [];
   const config = parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; ${appBody} } } }`, 'relay-crash.conf');
-  const server = new RtmpServer(config, {
-    logger: memoryLogger(logs),
-    warmup: false,
-    modules: (app, deps) => {
-      const m = relayModule(app, deps, options);
-      return m === undefined ? [] : [m];
-    },
-  });
-  await server.start();
-  t.after(() => server.stop(1000));
-  return { server, port: server.port, url: `rtmp://127.0.0.1:${server.port}`, logs };
+  return startServer(t, config, { modules: (app, deps) => [relayModule(app, deps, options)].filter((m) => m !== undefined) });
 }
 
 test('pull: an upstream sending a reference-bomb @setDataFrame: the message is dropped (logged once), the pulled stream, its player and a healthy stream flow on', { timeout: 60_000 }, async (t) => {

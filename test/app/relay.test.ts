@@ -7,12 +7,11 @@ import { join } from 'node:path';
 import { relayBackoff, relayModule, resolveRelayTarget, type RelayOptions } from '../../src/app/relay.js';
 import { parseConfigText } from '../../src/config/load.js';
 import type { RelayTarget, ServerConfig } from '../../src/config/types.js';
-import { memoryLogger, silentLogger, type MemoryLogEntry } from '../../src/core/log.js';
+import { silentLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { LiveHub } from '../../src/live/hub.js';
 import { LiveReader } from '../../src/live/reader.js';
 import { decodeAmf0 } from '../../src/rtmp/amf0.js';
 import { commandMessage } from '../../src/rtmp/commands.js';
-import { RtmpServer } from '../../src/server.js';
 import { probePackets, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { loopbackDefault, startServer, until, sleep, type TestServer } from '../helpers/server.js';
 import { playCounting, publishSynthetic, type SyntheticPublisher } from '../helpers/synthetic.js';
@@ -26,18 +25,7 @@ function relayConfig(appBody: string): ServerConfig {
 
 /** A server whose applications run only the relay module. */
 async function relayServer(t: TestContext, appBody: string, options: RelayOptions = FAST): Promise<TestServer> {
-  const logs: MemoryLogEntry[] = [];
-  const server = new RtmpServer(relayConfig(appBody), {
-    logger: memoryLogger(logs),
-    warmup: false,
-    modules: (app, deps) => {
-      const m = relayModule(app, deps, options);
-      return m === undefined ? [] : [m];
-    },
-  });
-  await server.start();
-  t.after(() => server.stop(1000));
-  return { server, port: server.port, url: `rtmp://127.0.0.1:${server.port}`, logs };
+  return startServer(t, relayConfig(appBody), { modules: (app, deps) => [relayModule(app, deps, options)].filter((m) => m !== undefined) });
 }
 
 /** A loopback port nobody listens on (until a test starts a server there). */

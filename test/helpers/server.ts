@@ -2,7 +2,7 @@ import type { TestContext } from 'node:test';
 import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { defaultConfig } from '../../src/config/default.js';
 import type { ServerConfig } from '../../src/config/types.js';
-import { RtmpServer } from '../../src/server.js';
+import { RtmpServer, type ServerOptions } from '../../src/server.js';
 import { buildModules } from '../../src/app/modules.js';
 
 export interface TestServer {
@@ -12,11 +12,11 @@ export interface TestServer {
   readonly logs: MemoryLogEntry[];
 }
 
-/** A server on 127.0.0.1, port 0, with an in-memory log; stopped in t.after. */
-export async function startServer(t: TestContext, config: ServerConfig = loopbackDefault()): Promise<TestServer> {
+/** A server on 127.0.0.1, port 0, with an in-memory log; stopped in t.after. `modules`: the applications' modules (default: all). */
+export async function startServer(t: TestContext, config: ServerConfig = loopbackDefault(), opts: { modules?: ServerOptions['modules'] } = {}): Promise<TestServer> {
   const logs: MemoryLogEntry[] = [];
   // no boot warm-up: a second of synthetic load per test server buys nothing in a test
-  const server = new RtmpServer(config, { logger: memoryLogger(logs), modules: buildModules, warmup: false });
+  const server = new RtmpServer(config, { logger: memoryLogger(logs), modules: opts.modules ?? buildModules, warmup: false });
   await server.start();
   t.after(() => server.stop(1000));
   const port = server.port;

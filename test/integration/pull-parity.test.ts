@@ -5,12 +5,11 @@
  * pulled one comes from origin B.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
 import { MessageType } from '../../src/rtmp/messages.js';
+import { hookServer } from '../helpers/hooks.js';
 import { startServer, until, sleep, type TestServer } from '../helpers/server.js';
 import { AAC_HEADER, AVC_HEADER, playCounting, publishSynthetic, videoFrame } from '../helpers/synthetic.js';
 
@@ -21,25 +20,6 @@ async function pair(t: TestContext, body: string): Promise<{ a: TestServer; b: T
   t.after(() => source.stop());
   const a = await startServer(t, parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; pull rtmp://127.0.0.1:${b.port}/live; ${body} } } }`, 'parity.conf'));
   return { a, b };
-}
-
-async function hookServer(t: TestContext): Promise<{ url: string; calls: URLSearchParams[] }> {
-  const calls: URLSearchParams[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      calls.push(new URLSearchParams(body));
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
 }
 
 for (const meta of ['on', 'off'] as const) {
@@ -83,7 +63,7 @@ test('notify: on_publish and on_publish_done are called for the pulled stream as
   const pulled = await playCounting(`${a.url}/live`, 'remote');
   t.after(() => pulled.client.destroy());
   assert.ok(await until(() => pulled.video >= 5, 15_000), 'the pulled stream flows');
-  const publishes = (name: string): URLSearchParams[] => hooks.calls.filter((c) => c.get('call') === 'publish' && c.get('name') === name);
+  const publishes = (name: string): URLSearchParams[] => hooks.calls.map((c) => c.params).filter((c) => c.get('call') === 'publish' && c.get('name') === name);
   assert.equal(publishes('local').length, 1);
   assert.equal(publishes('remote').length, 1, 'on_publish for the pulled stream');
   assert.equal(publishes('remote')[0]!.get('addr'), '127.0.0.1', "the pull's session is its upstream");
@@ -91,7 +71,7 @@ test('notify: on_publish and on_publish_done are called for the pulled stream as
   await local.stop();
   pulled.client.destroy();
   // the pull stops after its linger (5 s) once its last player left
-  assert.ok(await until(() => hooks.calls.filter((c) => c.get('call') === 'publish_done').length === 2, 20_000), 'on_publish_done for both');
+  assert.ok(await until(() => hooks.calls.filter((c) => c.params.get('call') === 'publish_done').length === 2, 20_000), 'on_publish_done for both');
 });
 
 test('drop_idle_publisher: a pulled stream whose upstream sends no media is dropped like an idle publisher', { timeout: 60_000 }, async (t) => {
