@@ -77,6 +77,11 @@ export const ErrorCode = {
   // issue 13: fd
   /** a write to the peer's socket failed (EPIPE, ECONNRESET, EBADF...): the connection is lost */
   WriteFailed: 'ERR_RTMP_WRITE_FAILED',
+  // outputs: recording, VOD, HLS, DASH, HTTP-FLV (issues 15, 16)
+  /** a file name made from a stream name (or a configured pattern) would leave its configured directory */
+  OutputPathUnsafe: 'ERR_OUTPUT_PATH_UNSAFE',
+  /** an output file could not be written (ENOSPC, EROFS, EACCES...): that writer ends, the live stream goes on */
+  OutputWriteFailed: 'ERR_OUTPUT_WRITE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
