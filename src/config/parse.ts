@@ -15,7 +15,9 @@
  *   and any other `\x` stays as written (both characters);
  * - an unquoted word may contain `${name}` (the `{` right after `$` does not
  *   open a block); `$variables` are kept as text;
- * - a closing quote must be followed by a space, `;`, `{` or `}`.
+ * - a closing quote must be followed by a space, `;`, `{`, `}` or `)`; a `)`
+ *   there starts a new word (nginx's `if ($request_method = 'OPTIONS')` reads
+ *   as `($request_method`, `=`, `OPTIONS`, `)`).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, parse as parsePath, resolve } from 'node:path';
@@ -163,7 +165,7 @@ export function tokenize(text: string, file: string): Token[] {
       step();
       if (i < n) {
         const next = text.charAt(i);
-        if (!isSpace(next) && next !== ';' && next !== '{' && next !== '}') {
+        if (!isSpace(next) && next !== ';' && next !== '{' && next !== '}' && next !== ')') {
           throw locatedError(ErrorCode.ConfigSyntax, here(), `unexpected ${quote(next)} after a quoted string`);
         }
       }

@@ -140,6 +140,28 @@ describe('block parser', () => {
     throwsConfig(() => parseSource('a "b"c;', 'f.conf'), ErrorCode.ConfigSyntax, /^f\.conf:1:6: unexpected "c" after a quoted string/);
   });
 
+  it('accepts a ")" right after a quoted string, as a word of its own (nginx\'s if condition)', () => {
+    const nodes = parseSource("location / {\n  if ($request_method = 'OPTIONS') { return 204; }\n  if ($request_method != \"GET\"){ return 405; }\n}", 'f.conf');
+    const loc = child(nodes, 'location');
+    const ifs = (loc.children ?? []).filter((n) => n.name === 'if');
+    assert.deepEqual(
+      ifs.map((n) => n.args),
+      [
+        ['($request_method', '=', 'OPTIONS', ')'],
+        ['($request_method', '!=', 'GET', ')'],
+      ],
+    );
+    assert.deepEqual(ifs[0]?.argLocs.map((l) => l.col), [6, 23, 25, 34]);
+    assert.deepEqual(ifs[1]?.children?.map((n) => [n.name, ...n.args]), [['return', '405']]);
+  });
+
+  it('still refuses other characters after a quoted string, and an unterminated quote before ")"', () => {
+    throwsConfig(() => parseSource("if ($a = 'b'(c) { }", 'f.conf'), ErrorCode.ConfigSyntax, /^f\.conf:1:13: unexpected "\(" after a quoted string/);
+    throwsConfig(() => parseSource("if ($a = 'b)) { }", 'f.conf'), ErrorCode.ConfigSyntax, /unterminated quoted string/);
+    throwsConfig(() => parseSource("if ($a = 'b')", 'f.conf'), ErrorCode.ConfigSyntax, /unexpected end of file/);
+    assert.deepEqual(child(parseSource("a 'b')x;", 'f.conf'), 'a').args, ['b', ')x']);
+  });
+
   it('refuses absurdly deep nesting with a ServerError', () => {
     throwsConfig(() => parseSource('a {'.repeat(200) + '}'.repeat(200), 'f.conf'), ErrorCode.ConfigSyntax, /nested deeper/);
   });
