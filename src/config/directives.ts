@@ -12,8 +12,12 @@
 /** Where a directive may appear. `main` is the top level of the file. */
 export type ConfigContext = 'main' | 'events' | 'rtmp' | 'server' | 'application' | 'http' | 'http_server' | 'location';
 
-/** What the block of a block directive contains: a context, or `types` (MIME lines, not directives). */
-export type BlockKind = 'events' | 'rtmp' | 'server' | 'application' | 'http' | 'http_server' | 'location' | 'types';
+/**
+ * What the block of a block directive contains: a context, `types` (MIME lines,
+ * not directives), or `raw` (kept as written, read by its section's reader:
+ * the http `if`, see http-rules.ts).
+ */
+export type BlockKind = 'events' | 'rtmp' | 'server' | 'application' | 'http' | 'http_server' | 'location' | 'types' | 'raw';
 
 /**
  * `supported`: read and used. `unsupported`: refused with ConfigUnsupported
@@ -319,9 +323,9 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('max_connections', 'Limits', RS, ONE, 'number', '0', 'override', 'supported', 'Maximum simultaneous connections of the server block; 0 = unlimited (nginx-rtmp: one global limit, unset = unlimited).', { min: 0 }),
 
   // -------------------------------------------------------- Multi-worker
-  d('rtmp_auto_push', 'Multi-worker', ['main'], ONE, 'flag', 'off', 'none', 'unsupported', 'Relay published streams to every nginx worker.'),
-  d('rtmp_auto_push_reconnect', 'Multi-worker', ['main'], ONE, 'time', '100ms', 'none', 'unsupported', 'Auto-push reconnect delay.'),
-  d('rtmp_socket_dir', 'Multi-worker', ['main'], ONE, 'string', '/tmp', 'none', 'unsupported', 'Directory of the auto-push UNIX sockets.'),
+  d('rtmp_auto_push', 'Multi-worker', ['main'], ONE, 'words', 'off', 'none', 'ignored', 'Relay published streams to every nginx worker; ignored: one process serves every stream, so every player already sees every publisher.'),
+  d('rtmp_auto_push_reconnect', 'Multi-worker', ['main'], ONE, 'words', '100ms', 'none', 'ignored', 'Auto-push reconnect delay; ignored (one process).'),
+  d('rtmp_socket_dir', 'Multi-worker', ['main'], ONE, 'words', '/tmp', 'none', 'ignored', 'Directory of the auto-push UNIX sockets; ignored (one process).'),
 
   // ---------------------------------------------------------------- HTTP
   d('http', 'HTTP', ['main'], NONE, 'none', undefined, 'none', 'supported', 'The HTTP block (statistics, control, static files such as HLS output).', { block: 'http' }),
@@ -330,7 +334,10 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('location', 'HTTP', ['http_server'], [1, 2], 'location', undefined, 'none', 'supported', 'A URI prefix (`/hls`, `^~ /hls`) or exact (`= /stat`) location; regex and named locations are refused.', { block: 'location' }),
   d('root', 'HTTP', HTTP_ALL, ONE, 'string', undefined, 'override', 'supported', 'Document root: the URI is appended to it.'),
   d('alias', 'HTTP', ['location'], ONE, 'string', undefined, 'none', 'supported', 'Directory replacing the location prefix of the URI.'),
-  d('add_header', 'HTTP', HTTP_ALL, [2, 3], 'header', undefined, 'override', 'supported', 'Add a response header (`always` accepted); a block with its own add_header does not inherit the outer ones (nginx).'),
+  d('add_header', 'HTTP', HTTP_ALL, [2, 3], 'header', undefined, 'override', 'supported', 'Add a response header to 2xx/3xx responses, with `always` to every response; a block with its own add_header does not inherit the outer ones (nginx).'),
+  d('expires', 'HTTP', HTTP_ALL, [1, 2], 'words', undefined, 'override', 'supported', 'Cache-Control and Expires on 2xx/3xx responses: `expires 24h;`, `expires -1;` (no-cache), `epoch`, `max`, `off`, `modified TIME`. Without it, playlists and MPDs get `Cache-Control: no-cache` and media fragments a short max-age (docs/configuration.md).'),
+  d('if', 'HTTP', ['http_server', 'location'], [1, undefined], 'words', undefined, 'none', 'supported', 'Only `if ($request_method = METHOD) { add_header …; return CODE; }` (and `!=`): the CORS preflight block; other conditions and directives inside are refused.', { block: 'raw' }),
+  d('return', 'HTTP', ['location'], [1, 2], 'words', undefined, 'none', 'supported', 'Answer every request of the location with `return CODE [TEXT]`, `return 301|302|303|307|308 URL` or `return URL`.'),
   d('types', 'HTTP', HTTP_ALL, NONE, 'none', 'text/html html; image/gif gif; image/jpeg jpg', 'override', 'supported', 'MIME types by file extension: `types { application/vnd.apple.mpegurl m3u8; }`.', { block: 'types' }),
   d('default_type', 'HTTP', HTTP_ALL, ONE, 'string', 'text/plain', 'override', 'supported', 'MIME type of files whose extension has none.'),
   d('rtmp_stat', 'HTTP', ['location'], MANY, 'stat_modes', undefined, 'none', 'supported', 'Serve RTMP statistics (XML) at this location: `global` only the server-wide counters; `live` also the streams (their names are often the publishers\' stream keys); `clients` with `live` also the connections; `all` everything. Protect it with allow/deny.'),
@@ -355,6 +362,23 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('access_log', 'HTTP', HTTP_ALL, MANY, 'words', undefined, 'none', 'ignored', 'nginx HTTP access log; ignored.'),
   d('log_format', 'HTTP', ['http'], [2, undefined], 'words', undefined, 'none', 'ignored', 'nginx HTTP log format; ignored.'),
   d('error_log', 'HTTP', HTTP_ALL, [1, 2], 'words', undefined, 'none', 'ignored', 'nginx per-block error log; ignored (use the top-level error_log).'),
+  d('directio', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('directio_alignment', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('aio', 'HTTP', HTTP_ALL, [1, 2], 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('output_buffers', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('sendfile_max_chunk', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('postpone_output', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx I/O tuning; ignored.'),
+  d('reset_timedout_connection', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx connection tuning; ignored.'),
+  d('open_file_cache', 'HTTP', HTTP_ALL, [1, 2], 'words', undefined, 'none', 'ignored', 'nginx file descriptor cache; ignored.'),
+  d('open_file_cache_valid', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx file descriptor cache; ignored.'),
+  d('open_file_cache_min_uses', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx file descriptor cache; ignored.'),
+  d('open_file_cache_errors', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx file descriptor cache; ignored.'),
+  d('types_hash_max_size', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx hash table tuning; ignored.'),
+  d('types_hash_bucket_size', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx hash table tuning; ignored.'),
+  d('server_names_hash_bucket_size', 'HTTP', ['http'], ONE, 'words', undefined, 'none', 'ignored', 'nginx hash table tuning; ignored.'),
+  d('server_names_hash_max_size', 'HTTP', ['http'], ONE, 'words', undefined, 'none', 'ignored', 'nginx hash table tuning; ignored.'),
+  d('client_body_timeout', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'Request body timeout; ignored (no location reads a body).'),
+  d('etag', 'HTTP', HTTP_ALL, ONE, 'words', undefined, 'none', 'ignored', 'nginx ETag header; ignored (files are validated by Last-Modified).'),
 
   // ----------------------------------------------------------------- TLS
   d('ssl_certificate', 'TLS', RS, ONE, 'string', undefined, 'override', 'unsupported', 'RTMPS certificate file (fork).'),

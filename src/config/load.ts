@@ -27,6 +27,7 @@ import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
+import { type HttpRules, readHttpRules } from './http-rules.js';
 import type {
   AccessKind,
   AccessRule,
@@ -838,6 +839,9 @@ function openBlock(spec: DirectiveSpec, a: Args, owner: Owner, issues: Issues): 
     case 'types':
       readTypes(node, owner.scope, issues);
       return;
+    case 'raw':
+      owner.scope.add({ spec, node, parsed: { kind: 'none' } });
+      return;
     default: {
       const never: never = kind;
       throw new Error(`internal: block ${String(never)}`);
@@ -1069,7 +1073,27 @@ function buildLocation(loc: LocationTree, srv: HttpServerTree, http: HttpTree, i
     addHeaders: r.entries('add_header').flatMap((e) => (e.parsed.kind === 'header' ? [e.parsed.value] : [])),
     types: Object.fromEntries(typesMap),
     defaultType: r.text('default_type') ?? 'text/plain',
+    rules: locationRules(loc, srv, r, issues),
   };
+}
+
+/** add_header (with `always`), expires, return and the `if ($request_method …)` blocks of a location (http-rules.ts). */
+function locationRules(loc: LocationTree, srv: HttpServerTree, r: Resolver, issues: Issues): HttpRules {
+  const err = (at: SourceLocation, message: string): void => issues.error(ErrorCode.ConfigBadValue, at, message);
+  for (const name of ['return', 'expires']) {
+    const again = loc.scope.get(name)[1];
+    if (again !== undefined) err(again.node.loc, `${quote(name)} directive is duplicate`);
+  }
+  const expires = r.entries('expires');
+  return readHttpRules(
+    {
+      addHeaders: r.entries('add_header').map((e) => e.node),
+      ifs: [...srv.scope.get('if'), ...loc.scope.get('if')].map((e) => e.node),
+      ret: loc.scope.get('return')[0]?.node,
+      expires: expires[expires.length - 1]?.node,
+    },
+    err,
+  );
 }
 
 const CONTROL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect'];
@@ -1155,6 +1179,7 @@ export function parseConfigText(text: string, file: string, opts: LoadOptions = 
   const parsed = parseConfigTree(text, file, opts);
   if (parsed.errors.length > 0) throw combineErrors(parsed.errors);
   const issues = new Issues();
+  issues.warnings.push(...(parsed.warnings ?? []));
   const main: MainTree = { scope: new Scope(), rtmp: undefined, http: undefined };
   walk(parsed.nodes, { ctx: 'main', scope: main.scope, tree: main }, issues);
 

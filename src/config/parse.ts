@@ -20,7 +20,7 @@
  *   as `($request_method`, `=`, `OPTIONS`, `)`).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, parse as parsePath, resolve } from 'node:path';
+import { basename, dirname, join, parse as parsePath, resolve } from 'node:path';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 
 export interface SourceLocation {
@@ -60,7 +60,12 @@ export interface ParsedConfig {
   readonly nodes: readonly ConfigNode[];
   /** syntax and include errors (a file with a syntax error contributes no nodes) */
   readonly errors: readonly ServerError[];
+  /** `FILE:LINE:COL: message` lines: a missing `mime.types` include (the built-in MIME types are used) */
+  readonly warnings?: readonly string[];
 }
+
+/** nginx's stock `include mime.types;`: when missing, a warning (the built-in types apply), not an error. */
+const MIME_TYPES_FILE = 'mime.types';
 
 /** Blocks nested deeper than this are refused (keeps hostile input from exhausting the stack later). */
 export const MAX_BLOCK_DEPTH = 64;
@@ -372,6 +377,7 @@ interface IncludeState {
   readonly readFile: (path: string) => string;
   readonly glob: (pattern: string) => readonly string[];
   readonly errors: ServerError[];
+  readonly warnings: string[];
 }
 
 function reason(e: unknown): string {
@@ -426,6 +432,11 @@ function includeFiles(node: ConfigNode, file: string, stack: readonly string[], 
     try {
       text = st.readFile(f);
     } catch (e) {
+      if (reason(e) === 'ENOENT' && basename(f) === MIME_TYPES_FILE) {
+        // nginx installs ship this file next to nginx.conf; its types are built in here
+        st.warnings.push(`${formatLocation(node.loc)}: included file ${quote(f)} does not exist: the built-in MIME types are used (HLS, DASH, FLV, MP4 and common web files)`);
+        continue;
+      }
       st.errors.push(locatedError(ErrorCode.ConfigInclude, node.loc, `cannot read included file ${quote(f)} (${reason(e)})`, e));
       continue;
     }
@@ -455,6 +466,7 @@ export function parseConfigTree(text: string, file: string, opts: ParseOptions =
     readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')),
     glob: opts.glob ?? expandGlob,
     errors: [],
+    warnings: [],
   };
   let nodes: ConfigNode[];
   try {
@@ -464,5 +476,5 @@ export function parseConfigTree(text: string, file: string, opts: ParseOptions =
     throw e;
   }
   const expanded = expandIncludes(nodes, file, [resolve(file)], st);
-  return { nodes: expanded, errors: st.errors };
+  return { nodes: expanded, errors: st.errors, warnings: st.warnings };
 }

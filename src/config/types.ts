@@ -4,6 +4,8 @@
  * milliseconds, sizes in bytes.
  */
 
+import type { HttpRules } from './http-rules.js';
+
 export interface ListenSpec {
   /** host to bind: '0.0.0.0', '::', '127.0.0.1'... */
   readonly host: string;
@@ -186,6 +188,8 @@ export interface HttpLocation {
   readonly access?: readonly HttpAccessRule[];
   readonly addHeaders: readonly (readonly [string, string])[];
   readonly types: Readonly<Record<string, string>>;
+  /** add_header with `always`, expires, return, `if ($request_method …)` (http-rules.ts); the loader always sets it */
+  readonly rules?: HttpRules;
 }
 
 export interface HttpServerConfig {

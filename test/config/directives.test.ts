@@ -68,12 +68,12 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_auto_push', 'rtmp_stat_stylesheet', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);
     }
-    for (const name of ['worker_processes', 'events', 'pid', 'load_module', 'user', 'worker_rlimit_nofile', 'daemon', 'master_process', 'env', 'thread_pool', 'worker_cpu_affinity', 'working_directory']) {
+    for (const name of ['worker_processes', 'events', 'pid', 'load_module', 'user', 'worker_rlimit_nofile', 'daemon', 'master_process', 'env', 'thread_pool', 'worker_cpu_affinity', 'working_directory', 'rtmp_auto_push', 'rtmp_auto_push_reconnect', 'rtmp_socket_dir']) {
       assert.equal(findDirective(name, 'main')?.status, 'ignored', name);
     }
   });

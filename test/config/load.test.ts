@@ -252,6 +252,15 @@ describe('a realistic nginx-rtmp configuration', () => {
         ],
         types: { m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
         defaultType: 'application/octet-stream',
+        rules: {
+          headers: [
+            { name: 'Cache-Control', value: 'no-cache', always: false },
+            { name: 'Access-Control-Allow-Origin', value: '*', always: true },
+          ],
+          conditions: [],
+          ret: undefined,
+          expires: undefined,
+        },
       },
       {
         path: '/stat',
@@ -266,6 +275,7 @@ describe('a realistic nginx-rtmp configuration', () => {
         addHeaders: [],
         types: { html: 'text/html', htm: 'text/html', m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
         defaultType: 'application/octet-stream',
+        rules: { headers: [], conditions: [], ret: undefined, expires: undefined },
       },
       {
         path: '/control',
@@ -284,6 +294,7 @@ describe('a realistic nginx-rtmp configuration', () => {
         addHeaders: [],
         types: { html: 'text/html', htm: 'text/html', m3u8: 'application/vnd.apple.mpegurl', ts: 'video/mp2t' },
         defaultType: 'application/octet-stream',
+        rules: { headers: [], conditions: [], ret: undefined, expires: undefined },
       },
     ]);
   });
@@ -686,7 +697,6 @@ describe('errors', () => {
       const name = d.split(' ')[0] ?? '';
       refused(`rtmp { server { ${d}; } }`, ErrorCode.ConfigUnsupported, new RegExp(`directive "${name}" is not supported yet`));
     }
-    refused('rtmp_auto_push on;', ErrorCode.ConfigUnsupported, /directive "rtmp_auto_push" is not supported yet/);
     refused('http { server { location /s { rtmp_stat_stylesheet stat.xsl; } } }', ErrorCode.ConfigUnsupported, /rtmp_stat_stylesheet/);
   });
 
