@@ -22,6 +22,8 @@ export interface HeaderRule {
 
 /** `expires`: nginx's Cache-Control / Expires on successful responses */
 export type ExpiresRule =
+  /** `expires off`: nothing added, not even the HLS/DASH defaults */
+  | { readonly kind: 'off' }
   | { readonly kind: 'epoch' }
   | { readonly kind: 'max' }
   /** a signed number of seconds from now (`modified`: from the file's mtime) */
@@ -51,7 +53,7 @@ export interface HttpRules {
   readonly conditions: readonly MethodRule[];
   /** the location's `return` (after the `if` blocks) */
   readonly ret: HttpReturn | undefined;
-  /** undefined: `expires off` or none (then HLS/DASH files get the default cache headers, see src/http/delivery.ts) */
+  /** undefined: no `expires` (then HLS/DASH files get the default cache headers, see src/http/delivery.ts) */
   readonly expires: ExpiresRule | undefined;
 }
 
@@ -108,7 +110,7 @@ function parseExpiresTime(text: string): number | undefined {
   return neg ? -total : total;
 }
 
-/** `expires [modified] TIME | epoch | max | off`; undefined for `off` or a refused line. */
+/** `expires [modified] TIME | epoch | max | off`; undefined for no line or a refused one. */
 export function readExpires(node: ConfigNode | undefined, err: RuleError): ExpiresRule | undefined {
   if (node === undefined) return undefined;
   const args = node.args;
@@ -120,7 +122,7 @@ export function readExpires(node: ConfigNode | undefined, err: RuleError): Expir
   const value = args[args.length - 1] ?? '';
   const at = node.argLocs[args.length - 1] ?? node.loc;
   if (!modified) {
-    if (value === 'off') return undefined;
+    if (value === 'off') return { kind: 'off' };
     if (value === 'epoch') return { kind: 'epoch' };
     if (value === 'max') return { kind: 'max' };
   }

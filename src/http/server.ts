@@ -8,6 +8,8 @@ import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { HttpAccessRule, HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
 import { handleControl } from './control.js';
+import { fileCacheHeaders, ifRangeMatches, withAddedHeaders, withRuleHeaders } from './delivery.js';
+import { matchCondition, type HttpReturn } from '../config/http-rules.js';
 import { contentTypeFor, lookupStatic, matchLocation, parseRange, parseRequestTarget, type RequestTarget } from './static.js';
 import { StatSampler, buildStatTree, limitStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
 
@@ -59,6 +61,9 @@ type AccessCheck = (address: string) => string | undefined;
 
 type Headers = Record<string, string | string[]>;
 
+/** the statuses `return CODE URL` sends with a Location header */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
 function readVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
@@ -68,10 +73,6 @@ function readVersion(): string {
   }
 }
 
-/** nginx adds `add_header` headers to these statuses only (without `always`). */
-function addsHeaders(status: number): boolean {
-  return [200, 201, 204, 206, 301, 302, 303, 304, 307, 308].includes(status);
-}
 
 interface Listener {
   readonly server: http.Server;
@@ -328,8 +329,14 @@ export class HttpFrontend {
     }
   }
 
-  private async dispatch(loc: HttpLocation, target: RequestTarget, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async dispatch(matched: HttpLocation, target: RequestTarget, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
+    // `if ($request_method …) { add_header …; return …; }`, then the location's `return`
+    const rules = matched.rules;
+    const rule = matchCondition(rules, method);
+    const loc = rules === undefined || rule === undefined ? matched : withRuleHeaders(matched, rules, rule.headers);
+    const ret = rule !== undefined ? rule.ret : rules?.ret;
+    if (ret !== undefined) return this.answerReturn(res, loc, ret, method);
     if (loc.rtmpStat) {
       if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
       const tree = limitStatTree(buildStatTree(this.deps.source.snapshot(), this.sampler, this.info), loc.statSections ?? ['live', 'clients']);
@@ -351,6 +358,21 @@ export class HttpFrontend {
     return this.sendError(res, loc, 404, method);
   }
 
+  /** nginx's `return`: the code, with the text as body (or as Location for a redirect); add_header applies. */
+  private answerReturn(res: http.ServerResponse, loc: HttpLocation, ret: HttpReturn, method: string): void {
+    const { status, text } = ret;
+    if (REDIRECT_STATUSES.has(status) && text !== undefined) {
+      return this.send(res, loc, status, { 'Content-Type': 'text/plain', Location: text }, `${status}\n`, method);
+    }
+    if (text === undefined && status >= 400) return this.sendError(res, loc, status, method);
+    if (status === 204 || status === 304 || (status >= 100 && status < 200)) {
+      this.writeHead(res, loc, status, {});
+      res.end();
+      return;
+    }
+    return this.send(res, loc, status, { 'Content-Type': loc.defaultType ?? 'text/plain' }, text ?? '', method);
+  }
+
   private async serveFile(loc: HttpLocation, target: RequestTarget, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const found = await lookupStatic(loc, target.path);
@@ -359,13 +381,14 @@ export class HttpFrontend {
     let streaming = false;
     try {
       const size = stats.size;
+      const lastModified = stats.mtime.toUTCString();
       const headers: Headers = {
         'Content-Type': contentTypeFor(loc, file),
-        'Last-Modified': stats.mtime.toUTCString(),
+        'Last-Modified': lastModified,
         'Accept-Ranges': 'bytes',
       };
-      // If-Range is not evaluated: when present, the whole (current) file is sent, which is always correct
-      const range = req.headers['if-range'] === undefined ? parseRange(req.headers.range, size) : undefined;
+      // If-Range: the range only when the validator is the file's current Last-Modified, else the whole file
+      const range = ifRangeMatches(header(req, 'if-range'), lastModified) ? parseRange(req.headers.range, size) : undefined;
       if (range === 'invalid') {
         headers['Content-Range'] = `bytes */${size}`;
         return this.sendError(res, loc, 416, method, headers);
@@ -374,6 +397,7 @@ export class HttpFrontend {
       const end = range?.end ?? size - 1;
       if (range !== undefined) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
       headers['Content-Length'] = String(Math.max(0, end - start + 1));
+      Object.assign(headers, fileCacheHeaders(loc, file, stats.mtimeMs, Date.now()));
       this.writeHead(res, loc, range === undefined ? 200 : 206, headers);
       if (method === 'HEAD' || size === 0) {
         res.end();
@@ -387,15 +411,7 @@ export class HttpFrontend {
   }
 
   private writeHead(res: http.ServerResponse, loc: HttpLocation | undefined, status: number, headers: Headers): void {
-    const all: Headers = { ...headers };
-    if (loc !== undefined && addsHeaders(status)) {
-      for (const [k, v] of loc.addHeaders) {
-        const existing = Object.keys(all).find((x) => x.toLowerCase() === k.toLowerCase());
-        if (existing === undefined) all[k] = v;
-        else all[existing] = [...[all[existing]!].flat(), v];
-      }
-    }
-    res.writeHead(status, all);
+    res.writeHead(status, withAddedHeaders(loc, status, headers));
   }
 
   private send(res: http.ServerResponse, loc: HttpLocation | undefined, status: number, headers: Headers, body: string, method: string): void {
