@@ -20,8 +20,9 @@
  * the remote's UnpublishNotify / StreamEOF), so waiting players see a normal
  * stream start. When the last player has gone (and nobody else reads) the
  * pull stops after a short linger. `static` pulls start with the module and
- * reconnect until close(). A pull that cannot connect is retried with the same
- * backoff while players wait, rotating through the matching targets.
+ * reconnect until close(). A pull that cannot connect is retried after
+ * `pull_reconnect`, doubling up to the same cap, while players wait (static:
+ * always), rotating through the matching targets.
  *
  * Parameters, as nginx-rtmp reads them (see RelayTarget):
  * - `name=` binds the relay to one local stream (push: only that stream is
@@ -158,7 +159,10 @@ interface RelayEnv {
   readonly publisher: () => StreamPublisher | undefined;
   readonly app: ApplicationConfig;
   readonly streamOptions: StreamOptions;
+  /** push_reconnect */
   readonly reconnectBase: number;
+  /** pull_reconnect */
+  readonly pullReconnectBase: number;
   readonly reconnectCap: number;
   readonly connectTimeout: number;
   readonly chunkSize: number;
@@ -586,7 +590,7 @@ class PullRelay {
 
   private schedule(): number {
     if (this.retry !== undefined) clearTimeout(this.retry);
-    const delay = relayBackoff(this.env.reconnectBase, this.failures++, this.env.reconnectCap);
+    const delay = relayBackoff(this.env.pullReconnectBase, this.failures++, this.env.reconnectCap);
     this.retry = timer(delay, () => void this.attempt());
     return delay;
   }
@@ -652,6 +656,7 @@ class RelayModule implements AppModule {
       app,
       streamOptions: streamOptionsFor(app),
       reconnectBase: app.relay.pushReconnect,
+      pullReconnectBase: app.relay.pullReconnect ?? app.relay.pushReconnect,
       reconnectCap: options.reconnectCap ?? DEFAULT_RECONNECT_CAP,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
       chunkSize: options.chunkSize ?? DEFAULT_RELAY_CHUNK_SIZE,

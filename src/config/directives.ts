@@ -261,7 +261,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('pull', 'Relay', ['application'], MANY, 'relay', undefined, 'none', 'supported', 'Pull a stream from another server: `pull rtmp://host[:port]/app[/name] [key=value …]` (`static` pulls at startup).'),
   d('push', 'Relay', ['application'], MANY, 'relay', undefined, 'none', 'supported', 'Push published streams to another server: `push rtmp://host[:port]/app[/name] [key=value …]`.'),
   d('push_reconnect', 'Relay', RSA, ONE, 'time', '3s', 'override', 'supported', 'Delay before reconnecting a failed push.', { max: MAX_TIMER_MS }),
-  d('pull_reconnect', 'Relay', RSA, ONE, 'time', '3s', 'override', 'unsupported', 'Delay before reconnecting a failed static pull.'),
+  d('pull_reconnect', 'Relay', RSA, ONE, 'time', '3s', 'override', 'supported', 'Delay before reconnecting a pull whose connection failed or was lost (static pulls, and pulls players wait on); doubles on each failure up to 30 s, like push_reconnect.', { max: MAX_TIMER_MS }),
   d('session_relay', 'Relay', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Close relays with the session that started them, not with the stream.'),
 
   // -------------------------------------------------------------- Notify

@@ -1012,6 +1012,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       push: targets('push'),
       pull: targets('pull'),
       pushReconnect: r.int('push_reconnect'),
+      pullReconnect: r.int('pull_reconnect'),
       sessionRelay: r.flag('session_relay'),
     },
     directives,

@@ -111,6 +111,8 @@ export interface RelaySettings {
   readonly push: readonly RelayTarget[];
   readonly pull: readonly RelayTarget[];
   readonly pushReconnect: number;
+  /** `pull_reconnect` (ms): first retry delay of a pull; undefined (hand-built configs) = pushReconnect. The loader always sets it. */
+  readonly pullReconnect?: number;
   readonly sessionRelay: boolean;
 }
 

@@ -18,7 +18,7 @@ import { hookServer } from '../helpers/hooks.js';
 /** A server whose application `live` runs only the relay module (default bounds, short linger). */
 async function relayServer(t: TestContext, appBody: string): Promise<TestServer> {
   const logs: MemoryLogEntry[] = [];
-  const config = parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; ${appBody} } } }`, 'relay-bounds.conf');
+  const config = parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; pull_reconnect 100ms; ${appBody} } } }`, 'relay-bounds.conf');
   const server = new RtmpServer(config, {
     logger: memoryLogger(logs),
     warmup: false,

@@ -8,7 +8,7 @@ import { fakeUpstream, healthyStream, referenceBombSetDataFrame, stillFlowing } 
 
 /** A server whose applications run only the relay module (as in relay.test.ts). */
 async function relayServer(t: TestContext, appBody: string, options: RelayOptions): Promise<TestServer> {
-  const config = parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; ${appBody} } } }`, 'relay-crash.conf');
+  const config = parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; pull_reconnect 100ms; ${appBody} } } }`, 'relay-crash.conf');
   return startServer(t, config, { modules: (app, deps) => [relayModule(app, deps, options)].filter((m) => m !== undefined) });
 }
 

@@ -32,7 +32,7 @@ test('notify_relay_redirect: on_play / on_publish redirects to rtmp:// URLs beco
     t,
     parseConfigText(
       `rtmp { server { listen 127.0.0.1:0; application live { live on; notify_relay_redirect on;
-         on_play http://127.0.0.1:${hp}/play; on_publish http://127.0.0.1:${hp}/publish; push_reconnect 200ms; } } }`,
+         on_play http://127.0.0.1:${hp}/play; on_publish http://127.0.0.1:${hp}/publish; push_reconnect 200ms; pull_reconnect 200ms; } } }`,
       'redirect.conf',
     ),
   );

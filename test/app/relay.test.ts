@@ -20,7 +20,7 @@ import { playCounting, publishSynthetic, type SyntheticPublisher } from '../help
 const FAST: RelayOptions = { reconnectCap: 800, pullLinger: 300 };
 
 function relayConfig(appBody: string): ServerConfig {
-  return parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; ${appBody} } } }`, 'relay-test.conf');
+  return parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; pull_reconnect 100ms; ${appBody} } } }`, 'relay-test.conf');
 }
 
 /** A server whose applications run only the relay module. */
@@ -370,4 +370,29 @@ test('a pulled stream goes through the application chain: A pulls from B and pus
   const far = await counting(t, `${c.url}/live`, 'chain');
   assert.ok(await until(() => far.video >= 10, 10_000), `C's player got ${far.video} frames`);
   assert.equal(far.firstVideoKeyframe, true);
+});
+
+test('pull_reconnect: a pull retries after pull_reconnect (doubling to the cap), not after push_reconnect', { timeout: 30_000 }, async (t) => {
+  const dead = await freePort();
+  const a = await startServer(t, parseConfigText(`rtmp { server { listen 127.0.0.1:0; application live { live on; push_reconnect 100ms; pull_reconnect 400ms; pull rtmp://127.0.0.1:${dead}/live/src name=mirror static; } } }`, 'pull-reconnect.conf'), {
+    modules: (app, deps) => [relayModule(app, deps, { reconnectCap: 1000, pullLinger: 300 })].filter((m) => m !== undefined),
+  });
+  const failures = (): MemoryLogEntry[] => a.logs.filter((e) => e.msg === 'pull relay failed; retrying');
+  // when each failure was first seen (polled every 10 ms)
+  const seen: number[] = [];
+  const deadline = Date.now() + 10_000;
+  while (seen.length < 3 && Date.now() < deadline) {
+    while (seen.length < failures().length) seen.push(Date.now());
+    await sleep(10);
+  }
+  assert.equal(seen.length, 3, 'three failed attempts');
+  const [f1, f2, f3] = failures();
+  assert.deepEqual([f1, f2, f3].map((e) => e?.fields['retryInMs']), [400, 800, 1000], 'pull_reconnect, doubled, capped');
+  // the attempts really are that far apart (not push_reconnect's 100 ms)
+  const gap = (seen[1] ?? 0) - (seen[0] ?? 0);
+  assert.ok(gap >= 350, `second attempt ${gap} ms after the first`);
+  // and the pull comes up once the origin is there
+  const b = await startServerOn(t, dead);
+  await synthetic(t, `${b.url}/live`, 'src', { fps: 25, gop: 10 });
+  assert.ok(await until(() => a.server.hub.get('live', 'mirror')?.active === true, 5000), 'the static pull connects on a later attempt');
 });

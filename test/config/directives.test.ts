@@ -40,7 +40,7 @@ const SUPPORTED_NOW = [
   'publish_notify', 'drop_idle_publisher', 'sync', 'play_restart', 'idle_streams', 'allow', 'deny', 'on_connect', 'on_play', 'on_publish',
   'on_done', 'on_play_done', 'on_publish_done', 'on_record_done', 'on_update', 'notify_update_timeout', 'notify_update_strict',
   'notify_relay_redirect', 'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
-  'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'session_relay',
+  'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'pull_reconnect', 'session_relay',
   'http', 'location', 'root', 'alias', 'add_header', 'types', 'rtmp_stat', 'rtmp_control', 'default_type', 'gop_cache', 'error_log', 'include',
 ];
 

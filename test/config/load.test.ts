@@ -194,6 +194,7 @@ describe('a realistic nginx-rtmp configuration', () => {
       ],
       pull: [],
       pushReconnect: 3000,
+      pullReconnect: 3000,
       sessionRelay: false,
     });
     assert.deepEqual(live.directives['allow'], [
@@ -641,6 +642,9 @@ describe('relays', () => {
   it('reads push_reconnect and session_relay with inheritance', () => {
     const r = app('session_relay on;', 'push_reconnect 10s;').relay;
     assert.deepEqual([r.pushReconnect, r.sessionRelay], [10_000, true]);
+    assert.equal(app('pull_reconnect 1500ms;', '').relay.pullReconnect, 1500);
+    assert.equal(app('', 'pull_reconnect 7s;').relay.pullReconnect, 7000);
+    assert.equal(app('', '').relay.pullReconnect, 3000);
   });
 });
 
