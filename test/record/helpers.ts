@@ -83,8 +83,10 @@ export function summarize(file: string): FlvSummary {
       const isConfig = (b0 & 0x0f) === 7 && tag.data[1] === 0;
       if (isConfig) videoConfigs++;
       else {
-        if (b0 >> 4 === 1) videoKeyframes++;
-        startsOnKeyframe ??= b0 >> 4 === 1;
+        // an AVC end of sequence (packet type 2) is not a keyframe
+        const key = b0 >> 4 === 1 && ((b0 & 0x0f) !== 7 || tag.data[1] === 1);
+        if (key) videoKeyframes++;
+        startsOnKeyframe ??= key;
       }
     } else if (tag.type === FlvTagType.Audio) {
       audio++;
