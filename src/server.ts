@@ -16,6 +16,7 @@ import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './co
 import { SharedSocketReader } from './rtmp/socket-input.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
+import { RecordControl, recordModule, type RecordModuleOptions } from './record/module.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -25,6 +26,8 @@ export interface ServerOptions {
   readonly nativeWriter?: false | NativeWriter;
   /** false: no boot warm-up, whatever the configuration says (tests); otherwise its sizes and tuning */
   readonly warmup?: false | ServerWarmupOptions;
+  /** the recorders' reader bounds and file system (tests) */
+  readonly record?: RecordModuleOptions;
 }
 
 export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'>;
@@ -56,6 +59,8 @@ export class RtmpServer {
   private reloading: Promise<unknown> = Promise.resolve();
   /** the applications of every configuration still in use */
   private readonly apps: Applications;
+  /** the running recorders of every application, for rtmp_control */
+  private readonly records = new RecordControl();
   /** every RTMP connection, and what turns its commands into the stream service's calls */
   private readonly sessions: RtmpSessions;
   private stopping = false;
@@ -83,7 +88,10 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
-    this.apps = new Applications(this.hub, this.service, options.modules, this.log);
+    // the outputs, one line each, after the application's own modules (the live step is added last)
+    const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [recordModule(app, deps, this.records, options.record)];
+    const modules = (app: ApplicationConfig, deps: ModuleDeps): AppModule[] => [...(options.modules?.(app, deps) ?? []), ...outputs(app, deps).filter((m): m is AppModule => m !== undefined)];
+    this.apps = new Applications(this.hub, this.service, modules, this.log);
     this.sessions = new RtmpSessions({
       apps: this.apps,
       service: this.service,
@@ -226,6 +234,11 @@ export class RtmpServer {
         audioHeader: s.audioHeader?.payload,
       })),
     };
+  }
+
+  /** rtmp_control record/start|stop: the recording's file path, or 204 when no such stream or recorder runs. */
+  recordControl(action: 'start' | 'stop', app: string, name: string, rec: string): { status: number; body: string } {
+    return this.records.control(action, app, name, rec);
   }
 
   /** Disconnects a connection by id (control API); true if it existed. */

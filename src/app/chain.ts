@@ -79,6 +79,25 @@ export interface PlayContext {
 
 export type Next = () => Promise<void>;
 
+/** A recorder opened or closed a file (exec_record_started/done, on_record_started/done). */
+export interface RecordEvent {
+  readonly session: SessionInfo;
+  /** the stream name */
+  readonly name: string;
+  /** the stream's query string */
+  readonly query: string;
+  /** recorder name ('' for the application's own recorder) */
+  readonly recorder: string;
+  /** the recording's file path */
+  readonly path: string;
+}
+
+/** How an output tells the application's modules about its files (a small interface: outputs do not import notify/exec). */
+export interface RecordEvents {
+  recordStarted(ev: RecordEvent): void;
+  recordDone(ev: RecordEvent): void;
+}
+
 /**
  * How a module publishes a stream itself (a pull relay): through the stream
  * service, like any protocol, so that the whole chain (access, notify, exec,
@@ -111,6 +130,8 @@ export interface ModuleDeps {
    * publishes through it, so every module sees that stream as a publish.
    */
   readonly publisher?: () => StreamPublisher | undefined;
+  /** the application's chain, for an output's record events (known once every module is built) */
+  readonly events?: () => RecordEvents | undefined;
 }
 
 export interface AppModule {
@@ -125,6 +146,10 @@ export interface AppModule {
   /** the play ended, or (`refused`) a later step refused it after this module let it through */
   playDone?(ctx: PlayContext, refused?: boolean): void;
   disconnect?(session: SessionInfo): void;
+  /** a recorder opened a file (exec_record_started, on_record_started) */
+  recordStarted?(ev: RecordEvent): void;
+  /** a recorder closed a file, or failed to open it (exec_record_done, on_record_done) */
+  recordDone?(ev: RecordEvent): void;
   /** the server stops: end what the module runs (child processes, relays, timers) */
   close?(): Promise<void> | void;
 }
@@ -167,7 +192,7 @@ function compose<C>(links: readonly Link<C>[], undo: (m: AppModule, ctx: C) => v
 }
 
 /** The composed chain of one application. */
-export class AppChain {
+export class AppChain implements RecordEvents {
   readonly connect: (ctx: ConnectContext) => Promise<void>;
   /** runs the publish chain, then `accept`; a refusal undoes the modules that went on (publishDone with `refused`) */
   readonly publish: (ctx: PublishContext, accept?: Accept<PublishContext>) => Promise<void>;
@@ -210,6 +235,14 @@ export class AppChain {
 
   disconnect(session: SessionInfo): void {
     for (const m of this.modules) this.safely(session.log, m, () => m.disconnect?.(session));
+  }
+
+  recordStarted(ev: RecordEvent): void {
+    for (const m of this.modules) this.safely(ev.session.log, m, () => m.recordStarted?.(ev));
+  }
+
+  recordDone(ev: RecordEvent): void {
+    for (const m of this.modules) this.safely(ev.session.log, m, () => m.recordDone?.(ev));
   }
 
   /** Server shutdown: every module's close(), errors logged, never thrown. */

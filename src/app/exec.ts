@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js';
 import type { ApplicationConfig, ExecCommand, ExecSettings } from '../config/types.js';
 import type { LiveStream } from '../live/stream.js';
 import { normalizeAddress } from './access.js';
-import type { AppModule, ModuleDeps, Next, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import type { AppModule, ModuleDeps, Next, PlayContext, PublishContext, RecordEvent, SessionInfo } from './chain.js';
 import { SessionKey, dropSessionState, sessionState } from './session-state.js';
 
 /**
@@ -248,18 +248,8 @@ function sessionVars(s: SessionInfo): Record<string, string> {
   };
 }
 
-/** What the recorder passes for exec_record_started / exec_record_done. */
-export interface RecordEvent {
-  readonly session: SessionInfo;
-  /** the stream name */
-  readonly name: string;
-  /** the stream's query string */
-  readonly query: string;
-  /** recorder name ('' for the default recorder) */
-  readonly recorder: string;
-  /** the recording's file path */
-  readonly path: string;
-}
+/** What the recorder passes for exec_record_started / exec_record_done (declared with the chain's events). */
+export type { RecordEvent } from './chain.js';
 
 function recordVars(ev: RecordEvent): Record<string, string> {
   const filename = path.basename(ev.path);

@@ -4,7 +4,7 @@ import type { Logger } from '../core/log.js';
 import type { NotifySettings } from '../config/types.js';
 import type { LiveStream } from '../live/stream.js';
 import { normalizeAddress } from './access.js';
-import type { AppModule, PlayContext, PublishContext, SessionInfo } from './chain.js';
+import type { AppModule, PlayContext, PublishContext, RecordEvent, SessionInfo } from './chain.js';
 import { SessionKey, dropSessionState, peekSessionState, sessionState } from './session-state.js';
 
 /**
@@ -16,7 +16,9 @@ import { SessionKey, dropSessionState, peekSessionState, sessionState } from './
  *   value itself, or the last path segment of an rtmp:// URL; a `?args` part
  *   replaces the client's arguments), anything else, a refused connection or
  *   no answer within `timeout` refuses.
- * - on_publish_done / on_play_done / on_done are fire-and-forget.
+ * - on_publish_done / on_play_done / on_done are fire-and-forget, and so are
+ *   on_record_started / on_record_done (call=record_started/record_done,
+ *   recorder, name, path), which a recorder raises through the chain.
  * - on_update is called every notify_update_timeout while publishing or
  *   playing (the next call is scheduled when the previous one is answered).
  *   A non-2xx reply ends the stream; with notify_update_strict a failed call
@@ -42,7 +44,7 @@ export interface NotifyDeps {
 
 export const DEFAULT_NOTIFY_TIMEOUT = 10_000;
 
-type HookName = 'on_connect' | 'on_publish' | 'on_play' | 'on_done' | 'on_publish_done' | 'on_play_done' | 'on_update';
+type HookName = 'on_connect' | 'on_publish' | 'on_play' | 'on_done' | 'on_publish_done' | 'on_play_done' | 'on_update' | 'on_record_started' | 'on_record_done';
 
 type Fields = [string, string][];
 
@@ -214,6 +216,8 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
     on_publish_done: hookUrl('on_publish_done', settings.onPublishDone),
     on_play_done: hookUrl('on_play_done', settings.onPlayDone),
     on_update: hookUrl('on_update', settings.onUpdate),
+    on_record_started: hookUrl('on_record_started', settings.onRecordStarted),
+    on_record_done: hookUrl('on_record_done', settings.onRecordDone),
   } satisfies Record<HookName, URL | undefined>;
   if (Object.values(urls).every((u) => u === undefined)) return undefined;
 
@@ -435,6 +439,16 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
       const fields = sessionFields(s);
       fireAndForget('on_play_done', [...fields, ['call', 'play_done'], ['name', ctx.name]], ctx.query, s.log);
       fireAndForget('on_done', [...fields, ['call', 'done'], ['name', ctx.name]], ctx.query, s.log);
+    },
+
+    recordStarted(ev: RecordEvent) {
+      const fields: Fields = [...sessionFields(ev.session), ['call', 'record_started'], ['recorder', ev.recorder], ['name', ev.name], ['path', ev.path]];
+      fireAndForget('on_record_started', fields, ev.query, ev.session.log);
+    },
+
+    recordDone(ev: RecordEvent) {
+      const fields: Fields = [...sessionFields(ev.session), ['call', 'record_done'], ['recorder', ev.recorder], ['name', ev.name], ['path', ev.path]];
+      fireAndForget('on_record_done', fields, ev.query, ev.session.log);
     },
 
     disconnect(session) {

@@ -223,8 +223,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('exec_play', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command (not managed) when a stream is played.'),
   d('exec_play_done', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command (not managed) when playing stops.'),
   d('exec_publish_done', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command (not managed) when publishing stops.'),
-  d('exec_record_started', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'unsupported', 'Run a command when a recording starts.'),
-  d('exec_record_done', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'unsupported', 'Run a command when a recording is finished.'),
+  d('exec_record_started', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command when a recording starts.'),
+  d('exec_record_done', 'Exec', RSA, MANY, 'exec', undefined, 'append', 'supported', 'Run a command when a recording is finished.'),
 
   // ---------------------------------------------------------------- Live
   d('live', 'Live', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Live mode: one publisher, many players.'),
@@ -239,18 +239,18 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('idle_streams', 'Live', RSA, ONE, 'flag', 'on', 'override', 'supported', 'Let players wait on a stream nobody publishes yet (off: refuse them).'),
 
   // -------------------------------------------------------------- Record
-  d('record', 'Record', RSA, MANY, 'words', 'off', 'override', 'unsupported', 'Record mode: off, all, audio, video, keyframes, manual.'),
-  d('record_path', 'Record', RSA, ONE, 'string', undefined, 'override', 'unsupported', 'Directory for recorded files.'),
-  d('record_suffix', 'Record', RSA, ONE, 'string', '.flv', 'override', 'unsupported', 'Recorded file name suffix (strftime format allowed).'),
-  d('record_unique', 'Record', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Append the current time to recorded file names.'),
-  d('record_append', 'Record', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Append to an existing recording instead of overwriting it.'),
-  d('record_lock', 'Record', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Lock the file being recorded.'),
-  d('record_max_size', 'Record', RSA, ONE, 'size', undefined, 'override', 'unsupported', 'Maximum recorded file size.'),
-  d('record_max_frames', 'Record', RSA, ONE, 'number', undefined, 'override', 'unsupported', 'Maximum number of video frames per recorded file.'),
-  d('record_interval', 'Record', RSA, ONE, 'time_or_off', 'off', 'override', 'unsupported', 'Restart the recording after this interval.'),
+  d('record', 'Record', RSA, MANY, 'words', 'off', 'override', 'supported', 'Record mode: off, all, audio, video, keyframes, manual.'),
+  d('record_path', 'Record', RSA, ONE, 'string', undefined, 'override', 'supported', 'Directory for recorded files.'),
+  d('record_suffix', 'Record', RSA, ONE, 'string', '.flv', 'override', 'supported', 'Recorded file name suffix (strftime format allowed).'),
+  d('record_unique', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Append the current time to recorded file names.'),
+  d('record_append', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Append to an existing recording instead of overwriting it.'),
+  d('record_lock', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Accepted for compatibility: no lock is taken (Node.js has no fcntl locks; one warning at load).'),
+  d('record_max_size', 'Record', RSA, ONE, 'size', undefined, 'override', 'supported', 'Maximum recorded file size.'),
+  d('record_max_frames', 'Record', RSA, ONE, 'number', undefined, 'override', 'supported', 'Maximum number of video frames per recorded file.'),
+  d('record_interval', 'Record', RSA, ONE, 'time_or_off', 'off', 'override', 'supported', 'Restart the recording after this interval.'),
   // refused before its block is read, so the block kind only says "a block follows"
-  d('recorder', 'Record', ['application'], ONE, 'string', undefined, 'none', 'unsupported', 'A named recorder block inside an application.', { block: 'application' }),
-  d('record_notify', 'Record', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Send NetStream.Record.Start / Stop to the publisher.'),
+  d('recorder', 'Record', ['application'], ONE, 'string', undefined, 'none', 'supported', 'A named recorder block inside an application.', { block: 'application' }),
+  d('record_notify', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Send NetStream.Record.Start / Stop to the publisher.'),
 
   // ----------------------------------------------------------------- VOD
   d('play', 'VOD', RSA, MANY, 'words', undefined, 'override', 'unsupported', 'Play FLV/MP4 files from local directories or http locations.'),
@@ -272,7 +272,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('on_done', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when playing or publishing stops.'),
   d('on_play_done', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when playing stops.'),
   d('on_publish_done', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when publishing stops.'),
-  d('on_record_started', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'unsupported', 'HTTP callback when a recording starts.'),
+  d('on_record_started', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when a recording starts.'),
   d('on_record_done', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when a recording is finished.'),
   d('on_update', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'Periodic HTTP callback while a stream is played or published; non-2xx ends the session.'),
   d('on_disconnect', 'Notify', RS, ONE, 'notify_url', undefined, 'override', 'unsupported', 'HTTP callback on disconnect.'),

@@ -26,6 +26,7 @@ import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
+import { type DirectiveValues, readRecordConfig } from './record.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
 import { type HttpRules, readHttpRules } from './http-rules.js';
 import type {
@@ -640,6 +641,10 @@ interface AppTree {
   readonly name: string;
   readonly loc: SourceLocation;
   readonly scope: Scope;
+  /** `recorder NAME { ... }` blocks (record directives only; src/config/record.ts) */
+  readonly recorders: AppTree[];
+  /** this tree is a recorder block */
+  readonly isRecorder?: boolean;
 }
 interface RtmpServerTree {
   readonly loc: SourceLocation;
@@ -796,6 +801,10 @@ function openBlock(spec: DirectiveSpec, a: Args, owner: Owner, issues: Issues): 
       return;
     }
     case 'application': {
+      if (spec.name === 'recorder') {
+        openRecorder(a, owner, issues);
+        return;
+      }
       if (owner.ctx !== 'server') return;
       const name = a.at(0);
       if (name === '') {
@@ -807,7 +816,7 @@ function openBlock(spec: DirectiveSpec, a: Args, owner: Owner, issues: Issues): 
         issues.error(ErrorCode.ConfigBadValue, node.loc, `duplicate application ${quote(name)} (first declared at ${formatLocation(same.loc)})`);
         return;
       }
-      const tree: AppTree = { name, loc: node.loc, scope: new Scope() };
+      const tree: AppTree = { name, loc: node.loc, scope: new Scope(), recorders: [] };
       owner.tree.apps.push(tree);
       walk(children, { ctx: 'application', scope: tree.scope, tree }, issues);
       return;
@@ -847,6 +856,37 @@ function openBlock(spec: DirectiveSpec, a: Args, owner: Owner, issues: Issues): 
       throw new Error(`internal: block ${String(never)}`);
     }
   }
+}
+
+/** `recorder NAME { ... }` inside an application: its record directives, read over the application's (src/config/record.ts). */
+function openRecorder(a: Args, owner: Owner, issues: Issues): void {
+  const node = a.node;
+  if (owner.ctx !== 'application') return;
+  if (owner.tree.isRecorder === true) {
+    issues.error(ErrorCode.ConfigBadContext, node.loc, 'a "recorder" block cannot be inside another');
+    return;
+  }
+  const name = a.at(0);
+  const tree: AppTree = { name, loc: node.loc, scope: new Scope(), recorders: [], isRecorder: true };
+  owner.tree.recorders.push(tree);
+  walk(node.children ?? [], { ctx: 'application', scope: tree.scope, tree }, issues);
+  for (const e of tree.scope.all) {
+    if (!e.spec.name.startsWith('record')) issues.error(ErrorCode.ConfigBadContext, e.node.loc, `directive ${quote(e.spec.name)} is not allowed in a "recorder" block (record directives only)`);
+  }
+}
+
+/** The record directives of a block, after inheritance, as src/config/record.ts reads them. */
+function directiveValues(r: Resolver): DirectiveValues {
+  return {
+    flag: (name) => r.flag(name),
+    int: (name) => r.int(name),
+    text: (name) => r.text(name),
+    words: (name) => {
+      const set = r.entries(name);
+      const last = set[set.length - 1];
+      return last === undefined ? undefined : last.node.args;
+    },
+  };
 }
 
 // --------------------------------------------------------------- assembly
@@ -985,7 +1025,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
     onDone: r.text('on_done'),
     onPlayDone: r.text('on_play_done'),
     onPublishDone: r.text('on_publish_done'),
-    onRecordStarted: undefined,
+    onRecordStarted: r.text('on_record_started'),
     onRecordDone: r.text('on_record_done'),
     onUpdate: r.text('on_update'),
     updateTimeout: r.int('notify_update_timeout'),
@@ -1015,6 +1055,11 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       pullReconnect: r.int('pull_reconnect'),
       sessionRelay: r.flag('session_relay'),
     },
+    record: readRecordConfig(
+      directiveValues(r),
+      app.recorders.map((rec) => ({ name: rec.name, values: directiveValues(new Resolver([rec.scope, ...scopes], 'application', issues)) })),
+      { error: (m) => issues.error(ErrorCode.ConfigBadValue, app.loc, `application ${quote(app.name)}: ${m}`), warn: (m) => issues.warn(app.loc, `application ${quote(app.name)}: ${m}`) },
+    ),
     directives,
   };
 }

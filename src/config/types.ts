@@ -1,3 +1,5 @@
+import type { RecordConfig } from './record.js';
+
 /**
  * The typed, frozen configuration the server runs from. Produced by the config
  * loader (nginx-rtmp syntax) or by `defaultConfig()`. Durations are in
@@ -123,6 +125,8 @@ export interface ApplicationConfig {
   readonly notify: NotifySettings;
   readonly exec: ExecSettings;
   readonly relay: RelaySettings;
+  /** recording (src/config/record.ts); absent = nothing recorded. The loader always sets it. */
+  readonly record?: RecordConfig;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }

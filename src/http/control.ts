@@ -10,8 +10,14 @@ import type { RtmpStatusSource } from './stat.js';
  *
  * The response body is the number of connections dropped (plain text), as in
  * nginx-rtmp. `srv=` is accepted and ignored (the snapshot spans every server
- * block). `record/...` and `redirect/...` answer 501: recording and redirects
- * are not implemented yet. Only the sections the location's `rtmp_control`
+ * block).
+ *
+ *   record/start|stop ? app=APP & name=NAME [& rec=RECORDER]
+ *
+ * starts or stops a recorder (usually a `record ... manual` one) of a
+ * published stream; the body is the recording's file path (200), empty (204)
+ * when no such stream or recorder runs, as nginx-rtmp. `redirect/...`
+ * answers 501: redirects are not implemented yet. Only the sections the location's `rtmp_control`
  * names are served; another answers 404, as in nginx-rtmp (its handler
  * declines and nginx finds nothing else to serve).
  */
@@ -49,7 +55,7 @@ export function handleControl(path: string, query: URLSearchParams, source: Rtmp
     case 'drop':
       return drop(method, query, source);
     case 'record':
-      return { status: 501, body: 'record: recording is not implemented by this server\n' };
+      return record(method, query, source);
     case 'redirect':
       return { status: 501, body: 'redirect: redirecting clients is not implemented by this server\n' };
     default: {
@@ -57,6 +63,17 @@ export function handleControl(path: string, query: URLSearchParams, source: Rtmp
       throw new Error(`internal: control section ${String(never)}`);
     }
   }
+}
+
+function record(method: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {
+  if (method !== 'start' && method !== 'stop') return { status: 400, body: 'Undefined record method (expected start or stop)\n' };
+  const app = arg(query, 'app');
+  if (app === undefined) return { status: 400, body: 'Application not specified\n' };
+  const name = arg(query, 'name');
+  if (name === undefined) return { status: 400, body: 'Stream name not specified\n' };
+  const rec = arg(query, 'rec') ?? '';
+  if (source.recordControl === undefined) return { status: 204, body: '' };
+  return source.recordControl(method, app, name, rec);
 }
 
 function drop(method: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {

@@ -81,6 +81,8 @@ export interface StatSnapshot {
 export interface RtmpStatusSource {
   snapshot(): StatSnapshot;
   dropConnection(id: string, reason: string): boolean;
+  /** rtmp_control record/start|stop (absent: the server records nothing); answers a status and the file path */
+  recordControl?(action: 'start' | 'stop', app: string, name: string, rec: string): { status: number; body: string };
 }
 
 // ---------------------------------------------------------------------------

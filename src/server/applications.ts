@@ -76,7 +76,7 @@ export class Applications {
       const publisher: StreamPublisher = {
         publish: (session: SessionInfo, req: { name: string; query: string; type: PublishContext['type'] }): Promise<Publishing> => this.service.publish(ref.app!, session, req),
       };
-      const modules = this.modules?.(a, { hub: this.hub, logger, publisher: () => (ref.app === undefined ? undefined : publisher) }) ?? [];
+      const modules = this.modules?.(a, { hub: this.hub, logger, publisher: () => (ref.app === undefined ? undefined : publisher), events: () => ref.app?.chain }) ?? [];
       const streamOptions = streamOptionsFor(a);
       // the live step is the chain's last member (src/app/live.ts)
       const chain = new AppChain([...modules, new LiveModule(a, this.hub, streamOptions, logger)]);

@@ -35,7 +35,7 @@ function referenceNames(markdown: string): string[] {
 
 /** The directives the brief asks to support now. */
 const SUPPORTED_NOW = [
-  'rtmp', 'server', 'listen', 'application', 'timeout', 'ping', 'ping_timeout', 'max_streams', 'ack_window', 'chunk_size', 'max_message',
+  'rtmp', 'server', 'record', 'recorder', 'record_path', 'record_interval', 'exec_record_done', 'on_record_started', 'on_record_done', 'listen', 'application', 'timeout', 'ping', 'ping_timeout', 'max_streams', 'ack_window', 'chunk_size', 'max_message',
   'buflen', 'out_queue', 'out_cork', 'max_connections', 'so_keepalive', 'live', 'meta', 'interleave', 'wait_key', 'wait_video',
   'publish_notify', 'drop_idle_publisher', 'sync', 'play_restart', 'idle_streams', 'allow', 'deny', 'on_connect', 'on_play', 'on_publish',
   'on_done', 'on_play_done', 'on_publish_done', 'on_record_done', 'on_update', 'notify_update_timeout', 'notify_update_strict',
@@ -68,7 +68,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);

@@ -73,7 +73,7 @@ test('drop/publisher, drop/subscriber, drop/client: the right connections, the c
   }
 });
 
-test('control: missing arguments 400, unknown filter 400, record/redirect 501, unknown section 404', async (t) => {
+test('control: missing arguments 400, unknown filter 400, record without a recorder 204, redirect 501, unknown section 404', async (t) => {
   const source = fakeSource();
   const base = await start(t, source);
   const cases: [string, number, RegExp][] = [
@@ -82,11 +82,16 @@ test('control: missing arguments 400, unknown filter 400, record/redirect 501, u
     ['drop/publisher?app=live', 400, /name not specified/],
     ['drop/subscriber?app=live&name=', 400, /name not specified/],
     ['drop/everyone?app=live&name=s', 400, /Undefined filter/],
-    ['record/start?app=live&name=s&rec=r1', 501, /not implemented/],
+    ['record/pause?app=live&name=s', 400, /Undefined record method/],
+    ['record/stop?name=s', 400, /Application not specified/],
     ['redirect/publisher?app=live&name=s&newname=x', 501, /not implemented/],
     ['', 404, /unknown control section/],
     ['stats/x', 404, /unknown control section/],
   ];
+  // a server that records nothing answers nothing (nginx-rtmp: no such recorder)
+  const none = await fetch(`${base}/control/record/start?app=live&name=s&rec=r1`);
+  assert.equal(none.status, 204);
+  assert.equal(await none.text(), '');
   for (const [q, status, body] of cases) {
     const r = await fetch(`${base}/control/${q}`);
     assert.equal(r.status, status, q);

@@ -1,0 +1,390 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { RecordEvents } from '../app/chain.js';
+import type { RecorderConfig } from '../config/record.js';
+import { ErrorCode, describeError, serverError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { BatchSink } from '../live/complete-reader.js';
+import { FrameKind, type MediaFrame } from '../live/frame.js';
+import {
+  DEFAULT_KEYFRAME_CAPACITY,
+  FLV_FILE_HEADER_SIZE,
+  FLV_TAG_OVERHEAD,
+  emptyMetadata,
+  encodeFlvFileStart,
+  encodeMetadataTag,
+  readFlvTail,
+  writeFlvTagHeader,
+  type FlvFileMetadata,
+} from '../media/flv-file.js';
+import { FLV_TAG_HEADER_SIZE } from '../media/flv.js';
+import { decodeAmf0 } from '../rtmp/amf0.js';
+import { amfObjectOf } from '../rtmp/amf-types.js';
+import type { SessionInfo } from '../app/chain.js';
+import { recordFilePath } from './names.js';
+
+/** The file operations a recorder uses (node:fs/promises; tests pass a slow or failing one). */
+export interface RecordFs {
+  open(path: string, flags: string): Promise<FileHandle>;
+  size(path: string): Promise<number | undefined>;
+}
+
+export const NODE_RECORD_FS: RecordFs = {
+  open: (p, flags) => open(p, flags, 0o644),
+  size: async (p) => {
+    try {
+      return (await stat(p)).size;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
+const WRITEV_MAX = 1023;
+/** How much of a file's end is read to find its last tag (record_append). */
+const APPEND_TAIL_BYTES = 1 << 20;
+
+/** The metadata numbers taken from the publisher's onMetaData when present. */
+const COPIED_NUMBERS = ['width', 'height', 'framerate', 'videodatarate', 'audiodatarate', 'audiosamplerate', 'audiosamplesize', 'videocodecid', 'audiocodecid'] as const;
+
+/** The FLV legacy header bits: video codec id (low nibble), audio format (high nibble), the Enhanced RTMP flag. */
+const VIDEO_CODEC_MASK = 0x0f;
+const VIDEO_EX_HEADER = 0x80;
+const AUDIO_FORMAT_SHIFT = 4;
+const AUDIO_STEREO = 0x01;
+
+/** One open piece of a recording. */
+interface Piece {
+  readonly fh: FileHandle;
+  readonly path: string;
+  /** bytes in the file (the next write's position) */
+  pos: number;
+  /** the stream timestamp that is 0 in this file */
+  readonly epoch: number;
+  /** added to every timestamp (record_append: the file's last timestamp) */
+  readonly shift: number;
+  /** false when appending to a file this recording did not start (its metadata is not rewritten) */
+  readonly ownsMetadata: boolean;
+  readonly video: boolean;
+  readonly meta: FlvFileMetadata;
+  lastTs: number;
+  lastKeyTs: number;
+  /** frames that count for record_max_frames: video frames, or audio frames in an audio-only file */
+  frames: number;
+  readonly times: number[];
+  readonly positions: number[];
+}
+
+export interface RecorderOptions {
+  readonly config: RecorderConfig;
+  readonly session: SessionInfo;
+  readonly app: string;
+  readonly name: string;
+  readonly query: string;
+  readonly log: Logger;
+  readonly events: RecordEvents | undefined;
+  readonly fs?: RecordFs;
+  readonly now?: () => Date;
+  /** keyframe index entries reserved in each file's metadata */
+  readonly keyframeCapacity?: number;
+  /** the recorder ended (finished, cut off or failed) and its file(s) are closed: the owner unsubscribes its reader */
+  readonly onClosed: (recorder: FlvRecorder) => void;
+}
+
+/**
+ * One recorder of one publish (nginx-rtmp's record node): the sink of a
+ * complete reader (src/live/complete-reader.ts), writing FLV files.
+ *
+ * Each batch of frames becomes one writev(2) (split at IOV_MAX) at an
+ * explicit file position: the frames' payloads themselves (no copy) between
+ * tag headers made for this file in one buffer per batch. The file's
+ * timestamps start at 0 (the stream's timestamp of the piece's first frame
+ * is its epoch, as nginx-rtmp rebases), which is why the stream's shared FLV
+ * tag encoding (stream timestamps) is not used.
+ *
+ * A piece opens at the first frame to record (a keyframe in a stream with
+ * video: the complete reader starts there), and starts with the file header,
+ * the reserved onMetaData (src/media/flv-file.ts) and the stream's codec
+ * headers. Rolling (record_interval, record_max_size, record_max_frames):
+ * once a bound is reached, the next keyframe (any audio frame in an
+ * audio-only recording) closes the piece and starts the next with it, so no
+ * frame is lost and every piece starts with metadata, headers and a keyframe.
+ * Closing rewrites the metadata in place (duration, size, keyframe index).
+ */
+export class FlvRecorder implements BatchSink {
+  /** the current (or, before the first frame, the first) file */
+  path: string;
+  /** files closed so far */
+  readonly files: string[] = [];
+  /** frames written, over every piece */
+  framesWritten = 0;
+  closed = false;
+  private piece: Piece | undefined = undefined;
+  private readonly taken = new Set<string>();
+  private readonly fs: RecordFs;
+  private readonly now: () => Date;
+  private readonly capacity: number;
+  private videoConfig: MediaFrame | undefined = undefined;
+  private audioConfig: MediaFrame | undefined = undefined;
+  private readonly info: FlvFileMetadata = emptyMetadata();
+  private sawVideo = false;
+  private pieces = 0;
+  private resolveClosed: () => void = () => undefined;
+  private readonly closedPromise = new Promise<void>((r) => (this.resolveClosed = r));
+
+  constructor(private readonly o: RecorderOptions) {
+    this.fs = o.fs ?? NODE_RECORD_FS;
+    this.now = o.now ?? (() => new Date());
+    this.capacity = o.keyframeCapacity ?? DEFAULT_KEYFRAME_CAPACITY;
+    // the name is computed at once: rtmp_control record/start answers it; a hostile name throws here
+    this.path = this.nextPath();
+  }
+
+  get recorderName(): string {
+    return this.o.config.name;
+  }
+
+  private nextPath(): string {
+    const c = this.o.config;
+    const path = recordFilePath({ path: c.path ?? '.', suffix: c.suffix, unique: c.unique }, this.o.name, this.now(), this.pieces > 0 && !c.append, this.taken);
+    return path;
+  }
+
+  writeBatch(frames: readonly MediaFrame[]): Promise<void> {
+    return this.write(frames);
+  }
+
+  private wanted(f: MediaFrame): boolean {
+    const c = this.o.config;
+    if (f.kind === FrameKind.Audio) return c.audio;
+    if (f.kind === FrameKind.Video) return c.video || (c.keyframes && (f.isKeyframe || f.isSequenceHeader));
+    return false;
+  }
+
+  /** A frame a new piece may start with. */
+  private isStartPoint(f: MediaFrame, video: boolean): boolean {
+    if (f.isSequenceHeader) return false;
+    return video ? f.kind === FrameKind.Video && f.isKeyframe : f.kind === FrameKind.Audio;
+  }
+
+  private rollDue(p: Piece, f: MediaFrame): boolean {
+    const c = this.o.config;
+    return (c.interval > 0 && f.timestamp - p.epoch >= c.interval) || (c.maxSize > 0 && p.pos >= c.maxSize) || (c.maxFrames > 0 && p.frames >= c.maxFrames);
+  }
+
+  private async write(frames: readonly MediaFrame[]): Promise<void> {
+    // one buffer of tag headers and trailers for the whole batch
+    const heads = Buffer.allocUnsafe(frames.length * FLV_TAG_OVERHEAD);
+    let iov: Buffer[] = [];
+    let used = 0;
+    for (const f of frames) {
+      if (f.kind === FrameKind.Data) {
+        this.takeMetadata(f);
+        continue;
+      }
+      if (f.kind === FrameKind.Video) this.sawVideo = true;
+      if (f.isSequenceHeader) {
+        if (f.kind === FrameKind.Video) this.videoConfig = f;
+        else this.audioConfig = f;
+      }
+      if (!this.wanted(f)) continue;
+      let p = this.piece;
+      if (p === undefined) {
+        if (f.isSequenceHeader) continue; // written at the piece's start
+        p = await this.openPiece(f);
+      } else if (this.isStartPoint(f, p.video) && this.rollDue(p, f)) {
+        await this.flush(p, iov);
+        iov = [];
+        await this.closePiece();
+        this.path = this.nextPath();
+        p = await this.openPiece(f);
+      }
+      const h = heads.subarray(used, used + FLV_TAG_OVERHEAD);
+      used += FLV_TAG_OVERHEAD;
+      this.tag(p, f, h, iov);
+    }
+    const p = this.piece;
+    if (p !== undefined && iov.length > 0) await this.flush(p, iov);
+  }
+
+  /** Adds one tag to `iov` (header and trailer in `h`, the payload as it is) and counts it. */
+  private tag(p: Piece, f: MediaFrame, h: Buffer, iov: Buffer[]): void {
+    const ts = Math.max(0, f.timestamp - p.epoch) + p.shift;
+    const size = f.payload.length;
+    writeFlvTagHeader(h, 0, f.kind, size, ts);
+    h.writeUInt32BE(FLV_TAG_HEADER_SIZE + size, FLV_TAG_HEADER_SIZE);
+    if (f.kind === FrameKind.Video && f.isKeyframe && !f.isSequenceHeader) {
+      p.times.push(ts / 1000);
+      p.positions.push(p.pos);
+      p.lastKeyTs = ts;
+    }
+    if (!f.isSequenceHeader && (f.kind === FrameKind.Video || !p.video)) p.frames++;
+    iov.push(h.subarray(0, FLV_TAG_HEADER_SIZE), f.payload, h.subarray(FLV_TAG_HEADER_SIZE));
+    p.pos += FLV_TAG_OVERHEAD + size;
+    if (ts > p.lastTs) p.lastTs = ts;
+    this.framesWritten++;
+  }
+
+  private async flush(p: Piece, iov: Buffer[]): Promise<void> {
+    let pos = p.pos;
+    for (const b of iov) pos -= b.length;
+    for (let i = 0; i < iov.length; i += WRITEV_MAX) {
+      const part = iov.slice(i, i + WRITEV_MAX);
+      let want = 0;
+      for (const b of part) want += b.length;
+      let written: number;
+      try {
+        written = (await p.fh.writev(part, pos)).bytesWritten;
+      } catch (e) {
+        throw serverError(ErrorCode.OutputWriteFailed, `record: cannot write ${p.path}: ${describeError(e).message}`, e);
+      }
+      // a regular file takes a whole writev or fails; a short write means the disk is full
+      if (written !== want) throw serverError(ErrorCode.OutputWriteFailed, `record: cannot write ${p.path}: short write (${written} of ${want} bytes): disk full?`);
+      pos += want;
+    }
+  }
+
+  private takeMetadata(f: MediaFrame): void {
+    try {
+      const values = decodeAmf0(f.payload);
+      const obj = values[1] === undefined ? undefined : amfObjectOf(values[1]);
+      if (obj === undefined) return;
+      for (const k of COPIED_NUMBERS) {
+        const v = obj[k];
+        if (typeof v === 'number' && Number.isFinite(v)) this.info[k] = v;
+      }
+      if (typeof obj['stereo'] === 'boolean') this.info.stereo = obj['stereo'];
+    } catch {
+      // a publisher's metadata we cannot read: the file's own metadata goes without it
+    }
+  }
+
+  private fileMetadata(video: boolean, audio: boolean): FlvFileMetadata {
+    const m: FlvFileMetadata = { ...this.info, hasVideo: video, hasAudio: audio };
+    const v = this.videoConfig?.payload[0];
+    if (m.videocodecid === 0 && v !== undefined && (v & VIDEO_EX_HEADER) === 0) m.videocodecid = v & VIDEO_CODEC_MASK;
+    const a = this.audioConfig?.payload[0];
+    if (m.audiocodecid === 0 && a !== undefined) m.audiocodecid = a >> AUDIO_FORMAT_SHIFT;
+    if (a !== undefined && !m.stereo) m.stereo = (a & AUDIO_STEREO) !== 0;
+    if (!video) {
+      m.width = m.height = m.framerate = m.videodatarate = m.videocodecid = 0;
+    }
+    if (!audio) {
+      m.audiodatarate = m.audiosamplerate = m.audiosamplesize = m.audiocodecid = 0;
+      m.stereo = false;
+    }
+    return m;
+  }
+
+  /** Opens the next piece with `first` as its first frame; writes the file start and the codec headers. */
+  private async openPiece(first: MediaFrame): Promise<Piece> {
+    const c = this.o.config;
+    const video = (c.video || c.keyframes) && (this.sawVideo || this.videoConfig !== undefined);
+    const audio = c.audio && (this.audioConfig !== undefined || first.kind === FrameKind.Audio);
+    const path = this.path;
+    this.taken.add(path);
+    this.pieces++;
+    let fh: FileHandle;
+    let pos = 0;
+    let shift = 0;
+    let ownsMetadata = true;
+    try {
+      const existing = c.append ? await this.fs.size(path) : undefined;
+      if (existing !== undefined && existing > FLV_FILE_HEADER_SIZE) {
+        fh = await this.fs.open(path, 'r+');
+        const n = Math.min(existing, APPEND_TAIL_BYTES);
+        const tail = Buffer.alloc(n);
+        await fh.read(tail, 0, n, existing - n);
+        let last;
+        try {
+          last = readFlvTail(tail, existing);
+        } catch (e) {
+          await fh.close();
+          throw e;
+        }
+        pos = existing;
+        shift = last === undefined ? 0 : last.timestamp + 1;
+        ownsMetadata = false;
+      } else {
+        fh = await this.fs.open(path, 'w');
+      }
+    } catch (e) {
+      throw serverError(ErrorCode.OutputWriteFailed, `record: cannot open ${path}: ${describeError(e).message}`, e);
+    }
+    const meta = this.fileMetadata(video, audio);
+    const p: Piece = { fh, path, pos, epoch: first.timestamp, shift, ownsMetadata, video, meta, lastTs: shift, lastKeyTs: shift, frames: 0, times: [], positions: [] };
+    this.piece = p;
+    const iov: Buffer[] = [];
+    if (ownsMetadata) {
+      const start = encodeFlvFileStart(meta, this.capacity);
+      iov.push(start);
+      p.pos += start.length;
+    }
+    const heads = Buffer.allocUnsafe(2 * FLV_TAG_OVERHEAD);
+    let used = 0;
+    for (const cfg of [video ? this.videoConfig : undefined, audio ? this.audioConfig : undefined]) {
+      if (cfg === undefined) continue;
+      // the header's timestamp is the piece's 0 (it may be older than the piece)
+      const h = heads.subarray(used, used + FLV_TAG_OVERHEAD);
+      used += FLV_TAG_OVERHEAD;
+      writeFlvTagHeader(h, 0, cfg.kind, cfg.payload.length, shift);
+      h.writeUInt32BE(FLV_TAG_HEADER_SIZE + cfg.payload.length, FLV_TAG_HEADER_SIZE);
+      iov.push(h.subarray(0, FLV_TAG_HEADER_SIZE), cfg.payload, h.subarray(FLV_TAG_HEADER_SIZE));
+      p.pos += FLV_TAG_OVERHEAD + cfg.payload.length;
+      this.framesWritten++;
+    }
+    if (iov.length > 0) await this.flush(p, iov);
+    this.o.log.info({ path, recorder: c.name, append: !ownsMetadata }, 'record: file opened');
+    this.o.events?.recordStarted({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: c.name, path });
+    return p;
+  }
+
+  /** Rewrites the metadata (duration, size, keyframe index) and closes the piece; on_record_done / exec_record_done. */
+  private async closePiece(): Promise<void> {
+    const p = this.piece;
+    if (p === undefined) return;
+    this.piece = undefined;
+    try {
+      if (p.ownsMetadata) {
+        const meta: FlvFileMetadata = {
+          ...p.meta,
+          duration: p.lastTs / 1000,
+          filesize: p.pos,
+          lasttimestamp: p.lastTs / 1000,
+          lastkeyframetimestamp: p.lastKeyTs / 1000,
+          hasKeyframes: p.times.length > 0,
+        };
+        const tag = encodeMetadataTag(meta, { times: p.times, filepositions: p.positions }, this.capacity);
+        await p.fh.write(tag, 0, tag.length, FLV_FILE_HEADER_SIZE);
+      }
+    } catch (e) {
+      this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the metadata could not be rewritten at close (the file stays readable, without its index)');
+    } finally {
+      await p.fh.close().catch(() => undefined);
+      this.files.push(p.path);
+      this.o.log.info({ path: p.path, recorder: this.o.config.name, bytes: p.pos, duration: p.lastTs / 1000 }, 'record: file closed');
+      this.o.events?.recordDone({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: this.o.config.name, path: p.path });
+    }
+  }
+
+  close(reason: string | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    void (async () => {
+      const hadPiece = this.piece !== undefined;
+      await this.closePiece();
+      // a recording that never got a file (it failed to open, or stopped before its first frame): on_record_done still says it ended
+      if (!hadPiece && reason !== undefined && this.files.length === 0) {
+        this.o.events?.recordDone({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: this.o.config.name, path: this.path });
+      }
+    })().finally(() => {
+      this.o.onClosed(this);
+      this.resolveClosed();
+    });
+  }
+
+  /** Resolves once close() finished its file (tests, shutdown). */
+  whenClosed(): Promise<void> {
+    return this.closedPromise;
+  }
+}

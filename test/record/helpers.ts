@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { FlvTagType, readFlvFile } from '../../src/media/flv.js';
+import { decodeAmf0 } from '../../src/rtmp/amf0.js';
+import { amfObjectOf, type AmfObject } from '../../src/rtmp/amf-types.js';
+
+/** ffprobe of the devDependency, else the system's. */
+export async function ffprobePath(): Promise<string> {
+  try {
+    const mod = (await import('@ffprobe-installer/ffprobe')) as { default: { path: string } };
+    if (existsSync(mod.default.path)) return mod.default.path;
+  } catch {
+    // the system's
+  }
+  return 'ffprobe';
+}
+
+export interface ProbeResult {
+  readonly format: { duration?: string; format_name?: string };
+  readonly streams: { codec_type: string; codec_name: string; nb_read_frames?: string; nb_read_packets?: string }[];
+}
+
+/** ffprobe -show_format -show_streams -count_packets as JSON. */
+export async function probe(file: string): Promise<ProbeResult> {
+  const bin = await ffprobePath();
+  const child = spawn(bin, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-count_packets', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.resume();
+  await new Promise<void>((r) => child.on('close', () => r()));
+  return JSON.parse(out === '' ? '{"format":{},"streams":[]}' : out) as ProbeResult;
+}
+
+export function tempDir(t: TestContext, prefix = 'rec-'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface FlvSummary {
+  readonly audio: number;
+  readonly video: number;
+  readonly videoKeyframes: number;
+  readonly videoConfigs: number;
+  readonly audioConfigs: number;
+  /** types of the first tags after the metadata */
+  readonly firstTypes: number[];
+  /** the first media frame after the codec headers is a video keyframe */
+  readonly startsOnKeyframe: boolean;
+  readonly metadata: AmfObject | undefined;
+  readonly lastTimestamp: number;
+  readonly firstTimestamp: number;
+  readonly truncatedAt: number | undefined;
+  /** media frames that are not codec headers: video, audio */
+  readonly mediaVideo: number;
+  readonly mediaAudio: number;
+}
+
+/** Reads a recorded FLV file with the project's own FLV reader. */
+export function summarize(file: string): FlvSummary {
+  const parsed = readFlvFile(readFileSync(file));
+  let audio = 0, video = 0, videoKeyframes = 0, videoConfigs = 0, audioConfigs = 0;
+  let metadata: AmfObject | undefined;
+  const firstTypes: number[] = [];
+  let startsOnKeyframe: boolean | undefined;
+  let lastTimestamp = 0;
+  let firstTimestamp = -1;
+  for (const tag of parsed.tags) {
+    if (firstTypes.length < 4) firstTypes.push(tag.type);
+    if (tag.type === FlvTagType.Script) {
+      const v = decodeAmf0(tag.data);
+      if (v[0] === 'onMetaData' && v[1] !== undefined) metadata = amfObjectOf(v[1]);
+      continue;
+    }
+    lastTimestamp = Math.max(lastTimestamp, tag.timestamp);
+    if (firstTimestamp < 0) firstTimestamp = tag.timestamp;
+    const b0 = tag.data[0] ?? 0;
+    if (tag.type === FlvTagType.Video) {
+      video++;
+      const isConfig = (b0 & 0x0f) === 7 && tag.data[1] === 0;
+      if (isConfig) videoConfigs++;
+      else {
+        // an AVC end of sequence (packet type 2) is not a keyframe
+        const key = b0 >> 4 === 1 && ((b0 & 0x0f) !== 7 || tag.data[1] === 1);
+        if (key) videoKeyframes++;
+        startsOnKeyframe ??= key;
+      }
+    } else if (tag.type === FlvTagType.Audio) {
+      audio++;
+      const isConfig = b0 >> 4 === 10 && tag.data[1] === 0;
+      if (isConfig) audioConfigs++;
+      else startsOnKeyframe ??= false;
+    }
+  }
+  return {
+    audio,
+    video,
+    videoKeyframes,
+    videoConfigs,
+    audioConfigs,
+    firstTypes,
+    startsOnKeyframe: startsOnKeyframe ?? false,
+    metadata,
+    lastTimestamp,
+    firstTimestamp: Math.max(0, firstTimestamp),
+    truncatedAt: parsed.truncatedAt,
+    mediaVideo: video - videoConfigs,
+    mediaAudio: audio - audioConfigs,
+  };
+}
