@@ -16,6 +16,17 @@ import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './co
 import { SharedSocketReader } from './rtmp/socket-input.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
+import { hlsModule } from './hls/module.js';
+
+/** The outputs: each an application module after the chain's own modules, before the live step (one line per output). */
+const OUTPUTS: readonly ((app: ApplicationConfig, deps: ModuleDeps) => AppModule | undefined)[] = [
+  hlsModule,
+];
+
+/** The embedding code's modules (access, notify, exec, relay...), then the outputs. */
+function withOutputs(modules: ServerOptions['modules']): (app: ApplicationConfig, deps: ModuleDeps) => AppModule[] {
+  return (app, deps) => [...(modules?.(app, deps) ?? []), ...OUTPUTS.flatMap((o) => o(app, deps) ?? [])];
+}
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -83,7 +94,7 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
-    this.apps = new Applications(this.hub, this.service, options.modules, this.log);
+    this.apps = new Applications(this.hub, this.service, withOutputs(options.modules), this.log);
     this.sessions = new RtmpSessions({
       apps: this.apps,
       service: this.service,

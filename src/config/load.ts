@@ -27,6 +27,7 @@ import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
+import { readHlsSettings } from './hls.js';
 import type {
   AccessKind,
   AccessRule,
@@ -1010,6 +1011,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       pushReconnect: r.int('push_reconnect'),
       sessionRelay: r.flag('session_relay'),
     },
+    hls: readHlsSettings(r),
     directives,
   };
 }

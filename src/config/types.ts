@@ -4,6 +4,8 @@
  * milliseconds, sizes in bytes.
  */
 
+import type { HlsSettings } from './hls.js';
+
 export interface ListenSpec {
   /** host to bind: '0.0.0.0', '::', '127.0.0.1'... */
   readonly host: string;
@@ -119,6 +121,8 @@ export interface ApplicationConfig {
   readonly notify: NotifySettings;
   readonly exec: ExecSettings;
   readonly relay: RelaySettings;
+  /** HLS output (src/config/hls.ts); absent in hand-built configurations: off */
+  readonly hls?: HlsSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }
