@@ -186,6 +186,9 @@ export class HlsStream {
     this.audio = undefined;
     this.audioNext = undefined;
     this.lastVideoTs = undefined;
+    // a new publish may start a new stream clock (the hub forgot the idle stream)
+    this.lastPcr = -1;
+    this.lastTs = 0;
     this.masterWritten = false;
     if (jobs.length > 0) void this.enqueue(sink, jobs).catch(() => undefined);
     if (this.s.continuous && !this.restored && this.window.length === 0) {
