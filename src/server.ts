@@ -17,6 +17,7 @@ import { SharedSocketReader } from './rtmp/socket-input.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
 import { RecordControl, recordModule, type RecordModuleOptions } from './record/module.js';
+import { hlsModule } from './hls/module.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -89,7 +90,10 @@ export class RtmpServer {
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
     // the outputs, one line each, after the application's own modules (the live step is added last)
-    const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [recordModule(app, deps, this.records, options.record)];
+    const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [
+      recordModule(app, deps, this.records, options.record),
+      hlsModule(app, deps),
+    ];
     const modules = (app: ApplicationConfig, deps: ModuleDeps): AppModule[] => [...(options.modules?.(app, deps) ?? []), ...outputs(app, deps).filter((m): m is AppModule => m !== undefined)];
     this.apps = new Applications(this.hub, this.service, modules, this.log);
     this.sessions = new RtmpSessions({
@@ -101,8 +105,6 @@ export class RtmpServer {
     });
     this.blocks = config.rtmp.map((c) => ({ ...this.apps.build(c), group: {} }));
   }
-
-
 
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {

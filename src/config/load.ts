@@ -28,6 +28,7 @@ import { ErrorCode, ServerError, describeError, serverError } from '../core/erro
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { type DirectiveValues, readRecordConfig } from './record.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
+import { readHlsSettings } from './hls.js';
 import { type HttpRules, readHttpRules } from './http-rules.js';
 import type {
   AccessKind,
@@ -1060,6 +1061,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       app.recorders.map((rec) => ({ name: rec.name, values: directiveValues(new Resolver([rec.scope, ...scopes], 'application', issues)) })),
       { error: (m) => issues.error(ErrorCode.ConfigBadValue, app.loc, `application ${quote(app.name)}: ${m}`), warn: (m) => issues.warn(app.loc, `application ${quote(app.name)}: ${m}`) },
     ),
+    hls: readHlsSettings(r),
     directives,
   };
 }

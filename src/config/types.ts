@@ -6,6 +6,7 @@ import type { RecordConfig } from './record.js';
  * milliseconds, sizes in bytes.
  */
 
+import type { HlsSettings } from './hls.js';
 import type { HttpRules } from './http-rules.js';
 
 export interface ListenSpec {
@@ -127,6 +128,8 @@ export interface ApplicationConfig {
   readonly relay: RelaySettings;
   /** recording (src/config/record.ts); absent = nothing recorded. The loader always sets it. */
   readonly record?: RecordConfig;
+  /** HLS output (src/config/hls.ts); absent in hand-built configurations: off */
+  readonly hls?: HlsSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }
