@@ -3,6 +3,7 @@ import { ErrorCode, ServerError, describeError, isServerError, serverError } fro
 import type { Logger } from './core/log.js';
 import type { AppModule, ModuleDeps } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
+import { dashModule } from './dash/module.js';
 import { StreamService } from './app/service.js';
 import { Applications, type Listener, type ServerBlock } from './server/applications.js';
 import { RtmpSessions } from './server/rtmp-sessions.js';
@@ -93,6 +94,7 @@ export class RtmpServer {
     const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [
       recordModule(app, deps, this.records, options.record),
       hlsModule(app, deps),
+      dashModule(app, deps),
     ];
     const modules = (app: ApplicationConfig, deps: ModuleDeps): AppModule[] => [...(options.modules?.(app, deps) ?? []), ...outputs(app, deps).filter((m): m is AppModule => m !== undefined)];
     this.apps = new Applications(this.hub, this.service, modules, this.log);

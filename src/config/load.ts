@@ -27,6 +27,7 @@ import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { type DirectiveValues, readRecordConfig } from './record.js';
+import { readDashSettings } from './dash.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
 import { readHlsSettings } from './hls.js';
 import { type HttpRules, readHttpRules } from './http-rules.js';
@@ -1062,6 +1063,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       { error: (m) => issues.error(ErrorCode.ConfigBadValue, app.loc, `application ${quote(app.name)}: ${m}`), warn: (m) => issues.warn(app.loc, `application ${quote(app.name)}: ${m}`) },
     ),
     hls: readHlsSettings(r),
+    dash: readDashSettings(r),
     directives,
   };
 }

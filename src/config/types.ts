@@ -6,6 +6,7 @@ import type { RecordConfig } from './record.js';
  * milliseconds, sizes in bytes.
  */
 
+import type { DashSettings } from './dash.js';
 import type { HlsSettings } from './hls.js';
 import type { HttpRules } from './http-rules.js';
 
@@ -130,6 +131,8 @@ export interface ApplicationConfig {
   readonly record?: RecordConfig;
   /** HLS output (src/config/hls.ts); absent in hand-built configurations: off */
   readonly hls?: HlsSettings;
+  /** DASH output (src/config/dash.ts); absent in hand-built configurations: off */
+  readonly dash?: DashSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }

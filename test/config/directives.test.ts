@@ -42,6 +42,7 @@ const SUPPORTED_NOW = [
   'notify_relay_redirect', 'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
   'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'pull_reconnect', 'session_relay',
   'http', 'location', 'root', 'alias', 'add_header', 'types', 'rtmp_stat', 'rtmp_control', 'default_type', 'gop_cache', 'error_log', 'include',
+  'dash', 'dash_path', 'dash_fragment', 'dash_playlist_length', 'dash_nested', 'dash_cleanup', 'dash_clock_compensation', 'dash_clock_helper_uri',
 ];
 
 describe('directive table', () => {
@@ -68,7 +69,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);
@@ -141,7 +142,7 @@ describe('directive reference', () => {
     const rows = md.split('\n').filter((l) => l.startsWith('| `'));
     assert.equal(rows.length, DIRECTIVES.length);
     assert.ok(rows.includes('| `chunk_size` | rtmp, server | `4096` | yes | Outgoing chunk size the server announces (at least 128). |'));
-    assert.ok(rows.some((r) => r.startsWith('| `hls` | rtmp, server, application | `off` | no (refused) |')));
+    assert.ok(rows.some((r) => r.startsWith('| `play` | rtmp, server, application | — | no (refused) |')));
     assert.ok(rows.some((r) => r.startsWith('| `worker_processes` | main | — | ignored (warning) |')));
     assert.ok(rows.every((r) => r.split(/(?<!\\)\|/).length === 7), 'a | inside a cell is escaped');
   });

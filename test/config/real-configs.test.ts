@@ -21,12 +21,12 @@ const DIR = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'real');
 
 /** file → the directive names refused as "not supported yet", in file order, without repeats */
 const STOPPERS: Readonly<Record<string, readonly string[]>> = {
-  'nginx-rtmp-readme.conf': ['play', 'hls', 'hls_path', 'dash', 'dash_path', 'rtmp_stat_stylesheet'],
+  'nginx-rtmp-readme.conf': ['play', 'rtmp_stat_stylesheet'],
   'nginx-rtmp-test.conf': ['rtmp_stat_stylesheet'],
   'nginx-rtmp-multiworker.conf': [],
   'tiangolo-nginx-rtmp-docker.conf': [],
-  'alfg-docker-nginx-rtmp.conf': ['hls', 'hls_fragment_naming', 'hls_fragment', 'hls_playlist_length', 'hls_path', 'hls_nested', 'hls_variant', 'rtmp_stat_stylesheet'],
-  'restream-hls-tutorial.conf': ['hls', 'hls_path', 'hls_fragment', 'hls_playlist_length'],
+  'alfg-docker-nginx-rtmp.conf': ['rtmp_stat_stylesheet'],
+  'restream-hls-tutorial.conf': [],
 };
 
 interface Outcome {
