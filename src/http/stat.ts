@@ -81,6 +81,8 @@ export interface StatSnapshot {
 export interface RtmpStatusSource {
   snapshot(): StatSnapshot;
   dropConnection(id: string, reason: string): boolean;
+  /** control API redirect: switches the connection's publish/play of `name` (any when undefined) to `newName`; how many NetStreams were switched */
+  redirectConnection?(id: string, role: 'publisher' | 'subscriber' | 'client', name: string | undefined, newName: string): number;
 }
 
 // ---------------------------------------------------------------------------
