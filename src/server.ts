@@ -250,6 +250,11 @@ export class RtmpServer {
     return this.sessions.drop(id, reason);
   }
 
+  /** Switches a connection's publish / play to another stream name (control API redirect); how many were switched. */
+  redirectConnection(id: string, role: 'publisher' | 'subscriber' | 'client', name: string | undefined, newName: string): number {
+    return this.sessions.redirect(id, role, name, newName);
+  }
+
 
   /**
    * Takes a new configuration: new and changed applications apply to new

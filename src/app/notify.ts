@@ -16,8 +16,8 @@ import { SessionKey, dropSessionState, peekSessionState, sessionState } from './
  *   value itself, or the last path segment of an rtmp:// URL; a `?args` part
  *   replaces the client's arguments), anything else, a refused connection or
  *   no answer within `timeout` refuses.
- * - on_publish_done / on_play_done / on_done are fire-and-forget, and so are
- *   on_record_started / on_record_done (call=record_started/record_done,
+ * - on_publish_done / on_play_done / on_done / on_disconnect are fire-and-forget,
+ *   and so are on_record_started / on_record_done (call=record_started/record_done,
  *   recorder, name, path), which a recorder raises through the chain.
  * - on_update is called every notify_update_timeout while publishing or
  *   playing (the next call is scheduled when the previous one is answered).
@@ -44,7 +44,7 @@ export interface NotifyDeps {
 
 export const DEFAULT_NOTIFY_TIMEOUT = 10_000;
 
-type HookName = 'on_connect' | 'on_publish' | 'on_play' | 'on_done' | 'on_publish_done' | 'on_play_done' | 'on_update' | 'on_record_started' | 'on_record_done';
+type HookName = 'on_connect' | 'on_disconnect' | 'on_publish' | 'on_play' | 'on_done' | 'on_publish_done' | 'on_play_done' | 'on_update' | 'on_record_started' | 'on_record_done';
 
 type Fields = [string, string][];
 
@@ -210,6 +210,7 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
     applyRelayRedirectWith(settings.relayRedirect, ctx, location, kind);
   const urls = {
     on_connect: hookUrl('on_connect', settings.onConnect),
+    on_disconnect: hookUrl('on_disconnect', settings.onDisconnect),
     on_publish: hookUrl('on_publish', settings.onPublish),
     on_play: hookUrl('on_play', settings.onPlay),
     on_done: hookUrl('on_done', settings.onDone),
@@ -452,6 +453,8 @@ export function notifyModule(settings: NotifySettings, deps: NotifyDeps = {}): A
     },
 
     disconnect(session) {
+      // nginx-rtmp: not for relay sessions (they are this server's own connections)
+      if (session.protocol !== 'relay') fireAndForget('on_disconnect', [...sessionFields(session), ['call', 'disconnect']], session.query, session.log);
       const set = peekSessionState(session, UPDATERS);
       if (set === undefined) return;
       dropSessionState(session, UPDATERS);

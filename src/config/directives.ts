@@ -275,7 +275,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('on_record_started', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when a recording starts.'),
   d('on_record_done', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback when a recording is finished.'),
   d('on_update', 'Notify', RSA, ONE, 'notify_url', undefined, 'override', 'supported', 'Periodic HTTP callback while a stream is played or published; non-2xx ends the session.'),
-  d('on_disconnect', 'Notify', RS, ONE, 'notify_url', undefined, 'override', 'unsupported', 'HTTP callback on disconnect.'),
+  d('on_disconnect', 'Notify', RS, ONE, 'notify_url', undefined, 'override', 'supported', 'HTTP callback (fire-and-forget, `call=disconnect`) when a client connection that connected to an application closes, with the connect arguments and the client\'s query.'),
   d('notify_update_timeout', 'Notify', RSA, ONE, 'time', '30s', 'override', 'supported', 'Interval of on_update callbacks.', { max: MAX_TIMER_MS }),
   d('notify_update_strict', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'supported', 'End the session when an on_update call fails to connect, not only on a non-2xx reply.'),
   d('notify_relay_redirect', 'Notify', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Turn on_play/on_publish redirects to an rtmp:// URL into a pull/push relay; the local stream is named by the MD5 of the URL.'),

@@ -1022,6 +1022,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
   const access: AccessRule[] = scopes.flatMap((s) => s.all.flatMap((e) => (e.parsed.kind === 'access' ? e.parsed.value : [])));
   const notify: NotifySettings = {
     onConnect: rs.text('on_connect'),
+    onDisconnect: rs.text('on_disconnect'),
     onPlay: r.text('on_play'),
     onPublish: r.text('on_publish'),
     onDone: r.text('on_done'),

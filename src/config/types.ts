@@ -67,6 +67,8 @@ export interface LiveSettings {
 
 export interface NotifySettings {
   readonly onConnect: string | undefined;
+  /** `on_disconnect` (rtmp/server): called when a connection that connected to an application closes; the loader always sets it */
+  readonly onDisconnect?: string | undefined;
   readonly onPlay: string | undefined;
   readonly onPublish: string | undefined;
   readonly onDone: string | undefined;

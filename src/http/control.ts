@@ -16,8 +16,14 @@ import type { RtmpStatusSource } from './stat.js';
  *
  * starts or stops a recorder (usually a `record ... manual` one) of a
  * published stream; the body is the recording's file path (200), empty (204)
- * when no such stream or recorder runs, as nginx-rtmp. `redirect/...`
- * answers 501: redirects are not implemented yet. Only the sections the location's `rtmp_control`
+ * when no such stream or recorder runs, as nginx-rtmp.
+ *
+ *   redirect/publisher|subscriber|client ? newname=NEW [& app=APP] [& name=NAME] [& addr=IP] [& clientid=ID]
+ *
+ * switches the matching clients' publish or play to the stream NEW on their
+ * open connection (RtmpConnection.redirect), as nginx-rtmp does; as there,
+ * app= and name= are optional (every application / every stream) and the body
+ * is the number of streams switched. Only the sections the location's `rtmp_control`
  * names are served; another answers 404, as in nginx-rtmp (its handler
  * declines and nginx finds nothing else to serve).
  */
@@ -57,7 +63,7 @@ export function handleControl(path: string, query: URLSearchParams, source: Rtmp
     case 'record':
       return record(method, query, source);
     case 'redirect':
-      return { status: 501, body: 'redirect: redirecting clients is not implemented by this server\n' };
+      return redirect(method, query, source);
     default: {
       const never: never = known;
       throw new Error(`internal: control section ${String(never)}`);
@@ -74,6 +80,33 @@ function record(method: string, query: URLSearchParams, source: RtmpStatusSource
   const rec = arg(query, 'rec') ?? '';
   if (source.recordControl === undefined) return { status: 204, body: '' };
   return source.recordControl(method, app, name, rec);
+}
+
+/** nginx-rtmp's stream name bound (NGX_RTMP_MAX_NAME - 1): a longer newname is cut, as there */
+const MAX_NEW_NAME = 255;
+
+function redirect(method: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {
+  if (!isDropFilter(method)) return { status: 400, body: 'Undefined filter (expected publisher, subscriber or client)\n' };
+  const newName = arg(query, 'newname');
+  if (newName === undefined) return { status: 400, body: 'newname not specified\n' };
+  if (/[\0\r\n]/.test(newName)) return { status: 400, body: 'newname holds a control character\n' };
+  const redirectConnection = source.redirectConnection?.bind(source);
+  if (redirectConnection === undefined) return { status: 501, body: 'redirect: not available on this server\n' };
+  const app = arg(query, 'app');
+  const name = arg(query, 'name');
+  const addr = arg(query, 'addr');
+  const clientId = arg(query, 'clientid');
+  const ids: string[] = [];
+  for (const c of source.snapshot().connections) {
+    if (app !== undefined && c.app !== app) continue;
+    if (addr !== undefined && c.remoteAddress !== addr) continue;
+    if (clientId !== undefined && c.id !== clientId) continue;
+    const match = c.streams.some((s) => (name === undefined || s.name === name) && (method === 'client' || (method === 'publisher') === (s.role === 'publisher')));
+    if (match && !ids.includes(c.id)) ids.push(c.id);
+  }
+  let switched = 0;
+  for (const id of ids) switched += redirectConnection(id, method, name, newName.slice(0, MAX_NEW_NAME));
+  return { status: 200, body: String(switched) };
 }
 
 function drop(method: string, query: URLSearchParams, source: RtmpStatusSource): ControlResult {

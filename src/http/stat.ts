@@ -83,6 +83,8 @@ export interface RtmpStatusSource {
   dropConnection(id: string, reason: string): boolean;
   /** rtmp_control record/start|stop (absent: the server records nothing); answers a status and the file path */
   recordControl?(action: 'start' | 'stop', app: string, name: string, rec: string): { status: number; body: string };
+  /** control API redirect: switches the connection's publish/play of `name` (any when undefined) to `newName`; how many NetStreams were switched */
+  redirectConnection?(id: string, role: 'publisher' | 'subscriber' | 'client', name: string | undefined, newName: string): number;
 }
 
 // ---------------------------------------------------------------------------

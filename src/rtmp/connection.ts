@@ -167,6 +167,9 @@ export interface ConnectInfo {
 
 export type PublishType = 'live' | 'record' | 'append';
 
+/** which NetStreams a control API redirect switches */
+export type RedirectRole = 'publisher' | 'subscriber' | 'client';
+
 export interface PublishInfo {
   readonly streamId: number;
   readonly name: string;
@@ -907,6 +910,46 @@ export class RtmpConnection {
       this.send(userControlMessage({ type: 'streamBegin', streamId: c.streamId }));
       this.send(onStatusMessage(c.streamId, 'status', StatusCode.UnpauseNotify, 'Unpaused.', { details: s.info.name }));
     }
+  }
+
+  /**
+   * The control API's redirect (nginx-rtmp's redirect/publisher|subscriber|client):
+   * each NetStream that publishes or plays `name` (any name when undefined) in the
+   * role asked is switched to `newName` as if the client had sent that publish or
+   * play on it (`newName?args` gives the new arguments, as nginx-rtmp reads it): the
+   * handler runs the application chain again (access, on_play / on_publish …); the
+   * old publish or play ends without a status message (a NetStream.Play.Stop makes
+   * players such as ffmpeg stop reading), and the new one answers as usual
+   * (Publish.Start; Play.Reset and Play.Start, then metadata, codec headers and the
+   * cached GOP of the new stream). It runs in order with the client's own messages.
+   * Returns the number of NetStreams switched.
+   */
+  redirect(role: RedirectRole, name: string | undefined, newName: string): number {
+    if (this.closed) return 0;
+    let n = 0;
+    for (const [id, s] of [...this.streams]) {
+      if (s.state !== 'publishing' && s.state !== 'playing') continue;
+      if ((role === 'publisher' && s.state !== 'publishing') || (role === 'subscriber' && s.state !== 'playing')) continue;
+      if (name !== undefined && s.info.name !== name) continue;
+      const m =
+        s.state === 'publishing'
+          ? commandMessage(id, 'publish', 0, null, newName, s.info.type)
+          : commandMessage(id, 'play', 0, null, newName, s.info.start, s.info.duration, true);
+      n++;
+      if (this.busy) {
+        // behind the pending command, like a message from the client (not counted against its backlog bound)
+        this.backlog.push(m);
+        if (s.state === 'publishing') this.queuedPublish.add(id);
+      } else {
+        try {
+          this.dispatch(m);
+        } catch (e) {
+          this.fail(toServerError(e));
+          return n;
+        }
+      }
+    }
+    return n;
   }
 
   /** Ends whatever the NetStream does; the stream id stays valid. */

@@ -14,6 +14,7 @@ import {
   type PlayerOutput,
   type PublishHandle,
   type PublishInfo,
+  type RedirectRole,
 } from '../rtmp/connection.js';
 import type { WriteGroup } from '../rtmp/output.js';
 import type { SharedSocketReader } from '../rtmp/socket-input.js';
@@ -128,6 +129,14 @@ export class RtmpSessions {
       }
     }
     return false;
+  }
+
+  /** Redirects a connection's NetStreams (control API, RtmpConnection.redirect); how many were switched. */
+  redirect(id: string, role: RedirectRole, name: string | undefined, newName: string): number {
+    for (const { conn, internal } of this.sessions.values()) {
+      if (conn.id === id && !internal) return conn.redirect(role, name, newName);
+    }
+    return 0;
   }
 
   /** The connections part of the stat page's snapshot. */

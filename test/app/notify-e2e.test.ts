@@ -5,6 +5,7 @@ import type { ServerConfig } from '../../src/config/types.js';
 import { runFfmpeg, type FfmpegRun } from '../helpers/ffmpeg.js';
 import { startServer, until } from '../helpers/server.js';
 import { hookServer } from '../helpers/hooks.js';
+import { RtmpClient } from '../../src/rtmp/client.js';
 
 /** The webhook backend: records every call; publishing needs key=good. */
 async function backend(t: TestContext): Promise<{ base: string; calls: URLSearchParams[] }> {
@@ -66,4 +67,28 @@ test('on_publish with ffmpeg: a bad stream key is refused, a good one streams', 
   const done = hook.calls.find((c) => c.get('call') === 'publish_done')!;
   assert.equal(done.get('name'), 'stream');
   assert.equal(done.get('key'), 'good');
+});
+
+test('on_disconnect: a connection that leaves is reported once (call=disconnect, its app, clientid and query)', { timeout: 30_000 }, async (t) => {
+  const hooks = await hookServer(t);
+  const cfg = parseConfigText(
+    `rtmp { server { listen 127.0.0.1:0; on_connect ${hooks.url}/connect; on_disconnect ${hooks.url}/disconnect; application live { live on; } } }`,
+    'on-disconnect.conf',
+  );
+  const s = await startServer(t, cfg);
+  const c = await RtmpClient.connect(`${s.url}/live?token=abc`);
+  assert.ok(await until(() => hooks.calls.some((h) => h.path === '/connect'), 5000), 'on_connect called');
+  assert.equal(hooks.calls.filter((h) => h.path === '/disconnect').length, 0, 'not before the client leaves');
+  c.destroy();
+  assert.ok(await until(() => hooks.calls.some((h) => h.path === '/disconnect'), 5000), 'on_disconnect called');
+  await new Promise((r) => setTimeout(r, 300));
+  const done = hooks.calls.filter((h) => h.path === '/disconnect');
+  assert.equal(done.length, 1);
+  const connect = hooks.calls.find((h) => h.path === '/connect');
+  const p = done[0]?.params;
+  assert.equal(p?.get('call'), 'disconnect');
+  assert.equal(p?.get('app'), 'live');
+  assert.equal(p?.get('addr'), '127.0.0.1');
+  assert.equal(p?.get('clientid'), connect?.params.get('clientid'));
+  assert.equal(p?.get('token'), 'abc', "the client's connect query");
 });

@@ -37,7 +37,7 @@ function referenceNames(markdown: string): string[] {
 const SUPPORTED_NOW = [
   'rtmp', 'server', 'record', 'recorder', 'record_path', 'record_interval', 'exec_record_done', 'on_record_started', 'on_record_done', 'listen', 'application', 'timeout', 'ping', 'ping_timeout', 'max_streams', 'ack_window', 'chunk_size', 'max_message',
   'buflen', 'out_queue', 'out_cork', 'max_connections', 'so_keepalive', 'live', 'meta', 'interleave', 'wait_key', 'wait_video',
-  'publish_notify', 'drop_idle_publisher', 'sync', 'play_restart', 'idle_streams', 'allow', 'deny', 'on_connect', 'on_play', 'on_publish',
+  'publish_notify', 'drop_idle_publisher', 'sync', 'play_restart', 'idle_streams', 'allow', 'deny', 'on_connect', 'on_disconnect', 'on_play', 'on_publish',
   'on_done', 'on_play_done', 'on_publish_done', 'on_record_done', 'on_update', 'notify_update_timeout', 'notify_update_strict',
   'notify_relay_redirect', 'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
   'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'pull_reconnect', 'session_relay',

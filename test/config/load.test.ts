@@ -159,6 +159,7 @@ describe('a realistic nginx-rtmp configuration', () => {
     ]);
     assert.deepEqual(live.notify, {
       onConnect: 'http://127.0.0.1:8080/connect',
+      onDisconnect: undefined,
       onPlay: undefined,
       onPublish: 'http://127.0.0.1:8080/auth',
       onDone: undefined,
@@ -475,10 +476,11 @@ rtmp {
   it('reads every notify setting', () => {
     const n = app(
       'on_play a/play; on_publish http://b/pub; on_done https://c/done; on_play_done d/pd; on_publish_done e/pubd; on_record_done f/rd; on_update g/up; notify_update_timeout 10s; notify_update_strict on; notify_relay_redirect on; notify_method GET;',
-      'on_connect conn.example.com:8080/c;',
+      'on_connect conn.example.com:8080/c; on_disconnect conn.example.com:8080/d;',
     ).notify;
     assert.deepEqual(n, {
       onConnect: 'http://conn.example.com:8080/c',
+      onDisconnect: 'http://conn.example.com:8080/d',
       onPlay: 'http://a/play',
       onPublish: 'http://b/pub',
       onDone: 'https://c/done',

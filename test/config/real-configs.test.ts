@@ -12,7 +12,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { loadConfigFile } from '../../src/config/load.js';
+import { loadConfigFile, parseConfigText } from '../../src/config/load.js';
 import { ServerError } from '../../src/core/errors.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { runCli } from '../helpers/cli.js';
@@ -98,5 +98,26 @@ describe('rtmp-server -t on the real configurations', () => {
       assert.equal(exit.code, 1);
       assert.match(bad.stderr(), new RegExp(`${badFile[0].replace(/\./g, '\\.')}:\\d+:\\d+: directive "${badFile[1][0] ?? ''}" is not supported yet`));
     }
+  });
+});
+
+describe('include mime.types', () => {
+  const text = 'http {\n  include mime.types;\n  server { listen 127.0.0.1:0; location /hls { root /tmp; } }\n}\n';
+
+  it('missing (the usual case outside an nginx install): one warning, the built-in types serve', () => {
+    const cfg = parseConfigText(text, '/nowhere/nginx.conf', { readFile: () => { throw Object.assign(new Error('no'), { code: 'ENOENT' }); } });
+    assert.deepEqual(cfg.warnings.filter((w) => w.includes('mime.types')), [
+      '/nowhere/nginx.conf:2:3: included file "/nowhere/mime.types" does not exist: the built-in MIME types are used (HLS, DASH, FLV, MP4 and common web files)',
+    ]);
+    assert.equal(cfg.http[0]?.locations[0]?.types['m3u8'], undefined, 'no configured types: the built-in ones apply at serving time');
+  });
+
+  it("present: nginx's own mime.types file is read (a types block), other missing includes stay errors", () => {
+    const mime = 'types {\n    text/html html htm shtml;\n    application/vnd.apple.mpegurl m3u8;\n    video/mp2t ts;\n    video/mp4 mp4;\n    application/octet-stream bin exe dll;\n}\n';
+    const cfg = parseConfigText(text, '/etc/nginx/nginx.conf', { readFile: (p) => { if (p === '/etc/nginx/mime.types') return mime; throw Object.assign(new Error('no'), { code: 'ENOENT' }); } });
+    assert.deepEqual(cfg.warnings.filter((w) => w.includes('mime')), []);
+    assert.equal(cfg.http[0]?.locations[0]?.types['m3u8'], 'application/vnd.apple.mpegurl');
+    assert.equal(cfg.http[0]?.locations[0]?.types['exe'], 'application/octet-stream');
+    assert.throws(() => parseConfigText('http { include other.types; }', '/x/nginx.conf', { readFile: () => { throw Object.assign(new Error('no'), { code: 'ENOENT' }); } }), /cannot read included file "\/x\/other\.types" \(ENOENT\)/);
   });
 });

@@ -84,7 +84,11 @@ test('control: missing arguments 400, unknown filter 400, record without a recor
     ['drop/everyone?app=live&name=s', 400, /Undefined filter/],
     ['record/pause?app=live&name=s', 400, /Undefined record method/],
     ['record/stop?name=s', 400, /Application not specified/],
-    ['redirect/publisher?app=live&name=s&newname=x', 501, /not implemented/],
+    ['redirect/publisher?app=live&name=s', 400, /newname not specified/],
+    ['redirect/publisher?app=live&name=s&newname=', 400, /newname not specified/],
+    ['redirect/everyone?app=live&newname=x', 400, /Undefined filter/],
+    ['redirect/subscriber?app=live&newname=x%0d%0aX:%20y', 400, /control character/],
+    ['redirect/publisher?app=live&name=s&newname=x', 501, /redirect: not available/],
     ['', 404, /unknown control section/],
     ['stats/x', 404, /unknown control section/],
   ];
@@ -111,4 +115,34 @@ test('control: missing arguments 400, unknown filter 400, record without a recor
   const r = await fetch(`${base2}/control/drop/publisher?app=my%20app&name=a%26b`, { method: 'POST' });
   assert.equal(await r.text(), '1');
   assert.deepEqual(special.dropped, ['x1']);
+});
+
+test('redirect/publisher|subscriber|client: the right connections and names, the count of switched streams as the body', async (t) => {
+  const cases: [string, string[], string][] = [
+    ['redirect/subscriber?app=live&name=s&newname=t', ['gone s->t', 'v1 s->t', 'v2 s->t'], '2'],
+    ['redirect/subscriber?app=live&name=s&addr=10.0.0.1&newname=t', ['v2 s->t'], '1'],
+    ['redirect/publisher?app=live&name=s&newname=s2', ['p1 s->s2'], '1'],
+    ['redirect/client?app=live&name=s&clientid=v1&newname=x', ['v1 s->x'], '1'],
+    ['redirect/client?app=live&name=s&newname=x%3Fk%3D1', ['gone s->x?k=1', 'p1 s->x?k=1', 'v1 s->x?k=1', 'v2 s->x?k=1'], '3'],
+    // nginx-rtmp: no name = every stream, no app = every application
+    ['redirect/subscriber?app=live&newname=n', ['gone *->n', 'v1 *->n', 'v2 *->n'], '2'],
+    ['redirect/subscriber?name=s&newname=n', ['gone s->n', 'v1 s->n', 'v2 s->n', 'v3 s->n'], '3'],
+    ['redirect/publisher?app=live&name=nobody&newname=n', [], '0'],
+    [`redirect/subscriber?app=app2&name=s&newname=${'n'.repeat(300)}`, [`v3 s->${'n'.repeat(255)}`], '1'],
+  ];
+  for (const [q, calls, body] of cases) {
+    const seen: string[] = [];
+    const base = await start(t, {
+      ...fakeSource(),
+      redirectConnection: (id, role, name, newName) => {
+        seen.push(`${id} ${name ?? '*'}->${newName}`);
+        assert.ok(['publisher', 'subscriber', 'client'].includes(role));
+        return id === 'gone' ? 0 : 1;
+      },
+    });
+    const r = await fetch(`${base}/control/${q}`);
+    assert.equal(r.status, 200, q);
+    assert.equal(await r.text(), body, q);
+    assert.deepEqual(seen.sort(), calls, q);
+  }
 });

@@ -8,6 +8,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -351,4 +352,36 @@ test('helpers: default cache control, expires arithmetic, If-Range comparison', 
   assert.equal(expiresHeaders({ kind: 'offset', seconds: 60, modified: true }, now, now - 120_000)['Cache-Control'], 'no-cache');
   assert.equal(ifRangeMatches(undefined, 'x'), true);
   assert.equal(ifRangeMatches('W/"x"', 'W/"x"'), false);
+});
+
+test('fuzz corpus test/fuzz/config: every file, every truncation and random byte changes load or fail with a ServerError', () => {
+  const dir = fileURLToPath(new URL('../fuzz/config/', import.meta.url));
+  const files = ['cors-preflight.conf', 'if-glued.conf', 'if-bad.conf'];
+  let seed = 777;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = `(){};'"$=! \\\n#~*-@`;
+  const loads = (text: string): boolean => {
+    try {
+      parseConfigText(text, 'fuzz.conf');
+      return true;
+    } catch (e) {
+      assert.ok(e instanceof ServerError, `${JSON.stringify(text)}: ${String(e)}`);
+      return false;
+    }
+  };
+  const results: boolean[] = [];
+  for (const f of files) {
+    const text = readFileSync(path.join(dir, f), 'utf8');
+    results.push(loads(text));
+    for (let i = 0; i < text.length; i += 3) loads(text.slice(0, i));
+    for (let k = 0; k < 300; k++) {
+      const chars = [...text];
+      for (let m = 0; m < 1 + rnd(4); m++) chars[rnd(chars.length)] = alphabet[rnd(alphabet.length)] ?? ' ';
+      loads(chars.join(''));
+    }
+  }
+  assert.deepEqual(results, [true, true, false], 'the seeds: two good files, one bad');
 });
