@@ -39,6 +39,16 @@ export const NODE_RECORD_FS: RecordFs = {
   },
 };
 
+/** record_notify's onStatus codes (Flash's NetStream.Record.*) */
+export const RecordStatus = {
+  Start: 'NetStream.Record.Start',
+  Stop: 'NetStream.Record.Stop',
+  /** the file could not be opened */
+  NoAccess: 'NetStream.Record.NoAccess',
+  /** a write failed, or the disk was slower than the stream */
+  Failed: 'NetStream.Record.Failed',
+} as const;
+
 /** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
 const WRITEV_MAX = 1023;
 /** How much of a file's end is read to find its last tag (record_append). */
@@ -87,6 +97,8 @@ export interface RecorderOptions {
   readonly now?: () => Date;
   /** keyframe index entries reserved in each file's metadata */
   readonly keyframeCapacity?: number;
+  /** onStatus to the publisher (record_notify on) */
+  readonly status?: (level: 'status' | 'error', code: string, description: string) => void;
   /** the recorder ended (finished, cut off or failed) and its file(s) are closed: the owner unsubscribes its reader */
   readonly onClosed: (recorder: FlvRecorder) => void;
 }
@@ -335,6 +347,7 @@ export class FlvRecorder implements BatchSink {
     }
     if (iov.length > 0) await this.flush(p, iov);
     this.o.log.info({ path, recorder: c.name, append: !ownsMetadata }, 'record: file opened');
+    this.notify('status', RecordStatus.Start, path);
     this.o.events?.recordStarted({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: c.name, path });
     return p;
   }
@@ -367,12 +380,25 @@ export class FlvRecorder implements BatchSink {
     }
   }
 
+  /** record_notify: an onStatus to the publisher (never throws: the publisher may be gone) */
+  private notify(level: 'status' | 'error', code: string, description: string): void {
+    if (!this.o.config.notify || this.o.status === undefined) return;
+    try {
+      this.o.status(level, code, description);
+    } catch (e) {
+      this.o.log.debug({ err: describeError(e).message }, 'record: the publisher could not be told');
+    }
+  }
+
   close(reason: string | undefined): void {
     if (this.closed) return;
     this.closed = true;
     void (async () => {
       const hadPiece = this.piece !== undefined;
+      const path = this.piece?.path ?? this.path;
       await this.closePiece();
+      if (reason === undefined) this.notify('status', RecordStatus.Stop, path);
+      else this.notify('error', hadPiece ? RecordStatus.Failed : RecordStatus.NoAccess, `${path}: ${reason}`);
       // a recording that never got a file (it failed to open, or stopped before its first frame): on_record_done still says it ended
       if (!hadPiece && reason !== undefined && this.files.length === 0) {
         this.o.events?.recordDone({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: this.o.config.name, path: this.path });
