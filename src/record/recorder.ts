@@ -49,6 +49,13 @@ export const RecordStatus = {
   Failed: 'NetStream.Record.Failed',
 } as const;
 
+/**
+ * A recorder writes at most this often: the frames of the window go in one
+ * writev(2). What a crash (kill -9) can lose is at most this much more than
+ * the write in flight.
+ */
+export const DEFAULT_WRITE_WINDOW_MS = 200;
+
 /** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
 const WRITEV_MAX = 1023;
 /** How much of a file's end is read to find its last tag (record_append). */
@@ -97,6 +104,8 @@ export interface RecorderOptions {
   readonly now?: () => Date;
   /** keyframe index entries reserved in each file's metadata */
   readonly keyframeCapacity?: number;
+  /** at most one write per this many ms (DEFAULT_WRITE_WINDOW_MS) */
+  readonly writeWindow?: number;
   /** onStatus to the publisher (record_notify on) */
   readonly status?: (level: 'status' | 'error', code: string, description: string) => void;
   /** the recorder ended (finished, cut off or failed) and its file(s) are closed: the owner unsubscribes its reader */
@@ -141,6 +150,8 @@ export class FlvRecorder implements BatchSink {
   private readonly info: FlvFileMetadata = emptyMetadata();
   private sawVideo = false;
   private pieces = 0;
+  private readonly writeWindow: number;
+  private lastWriteAt = 0;
   private resolveClosed: () => void = () => undefined;
   private readonly closedPromise = new Promise<void>((r) => (this.resolveClosed = r));
 
@@ -148,6 +159,7 @@ export class FlvRecorder implements BatchSink {
     this.fs = o.fs ?? NODE_RECORD_FS;
     this.now = o.now ?? (() => new Date());
     this.capacity = o.keyframeCapacity ?? DEFAULT_KEYFRAME_CAPACITY;
+    this.writeWindow = o.writeWindow ?? DEFAULT_WRITE_WINDOW_MS;
     // the name is computed at once: rtmp_control record/start answers it; a hostile name throws here
     this.path = this.nextPath();
   }
@@ -162,8 +174,18 @@ export class FlvRecorder implements BatchSink {
     return path;
   }
 
-  writeBatch(frames: readonly MediaFrame[]): Promise<void> {
-    return this.write(frames);
+  /**
+   * Writes at most once per `writeWindow` ms: a batch that comes sooner waits
+   * for the rest of the window (the frames that arrive meanwhile wait in the
+   * complete reader's bounded buffer and make the next batch), so a stream is
+   * written in a few large writev(2) calls per second instead of one per
+   * publisher read. The first frames of a recording are written at once.
+   */
+  async writeBatch(frames: readonly MediaFrame[]): Promise<void> {
+    const wait = this.lastWriteAt + this.writeWindow - Date.now();
+    if (wait > 0 && this.piece !== undefined) await new Promise((r) => setTimeout(r, wait));
+    this.lastWriteAt = Date.now();
+    await this.write(frames);
   }
 
   private wanted(f: MediaFrame): boolean {
