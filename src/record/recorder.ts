@@ -82,7 +82,8 @@ interface Piece {
   readonly shift: number;
   /** false when appending to a file this recording did not start (its metadata is not rewritten) */
   readonly ownsMetadata: boolean;
-  readonly video: boolean;
+  /** the piece holds video (set at open, or by its first video frame: then it rolls on keyframes) */
+  video: boolean;
   readonly meta: FlvFileMetadata;
   lastTs: number;
   lastKeyTs: number;
@@ -252,6 +253,7 @@ export class FlvRecorder implements BatchSink {
       p.positions.push(p.pos);
       p.lastKeyTs = ts;
     }
+    if (f.kind === FrameKind.Video && !p.video) p.video = true;
     if (!f.isSequenceHeader && (f.kind === FrameKind.Video || !p.video)) p.frames++;
     iov.push(h.subarray(0, FLV_TAG_HEADER_SIZE), f.payload, h.subarray(FLV_TAG_HEADER_SIZE));
     p.pos += FLV_TAG_OVERHEAD + size;
@@ -314,7 +316,7 @@ export class FlvRecorder implements BatchSink {
   private async openPiece(first: MediaFrame): Promise<Piece> {
     const c = this.o.config;
     const video = (c.video || c.keyframes) && (this.sawVideo || this.videoConfig !== undefined);
-    const audio = c.audio && (this.audioConfig !== undefined || first.kind === FrameKind.Audio);
+    const audio = c.audio;
     const path = this.path;
     this.taken.add(path);
     this.pieces++;
@@ -345,7 +347,8 @@ export class FlvRecorder implements BatchSink {
     } catch (e) {
       throw serverError(ErrorCode.OutputWriteFailed, `record: cannot open ${path}: ${describeError(e).message}`, e);
     }
-    const meta = this.fileMetadata(video, audio);
+    // the header's flags and the metadata say what the recorder records: a stream's video header may come after its first audio frame
+    const meta = this.fileMetadata(c.video || c.keyframes, c.audio);
     const p: Piece = { fh, path, pos, epoch: first.timestamp, shift, ownsMetadata, video, meta, lastTs: shift, lastKeyTs: shift, frames: 0, times: [], positions: [] };
     this.piece = p;
     const iov: Buffer[] = [];
