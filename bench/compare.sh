@@ -9,6 +9,8 @@
 #   EXTRA="latency publishers" bench/compare.sh  # also --latency and --publishers 200 (default: both)
 #   PLAYERS=" " SOLO= EXTRA=hls bench/compare.sh # HLS_PUBLISHERS (50) publishers at 1 Mbit/s with `hls on`
 #                                                # on both (bench/hls.conf.template, bench/nginx-rtmp-hls.conf.template)
+#   EXTRA=record PLAYERS= SOLO= bench/compare.sh  # RECORD_PUBLISHERS (50) publishers at 1 Mbit/s, `record all` on both
+#                                                 # servers; then bench/lib/record-check.ts counts the frames in the files
 #   SOLO="1000" bench/compare.sh     # also 1000 players one server at a time (default), key solo1000
 #   EXTRA= PLAYERS=1000 ROUNDS=1 OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" bench/compare.sh
 #
@@ -26,6 +28,9 @@ EXTRA=${EXTRA-"latency publishers"}
 SOLO=${SOLO-"1000"}
 PUBLISHERS=${PUBLISHERS:-200}
 HLS_PUBLISHERS=${HLS_PUBLISHERS:-50}
+RECORD_PUBLISHERS=${RECORD_PUBLISHERS:-50}
+# more lines for nginx-rtmp's application (set by the record mode)
+NGINX_APP_EXTRA=
 OURS_PORT=${OURS_PORT:-19361}
 NGINX_PORT=${NGINX_PORT:-19362}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -117,7 +122,7 @@ start_servers() { # tag
   LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${ours_config:+-c "$ours_config"} >"$OUT/server-ours-$tag.log" 2>&1 &
   OURS_PID=$!
   mkdir -p "$TMP/nginx"
-  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" -e "s#@HLS_PATH@#$TMP/hls-nginx#" \
+  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" -e "s#@HLS_PATH@#$TMP/hls-nginx#" -e "s#@APP_EXTRA@#$NGINX_APP_EXTRA#" \
     "$nginx_template" >"$TMP/nginx/nginx.conf"
   "${PIN_SERVER[@]}" nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$OUT/server-nginx-$tag.log" 2>&1 &
   NGINX_PID=$!
@@ -170,6 +175,23 @@ run_solo() {
   stop_servers
 }
 
+# `record all` on both servers: P publishers (each with one player, as in the publishers mode), then the files checked
+run_record() { # round
+  local round=$1 tag="record$RECORD_PUBLISHERS-r$1"
+  local rec_ours=$TMP/rec-ours rec_nginx=$TMP/rec-nginx
+  rm -rf "$rec_ours" "$rec_nginx"
+  mkdir -p "$rec_ours" "$rec_nginx"
+  sed -e "s#@PORT@#$OURS_PORT#" -e "s#@RECORD_PATH@#$rec_ours#" bench/record.conf.template >"$TMP/ours-record.conf"
+  local saved_config=$OURS_CONFIG
+  OURS_CONFIG=$TMP/ours-record.conf
+  NGINX_APP_EXTRA="record all; record_path $rec_nginx;"
+  run_pair "record$RECORD_PUBLISHERS" "$round" --publishers "$RECORD_PUBLISHERS" --seconds "$DURATION"
+  OURS_CONFIG=$saved_config
+  NGINX_APP_EXTRA=""
+  node --import tsx bench/lib/record-check.ts --json "$OUT/$tag-record.json" "ours=$rec_ours" "nginx=$rec_nginx" >&2 || log "$tag: record check failed"
+  rm -rf "$rec_ours" "$rec_nginx"
+}
+
 log "results in $OUT"
 for n in $PLAYERS; do
   for r in $(seq "$ROUNDS"); do run_pair "players$n" "$r" --players "$n" --seconds "$DURATION"; done
@@ -187,6 +209,7 @@ for x in $EXTRA; do
         log "hls$HLS_PUBLISHERS-r$r: fragments left on disk: ours $(find "$TMP/hls-ours" -name '*.ts' | wc -l), nginx $(find "$TMP/hls-nginx" -name '*.ts' | wc -l)"
       done
       ;;
+    record) for r in $(seq "$ROUNDS"); do run_record "$r"; done ;;
     *) log "unknown EXTRA mode $x" ;;
   esac
 done

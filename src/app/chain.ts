@@ -57,6 +57,8 @@ export interface PublishContext {
   relayUrl?: string;
   /** the live stream, once the live step attached the publisher (the last step of the chain) */
   stream?: LiveStream;
+  /** sends an onStatus to the publisher on its stream (record_notify), when its protocol has one */
+  readonly status?: (level: 'status' | 'error', code: string, description: string) => void;
 }
 
 export interface PlayContext {

@@ -22,6 +22,8 @@ export interface PublishRequest {
   readonly name: string;
   readonly query: string;
   readonly type: PublishContext['type'];
+  /** an onStatus to the publisher (record_notify); absent when the protocol has none */
+  readonly status?: PublishContext['status'];
 }
 
 export interface PlayRequest {
@@ -62,7 +64,7 @@ export class StreamService {
 
   async publish(app: Application, session: SessionInfo, req: PublishRequest): Promise<Publishing> {
     checkStreamName(req.name);
-    const ctx: PublishContext = { session, name: req.name, query: req.query, type: req.type };
+    const ctx: PublishContext = { session, name: req.name, query: req.query, type: req.type, ...(req.status !== undefined ? { status: req.status } : {}) };
     await app.chain.publish(ctx);
     const stream = ctx.stream;
     assert(stream !== undefined, 'the live step attached the publish to a stream');

@@ -131,6 +131,7 @@ export class AppRecorders implements AppModule {
       query: ctx.query,
       log,
       events: this.deps.events?.(),
+      ...(ctx.status !== undefined ? { status: ctx.status } : {}),
       ...(this.options.fs !== undefined ? { fs: this.options.fs } : {}),
       ...(this.options.keyframeCapacity !== undefined ? { keyframeCapacity: this.options.keyframeCapacity } : {}),
       onClosed: (r) => {

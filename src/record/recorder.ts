@@ -39,6 +39,23 @@ export const NODE_RECORD_FS: RecordFs = {
   },
 };
 
+/** record_notify's onStatus codes (Flash's NetStream.Record.*) */
+export const RecordStatus = {
+  Start: 'NetStream.Record.Start',
+  Stop: 'NetStream.Record.Stop',
+  /** the file could not be opened */
+  NoAccess: 'NetStream.Record.NoAccess',
+  /** a write failed, or the disk was slower than the stream */
+  Failed: 'NetStream.Record.Failed',
+} as const;
+
+/**
+ * A recorder writes at most this often: the frames of the window go in one
+ * writev(2). What a crash (kill -9) can lose is at most this much more than
+ * the write in flight.
+ */
+export const DEFAULT_WRITE_WINDOW_MS = 200;
+
 /** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
 const WRITEV_MAX = 1023;
 /** How much of a file's end is read to find its last tag (record_append). */
@@ -65,7 +82,8 @@ interface Piece {
   readonly shift: number;
   /** false when appending to a file this recording did not start (its metadata is not rewritten) */
   readonly ownsMetadata: boolean;
-  readonly video: boolean;
+  /** the piece holds video (set at open, or by its first video frame: then it rolls on keyframes) */
+  video: boolean;
   readonly meta: FlvFileMetadata;
   lastTs: number;
   lastKeyTs: number;
@@ -87,6 +105,10 @@ export interface RecorderOptions {
   readonly now?: () => Date;
   /** keyframe index entries reserved in each file's metadata */
   readonly keyframeCapacity?: number;
+  /** at most one write per this many ms (DEFAULT_WRITE_WINDOW_MS) */
+  readonly writeWindow?: number;
+  /** onStatus to the publisher (record_notify on) */
+  readonly status?: (level: 'status' | 'error', code: string, description: string) => void;
   /** the recorder ended (finished, cut off or failed) and its file(s) are closed: the owner unsubscribes its reader */
   readonly onClosed: (recorder: FlvRecorder) => void;
 }
@@ -129,6 +151,8 @@ export class FlvRecorder implements BatchSink {
   private readonly info: FlvFileMetadata = emptyMetadata();
   private sawVideo = false;
   private pieces = 0;
+  private readonly writeWindow: number;
+  private lastWriteAt = 0;
   private resolveClosed: () => void = () => undefined;
   private readonly closedPromise = new Promise<void>((r) => (this.resolveClosed = r));
 
@@ -136,6 +160,7 @@ export class FlvRecorder implements BatchSink {
     this.fs = o.fs ?? NODE_RECORD_FS;
     this.now = o.now ?? (() => new Date());
     this.capacity = o.keyframeCapacity ?? DEFAULT_KEYFRAME_CAPACITY;
+    this.writeWindow = o.writeWindow ?? DEFAULT_WRITE_WINDOW_MS;
     // the name is computed at once: rtmp_control record/start answers it; a hostile name throws here
     this.path = this.nextPath();
   }
@@ -150,8 +175,18 @@ export class FlvRecorder implements BatchSink {
     return path;
   }
 
-  writeBatch(frames: readonly MediaFrame[]): Promise<void> {
-    return this.write(frames);
+  /**
+   * Writes at most once per `writeWindow` ms: a batch that comes sooner waits
+   * for the rest of the window (the frames that arrive meanwhile wait in the
+   * complete reader's bounded buffer and make the next batch), so a stream is
+   * written in a few large writev(2) calls per second instead of one per
+   * publisher read. The first frames of a recording are written at once.
+   */
+  async writeBatch(frames: readonly MediaFrame[]): Promise<void> {
+    const wait = this.lastWriteAt + this.writeWindow - Date.now();
+    if (wait > 0 && this.piece !== undefined) await new Promise((r) => setTimeout(r, wait));
+    this.lastWriteAt = Date.now();
+    await this.write(frames);
   }
 
   private wanted(f: MediaFrame): boolean {
@@ -218,6 +253,7 @@ export class FlvRecorder implements BatchSink {
       p.positions.push(p.pos);
       p.lastKeyTs = ts;
     }
+    if (f.kind === FrameKind.Video && !p.video) p.video = true;
     if (!f.isSequenceHeader && (f.kind === FrameKind.Video || !p.video)) p.frames++;
     iov.push(h.subarray(0, FLV_TAG_HEADER_SIZE), f.payload, h.subarray(FLV_TAG_HEADER_SIZE));
     p.pos += FLV_TAG_OVERHEAD + size;
@@ -280,7 +316,7 @@ export class FlvRecorder implements BatchSink {
   private async openPiece(first: MediaFrame): Promise<Piece> {
     const c = this.o.config;
     const video = (c.video || c.keyframes) && (this.sawVideo || this.videoConfig !== undefined);
-    const audio = c.audio && (this.audioConfig !== undefined || first.kind === FrameKind.Audio);
+    const audio = c.audio;
     const path = this.path;
     this.taken.add(path);
     this.pieces++;
@@ -311,7 +347,8 @@ export class FlvRecorder implements BatchSink {
     } catch (e) {
       throw serverError(ErrorCode.OutputWriteFailed, `record: cannot open ${path}: ${describeError(e).message}`, e);
     }
-    const meta = this.fileMetadata(video, audio);
+    // the header's flags and the metadata say what the recorder records: a stream's video header may come after its first audio frame
+    const meta = this.fileMetadata(c.video || c.keyframes, c.audio);
     const p: Piece = { fh, path, pos, epoch: first.timestamp, shift, ownsMetadata, video, meta, lastTs: shift, lastKeyTs: shift, frames: 0, times: [], positions: [] };
     this.piece = p;
     const iov: Buffer[] = [];
@@ -335,6 +372,7 @@ export class FlvRecorder implements BatchSink {
     }
     if (iov.length > 0) await this.flush(p, iov);
     this.o.log.info({ path, recorder: c.name, append: !ownsMetadata }, 'record: file opened');
+    this.notify('status', RecordStatus.Start, path);
     this.o.events?.recordStarted({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: c.name, path });
     return p;
   }
@@ -367,12 +405,25 @@ export class FlvRecorder implements BatchSink {
     }
   }
 
+  /** record_notify: an onStatus to the publisher (never throws: the publisher may be gone) */
+  private notify(level: 'status' | 'error', code: string, description: string): void {
+    if (!this.o.config.notify || this.o.status === undefined) return;
+    try {
+      this.o.status(level, code, description);
+    } catch (e) {
+      this.o.log.debug({ err: describeError(e).message }, 'record: the publisher could not be told');
+    }
+  }
+
   close(reason: string | undefined): void {
     if (this.closed) return;
     this.closed = true;
     void (async () => {
       const hadPiece = this.piece !== undefined;
+      const path = this.piece?.path ?? this.path;
       await this.closePiece();
+      if (reason === undefined) this.notify('status', RecordStatus.Stop, path);
+      else this.notify('error', hadPiece ? RecordStatus.Failed : RecordStatus.NoAccess, `${path}: ${reason}`);
       // a recording that never got a file (it failed to open, or stopped before its first frame): on_record_done still says it ended
       if (!hadPiece && reason !== undefined && this.files.length === 0) {
         this.o.events?.recordDone({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: this.o.config.name, path: this.path });

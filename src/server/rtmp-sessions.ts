@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { SessionInfo } from '../app/chain.js';
+import { onStatusMessage } from '../rtmp/commands.js';
 import type { Application, PlayingStream, StreamService } from '../app/service.js';
 import { ErrorCode, serverError, type ServerError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -213,7 +214,9 @@ export class RtmpSessions {
 
     publish: async (conn: RtmpConnection, req: PublishInfo): Promise<PublishHandle> => {
       const { app, info } = this.session(conn);
-      return this.deps.service.publish(app, info, { name: req.name, query: req.query, type: req.type });
+      // record_notify: NetStream.Record.Start / Stop on the publisher's stream
+      const status = (level: 'status' | 'error', code: string, description: string): void => conn.send(onStatusMessage(req.streamId, level, code, description, { details: req.name }));
+      return this.deps.service.publish(app, info, { name: req.name, query: req.query, type: req.type, status });
     },
 
     play: async (conn: RtmpConnection, req: PlayInfo, output: PlayerOutput): Promise<PlayHandle> => {

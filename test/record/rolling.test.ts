@@ -28,11 +28,13 @@ test('rolling on record_interval, record_max_frames and record_max_size loses no
       } } }`,
     'rolling.conf',
   );
-  const { url } = await startServer(t, cfg);
+  const { url, server } = await startServer(t, cfg);
   const run = await runFfmpeg(publishArgs(`${url}/live/roll`, 8, { rate: 25, gop: 25 }), 60_000);
   t.after(() => run.kill());
   const r = await run.done;
   assert.equal(r.code, 0, r.stderr.slice(-2000));
+  // every recorder closed its last piece and left the stream
+  assert.ok(await until(() => server.hub.get('live', 'roll') === undefined, 10_000));
   const whole = pieces(path.join(dir, 'whole'));
   assert.equal(whole.length, 1);
   assert.equal(whole[0]!.file, 'roll.flv');
