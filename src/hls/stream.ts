@@ -268,7 +268,9 @@ export class HlsStream {
       } else {
         const d = ts - this.open.startTs;
         const force = d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
-        if (force || (cd.isKeyframe && this.boundary(ts))) {
+        // video that began after an audio-only start: a new fragment (and PMT) at its first keyframe
+        const newTrack = this.open.muxer.tracks.video === undefined;
+        if (force || (cd.isKeyframe && (newTrack || this.boundary(ts)))) {
           if (force) this.pendingDiscont = true;
           this.flushAudio();
           this.closeFragment(ts, jobs);
