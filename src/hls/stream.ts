@@ -67,6 +67,8 @@ interface OpenFragment {
 
 interface DoneFragment extends PlaylistFragment {
   readonly file: string;
+  /** the key file it is encrypted with (hls_keys) */
+  readonly keyFile?: string;
 }
 
 interface PendingAudio {
@@ -446,7 +448,7 @@ export class HlsStream {
         durationMs,
         discont: open.discont,
         file,
-        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') } } : {}),
+        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') }, keyFile: open.key.file } : {}),
       };
       const key = open.key;
       const buffers = open.buffers;
@@ -462,6 +464,10 @@ export class HlsStream {
           const old = this.window.shift()!;
           if (old.discont) this.discontSeq++;
           this.retired.push({ file: old.file, at: this.env.now() });
+          // a key no fragment of the window (nor the current one) uses any more goes with its last fragment
+          if (old.keyFile !== undefined && old.keyFile !== this.key?.file && !this.window.some((f) => f.keyFile === old.keyFile)) {
+            this.retired.push({ file: old.keyFile, at: this.env.now() });
+          }
         }
       }
     } else if (!ended) {
@@ -492,7 +498,8 @@ export class HlsStream {
 
   /** Deletes retired fragments (retired before `before`) that no fragment of the window reuses the name of. */
   private async removeRetired(before: number): Promise<void> {
-    const keep = new Set(this.window.map((f) => f.file));
+    const keep = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.file, f.keyFile] : [f.file])));
+    if (this.key !== undefined) keep.add(this.key.file);
     if (this.open !== undefined) keep.add(outputPath(this.paths!.dir, this.s.nested ? `${this.open.id}.ts` : `${this.name}-${this.open.id}.ts`));
     while (this.retired.length > 0 && this.retired[0]!.at <= before) {
       const r = this.retired.shift()!;
@@ -548,7 +555,8 @@ export class HlsStream {
   private async removeAll(): Promise<void> {
     this.cleanupTimer = undefined;
     if (this.owner !== undefined) return;
-    const files = [...this.window.map((f) => f.file), ...this.retired.map((r) => r.file), this.paths!.playlist];
+    const keys = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.keyFile] : [])));
+    const files = [...this.window.map((f) => f.file), ...keys, ...this.retired.map((r) => r.file), this.paths!.playlist];
     this.window = [];
     this.retired = [];
     for (const f of files) await unlink(f).catch(() => undefined);
@@ -582,7 +590,7 @@ export class HlsStream {
         return; // not ours
       }
     }
-    this.window = restored.slice(-this.winfrags);
+    this.window = this.s.type === 'event' ? restored : restored.slice(-this.winfrags);
     this.nextSeq = Math.max(this.nextSeq, p.mediaSeq + p.fragments.length);
     this.pendingDiscont = this.window.length > 0;
   }

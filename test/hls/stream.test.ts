@@ -124,6 +124,10 @@ test('keys: a new key every hls_fragments_per_key fragments; the stream name tha
   const p = parsePlaylist(await readFile(join(dir, 'cam.m3u8'), 'utf8'));
   assert.equal(p.segments.length, 5);
   assert.deepEqual(files.filter((f) => f.endsWith('.key')), ['cam-0.key', 'cam-2.key', 'cam-4.key']);
+  // with a one-fragment window, keys go with their last fragment
+  const short = await run(t, { keys: true, fragmentsPerKey: 2, playlistLength: 2000 }, [frames(0, 12_000, 1000)]);
+  const keys = short.files.filter((f) => f.endsWith('.key'));
+  assert.ok(!keys.includes('cam-0.key') && keys.includes('cam-4.key'), keys.join(' '));
   const logs: MemoryLogEntry[] = [];
   const bad = new HlsStream({ settings: settings(dir), name: '../x', log: memoryLogger(logs), now: Date.now, onIdle: () => undefined });
   assert.equal(bad.begin(() => undefined), undefined);
