@@ -545,9 +545,13 @@ export class HlsStream {
     await this.enqueue(sink, jobs).catch((e: unknown) => {
       this.log.error({ ...describeError(e) }, 'hls: the last fragment or playlist could not be written');
     });
-    if (this.s.cleanup && this.s.type === 'live' && this.owner === undefined) {
+    if (this.owner !== undefined) return;
+    if (this.s.cleanup && this.s.type === 'live') {
       this.cleanupTimer = setTimeout(() => void this.removeAll(), END_CLEANUP_FACTOR * this.s.playlistLength);
       this.cleanupTimer.unref();
+    } else {
+      // nothing to clean: forgotten now (hls_continuous reads the playlist back if the name is published again)
+      this.env.onIdle(this);
     }
   }
 
