@@ -176,13 +176,16 @@ export class HlsStream {
     const jobs: Job[] = [];
     // a previous publish still finishing: its fragment ends here
     if (previous !== undefined && previous.failure === undefined) this.closeFragment(this.lastTs, jobs);
+    this.key = undefined;
     if (!this.s.continuous) {
+      // the sequence starts again: the old fragments (and keys) go like any that left the window
+      const old = this.window;
       this.window = [];
+      for (const f of old) this.retire(f);
       this.nextSeq = 0;
       this.discontSeq = 0;
     }
     this.pendingDiscont = this.window.length > 0;
-    this.key = undefined;
     this.keyFrags = 0;
     this.muxer = undefined;
     this.audio = undefined;
@@ -463,11 +466,7 @@ export class HlsStream {
         while (this.window.length > this.winfrags) {
           const old = this.window.shift()!;
           if (old.discont) this.discontSeq++;
-          this.retired.push({ file: old.file, at: this.env.now() });
-          // a key no fragment of the window (nor the current one) uses any more goes with its last fragment
-          if (old.keyFile !== undefined && old.keyFile !== this.key?.file && !this.window.some((f) => f.keyFile === old.keyFile)) {
-            this.retired.push({ file: old.keyFile, at: this.env.now() });
-          }
+          this.retire(old);
         }
       }
     } else if (!ended) {
@@ -482,6 +481,13 @@ export class HlsStream {
       if (master !== undefined) await writeFileAtomic(master.file, master.text);
       if (this.s.cleanup) await this.removeRetired(this.env.now() - this.s.playlistLength);
     });
+  }
+
+  /** A fragment left the window: its file (and its key, when no fragment of the window nor the current key uses it) goes a playlist length later. */
+  private retire(f: DoneFragment): void {
+    const at = this.env.now();
+    this.retired.push({ file: f.file, at });
+    if (f.keyFile !== undefined && f.keyFile !== this.key?.file && !this.window.some((w) => w !== f && w.keyFile === f.keyFile)) this.retired.push({ file: f.keyFile, at });
   }
 
   private async ensureDirs(): Promise<void> {
@@ -594,7 +600,9 @@ export class HlsStream {
         return; // not ours
       }
     }
-    this.window = this.s.type === 'event' ? restored : restored.slice(-this.winfrags);
+    const keep = this.s.type === 'event' ? restored.length : this.winfrags;
+    for (const f of restored.slice(0, Math.max(0, restored.length - keep))) this.retire(f);
+    this.window = restored.slice(-keep);
     this.nextSeq = Math.max(this.nextSeq, p.mediaSeq + p.fragments.length);
     this.pendingDiscont = this.window.length > 0;
   }
