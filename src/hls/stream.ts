@@ -67,6 +67,8 @@ interface OpenFragment {
 
 interface DoneFragment extends PlaylistFragment {
   readonly file: string;
+  /** the key file it is encrypted with (hls_keys) */
+  readonly keyFile?: string;
 }
 
 interface PendingAudio {
@@ -174,13 +176,16 @@ export class HlsStream {
     const jobs: Job[] = [];
     // a previous publish still finishing: its fragment ends here
     if (previous !== undefined && previous.failure === undefined) this.closeFragment(this.lastTs, jobs);
+    this.key = undefined;
     if (!this.s.continuous) {
+      // the sequence starts again: the old fragments (and keys) go like any that left the window
+      const old = this.window;
       this.window = [];
+      for (const f of old) this.retire(f);
       this.nextSeq = 0;
       this.discontSeq = 0;
     }
     this.pendingDiscont = this.window.length > 0;
-    this.key = undefined;
     this.keyFrags = 0;
     this.muxer = undefined;
     this.audio = undefined;
@@ -268,7 +273,9 @@ export class HlsStream {
       } else {
         const d = ts - this.open.startTs;
         const force = d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
-        if (force || (cd.isKeyframe && this.boundary(ts))) {
+        // video that began after an audio-only start: a new fragment (and PMT) at its first keyframe
+        const newTrack = this.open.muxer.tracks.video === undefined;
+        if (force || (cd.isKeyframe && (newTrack || this.boundary(ts)))) {
           if (force) this.pendingDiscont = true;
           this.flushAudio();
           this.closeFragment(ts, jobs);
@@ -444,7 +451,7 @@ export class HlsStream {
         durationMs,
         discont: open.discont,
         file,
-        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') } } : {}),
+        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') }, keyFile: open.key.file } : {}),
       };
       const key = open.key;
       const buffers = open.buffers;
@@ -459,7 +466,7 @@ export class HlsStream {
         while (this.window.length > this.winfrags) {
           const old = this.window.shift()!;
           if (old.discont) this.discontSeq++;
-          this.retired.push({ file: old.file, at: this.env.now() });
+          this.retire(old);
         }
       }
     } else if (!ended) {
@@ -476,6 +483,13 @@ export class HlsStream {
     });
   }
 
+  /** A fragment left the window: its file (and its key, when no fragment of the window nor the current key uses it) goes a playlist length later. */
+  private retire(f: DoneFragment): void {
+    const at = this.env.now();
+    this.retired.push({ file: f.file, at });
+    if (f.keyFile !== undefined && f.keyFile !== this.key?.file && !this.window.some((w) => w !== f && w.keyFile === f.keyFile)) this.retired.push({ file: f.keyFile, at });
+  }
+
   private async ensureDirs(): Promise<void> {
     if (this.dirsMade) return;
     const p = this.paths!;
@@ -490,7 +504,8 @@ export class HlsStream {
 
   /** Deletes retired fragments (retired before `before`) that no fragment of the window reuses the name of. */
   private async removeRetired(before: number): Promise<void> {
-    const keep = new Set(this.window.map((f) => f.file));
+    const keep = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.file, f.keyFile] : [f.file])));
+    if (this.key !== undefined) keep.add(this.key.file);
     if (this.open !== undefined) keep.add(outputPath(this.paths!.dir, this.s.nested ? `${this.open.id}.ts` : `${this.name}-${this.open.id}.ts`));
     while (this.retired.length > 0 && this.retired[0]!.at <= before) {
       const r = this.retired.shift()!;
@@ -536,9 +551,13 @@ export class HlsStream {
     await this.enqueue(sink, jobs).catch((e: unknown) => {
       this.log.error({ ...describeError(e) }, 'hls: the last fragment or playlist could not be written');
     });
-    if (this.s.cleanup && this.s.type === 'live' && this.owner === undefined) {
+    if (this.owner !== undefined) return;
+    if (this.s.cleanup && this.s.type === 'live') {
       this.cleanupTimer = setTimeout(() => void this.removeAll(), END_CLEANUP_FACTOR * this.s.playlistLength);
       this.cleanupTimer.unref();
+    } else {
+      // nothing to clean: forgotten now (hls_continuous reads the playlist back if the name is published again)
+      this.env.onIdle(this);
     }
   }
 
@@ -546,7 +565,8 @@ export class HlsStream {
   private async removeAll(): Promise<void> {
     this.cleanupTimer = undefined;
     if (this.owner !== undefined) return;
-    const files = [...this.window.map((f) => f.file), ...this.retired.map((r) => r.file), this.paths!.playlist];
+    const keys = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.keyFile] : [])));
+    const files = [...this.window.map((f) => f.file), ...keys, ...this.retired.map((r) => r.file), this.paths!.playlist];
     this.window = [];
     this.retired = [];
     for (const f of files) await unlink(f).catch(() => undefined);
@@ -580,7 +600,9 @@ export class HlsStream {
         return; // not ours
       }
     }
-    this.window = restored.slice(-this.winfrags);
+    const keep = this.s.type === 'event' ? restored.length : this.winfrags;
+    for (const f of restored.slice(0, Math.max(0, restored.length - keep))) this.retire(f);
+    this.window = restored.slice(-keep);
     this.nextSeq = Math.max(this.nextSeq, p.mediaSeq + p.fragments.length);
     this.pendingDiscont = this.window.length > 0;
   }

@@ -333,6 +333,7 @@ describe('a realistic nginx-rtmp configuration', () => {
     assert.equal(hls?.enabled, true);
     assert.equal(hls?.path, '/tmp/hls');
     assert.equal(hls?.fragment, 3000);
+    assert.equal(cfg.rtmp[0]?.applications.find((a) => a.name === 'live')?.hls?.enabled, false);
   });
 });
 
@@ -693,7 +694,7 @@ describe('errors', () => {
 
   it('refuses unsupported directives, never ignoring them, and skips their blocks', () => {
     refused('rtmp { server { application a {\n  access_log off; } } }', ErrorCode.ConfigUnsupported, /^t\.conf:2:3: directive "access_log" is not supported yet$/);
-    for (const d of ['play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem', 'on_disconnect http://x']) {
+    for (const d of ['hls_allow_client_cache on', 'play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem']) {
       const name = d.split(' ')[0] ?? '';
       refused(`rtmp { server { ${d}; } }`, ErrorCode.ConfigUnsupported, new RegExp(`directive "${name}" is not supported yet`));
     }
