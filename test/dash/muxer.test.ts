@@ -35,7 +35,7 @@ interface Harness {
   closed: Promise<string | undefined>;
 }
 
-async function harness(t: TestContext, settings: Partial<DashSettings> = {}, name = 's'): Promise<Harness> {
+async function harness(t: TestContext, settings: Partial<DashSettings> = {}, name = 's', maxFragmentBytes?: number): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'dash-mux-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const logs: MemoryLogEntry[] = [];
@@ -48,6 +48,7 @@ async function harness(t: TestContext, settings: Partial<DashSettings> = {}, nam
     now: () => 1_700_000_000_000,
     ownsName: () => true,
     onClose: (_m, reason) => resolve(reason),
+    ...(maxFragmentBytes !== undefined ? { maxFragmentBytes } : {}),
   });
   return { dir, muxer, logs, closed };
 }
@@ -150,6 +151,22 @@ test('hostile input: a stream without keyframes is cut at 10 fragment lengths; b
   await h.muxer.writeBatch(frames);
   const tl = mpdTimelines(await readFile(path.join(h.dir, 's.mpd'), 'utf8'));
   assert.deepEqual(tl.get('video')!.map((s) => s.d), [10000], 'memory stays bounded: a forced cut');
+
+  // video stalls after one keyframe, audio goes on: audio is cut on its own
+  const st = await harness(t);
+  await st.muxer.writeBatch([videoConfig(), audioConfig(), video(0, true), ...av(0, 25000, 25, true, false)]);
+  const ts = mpdTimelines(await readFile(path.join(st.dir, 's.mpd'), 'utf8'));
+  assert.ok((ts.get('audio')?.length ?? 0) >= 2, 'audio fragments while video stalls');
+  assert.ok(ts.get('audio')!.every((s) => s.d <= 10100));
+  await checkTrack(st.dir, 's', 'm4a', ts.get('audio')!, false);
+
+  // frames whose time never advances: cut by size
+  const sz = await harness(t, {}, 's', 10_000);
+  await sz.muxer.writeBatch([videoConfig(), video(0, true), ...Array.from({ length: 600 }, () => video(40, false))]);
+  const tz = mpdTimelines(await readFile(path.join(sz.dir, 's.mpd'), 'utf8'));
+  assert.ok((tz.get('video')?.length ?? 0) >= 2, 'cut by size');
+  const zfiles = (await readdir(sz.dir)).filter((f) => f.endsWith('.m4v'));
+  assert.ok(zfiles.length >= 2);
 
   const g = await harness(t);
   let seed = 7;
