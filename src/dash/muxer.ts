@@ -175,6 +175,11 @@ export class DashMuxer implements BatchSink {
       return;
     }
     if (c.isEndOfSequence || c.data.length === 0) return;
+    if (c.codec !== st.track.codec) {
+      // a frame of another codec than the track's configuration (a switch without a new header, a command frame)
+      this.unsupported(video, c.codec);
+      return;
+    }
     if (this.origin === undefined) {
       // the first frame may be a cached GOP's: it was live (latest - its time) ago
       this.origin = f.timestamp;

@@ -182,9 +182,15 @@ test('hostile input: a stream without keyframes is cut at 10 fragment lengths; b
     junk.push(frame(kind, i * 10, Buffer.from(Array.from({ length: i % 30 }, rnd))));
   }
   await g.muxer.writeBatch(junk);
+  // frames of another codec than the configured track's are not written into it
+  await g.muxer.writeBatch([videoConfig(3000), frame(FrameKind.Video, 3000, Buffer.from([0x12, 1, 2, 3])), frame(FrameKind.Video, 3040, Buffer.from([0x1c, 0, 0, 0, 0, 1, 2]))]);
   await g.muxer.writeBatch([videoConfig(4000), audioConfig(4000), ...av(4000, 7000)]);
   const tg = mpdTimelines(await readFile(path.join(g.dir, 's.mpd'), 'utf8'));
   await checkTrack(g.dir, 's', 'm4v', tg.get('video')!, true);
+  for (const f of (await readdir(g.dir)).filter((n) => /^s-\d+\.m4v$/.test(n))) {
+    const sizes = readFragment(await readFile(path.join(g.dir, f))).trafs[0]!.samples.map((x) => x.size);
+    assert.ok(sizes.every((n) => n === 50), `${f}: only the stream's own H.264 frames: ${sizes.join(',')}`);
+  }
   await checkTrack(g.dir, 's', 'm4a', tg.get('audio')!, false);
   const warnings = g.logs.filter((e) => /dash:/.test(e.msg));
   assert.ok(warnings.some((e) => /audio codec is not written/.test(e.msg) && e.fields['codec'] === '".mp3"'));
