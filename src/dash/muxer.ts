@@ -263,6 +263,7 @@ export class DashMuxer implements BatchSink {
     }
     const same = st.track !== undefined && st.track.config.equals(track.config);
     if (!same) {
+      if (st.written.length > 0) this.log.info({ codecs }, `dash: the ${video ? 'video' : 'audio'} codec configuration changed mid-publish; init segment rewritten (players that loaded the old one may need a reload)`);
       st.track = track;
       st.codecs = codecs;
       st.initDirty = true;
