@@ -135,6 +135,7 @@ export class DashMuxer implements BatchSink {
   private closed = false;
   private readonly warnedCodec = new Set<'video' | 'audio'>();
   private readonly warnedConfig = new Set<'video' | 'audio'>();
+  private readonly warnedChange = new Set<'video' | 'audio'>();
   /** fragments written (both tracks) */
   fragments = 0;
 
@@ -263,7 +264,11 @@ export class DashMuxer implements BatchSink {
     }
     const same = st.track !== undefined && st.track.config.equals(track.config);
     if (!same) {
-      if (st.written.length > 0) this.log.info({ codecs }, `dash: the ${video ? 'video' : 'audio'} codec configuration changed mid-publish; init segment rewritten (players that loaded the old one may need a reload)`);
+      const kind = video ? 'video' : 'audio';
+      if (st.written.length > 0 && !this.warnedChange.has(kind)) {
+        this.warnedChange.add(kind);
+        this.log.info({ codecs }, `dash: the ${kind} codec configuration changed mid-publish; init segment rewritten (players that loaded the old one may need a reload); further changes are not logged`);
+      }
       st.track = track;
       st.codecs = codecs;
       st.initDirty = true;
