@@ -3,6 +3,7 @@ import { ErrorCode, ServerError, describeError, isServerError, serverError } fro
 import type { Logger } from './core/log.js';
 import type { AppModule, ModuleDeps } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
+import { vodModules } from './vod/module.js';
 import { StreamService } from './app/service.js';
 import { Applications, type Listener, type ServerBlock } from './server/applications.js';
 import { RtmpSessions } from './server/rtmp-sessions.js';
@@ -83,7 +84,10 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
-    this.apps = new Applications(this.hub, this.service, options.modules, this.log);
+    // the outputs' steps, after the modules (access, notify, exec, relay...) and before the live step
+    const outputs = [vodModules];
+    const modules = options.modules;
+    this.apps = new Applications(this.hub, this.service, (app, deps) => [...(modules?.(app, deps) ?? []), ...outputs.flatMap((f) => f(app, deps))], this.log);
     this.sessions = new RtmpSessions({
       apps: this.apps,
       service: this.service,

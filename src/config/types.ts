@@ -1,3 +1,4 @@
+import type { VodSettings } from './vod.js';
 /**
  * The typed, frozen configuration the server runs from. Produced by the config
  * loader (nginx-rtmp syntax) or by `defaultConfig()`. Durations are in
@@ -121,6 +122,8 @@ export interface ApplicationConfig {
   readonly relay: RelaySettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
+  /** `play` and its settings (VOD, src/config/vod.ts); absent: the application plays no files */
+  readonly vod?: VodSettings;
 }
 
 export interface RtmpServerConfig {
