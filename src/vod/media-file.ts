@@ -56,7 +56,7 @@ export interface VodMedia {
 }
 
 /** Reads of an FLV file: a window this large (a larger tag gets a window of its own size). */
-const FLV_WINDOW = 256 * 1024;
+const FLV_WINDOW = 128 * 1024;
 /** An FLV tag larger than this is corrupt (16 MiB: far above any real frame). */
 const FLV_MAX_TAG = 16 * 1024 * 1024;
 /** Metadata larger than this is not sent (a recorder's keyframe index of a very long file stays far below). */
@@ -239,9 +239,14 @@ function metadataDuration(metadata: Buffer | undefined): number | undefined {
   }
 }
 
+const EMPTY: Buffer = Buffer.alloc(0);
+
 class FlvMedia implements VodMedia {
   readonly format = 'flv';
   private pos: number;
+  /** the last window read, and its file offset */
+  private window: Buffer = EMPTY;
+  private windowStart = 0;
 
   constructor(
     private readonly fh: FileHandle,
@@ -267,6 +272,7 @@ class FlvMedia implements VodMedia {
   }
 
   seek(ms: number): number {
+    this.window = EMPTY;
     const k = ms > 0 ? this.index.keyframes.before(ms) : undefined;
     if (k === undefined) {
       this.pos = this.index.firstTag;
@@ -279,13 +285,19 @@ class FlvMedia implements VodMedia {
   async read(untilMs: number, maxBytes: number): Promise<VodFrame[]> {
     const out: VodFrame[] = [];
     let bytes = 0;
-    let window = FLV_WINDOW;
+    let size = FLV_WINDOW;
     while (this.pos < this.index.end) {
-      const buf = await readAt(this.fh, this.pos, Math.min(window, this.index.end - this.pos));
+      // the window read last time serves until a tag runs past its end (no byte is read twice)
+      let buf = this.window;
+      if (this.pos < this.windowStart || this.pos >= this.windowStart + buf.length) {
+        buf = this.window = await readAt(this.fh, this.pos, Math.min(size, this.index.end - this.pos));
+        this.windowStart = this.pos;
+      }
+      const from = this.pos - this.windowStart;
       let stopAt = -1;
-      let used: number;
+      let next: number;
       try {
-        used = scanFlvTags(buf, 0, buf.length, this.pos, FLV_MAX_TAG, (t) => {
+        next = scanFlvTags(buf, from, buf.length, this.pos, FLV_MAX_TAG, (t) => {
           if (t.type !== FlvTagType.Audio && t.type !== FlvTagType.Video) return true;
           if (out.length > 0 && (t.timestamp > untilMs || bytes >= maxBytes)) {
             stopAt = t.fileOffset;
@@ -303,13 +315,17 @@ class FlvMedia implements VodMedia {
         this.pos = stopAt;
         return out;
       }
-      if (used === 0) {
-        if (buf.length < window) throw serverError(ErrorCode.VodReadFailed, `FLV: the file changed under the play (short read at ${this.pos})`);
-        window = Math.min(FLV_MAX_TAG + 64, window * 4);
+      if (next === from) {
+        // no complete tag from here in the window: read a new one at pos (larger when the tag is larger than a window)
+        if (from === 0) {
+          if (buf.length < size) throw serverError(ErrorCode.VodReadFailed, `FLV: the file changed under the play (short read at ${this.pos})`);
+          size = Math.min(FLV_MAX_TAG + 64, size * 4);
+        }
+        this.window = EMPTY;
         continue;
       }
-      window = FLV_WINDOW;
-      this.pos += used;
+      size = FLV_WINDOW;
+      this.pos += next - from;
     }
     return out;
   }
