@@ -130,6 +130,14 @@ export class FlvKeyframeIndex {
     this.count++;
   }
 
+  /** file offsets of the first and the last keyframe (0 for an empty index) */
+  get first(): number {
+    return this.count > 0 ? this.offsets[0]! : 0;
+  }
+  get last(): number {
+    return this.count > 0 ? this.offsets[this.count - 1]! : 0;
+  }
+
   /** The last keyframe at or before `timeMs` (the first one when none is), or undefined for an empty index. */
   before(timeMs: number): { time: number; offset: number } | undefined {
     if (this.count === 0) return undefined;

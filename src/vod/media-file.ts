@@ -173,8 +173,11 @@ async function indexFlv(fh: FileHandle, size: number): Promise<FlvIndex> {
   let audio = false;
   const keyframes = new FlvKeyframeIndex();
   let window = FLV_WINDOW;
+  /** until the first keyframe: a keyframe index in the metadata may spare the rest of the scan */
+  let tryIndex = true;
   while (pos < size) {
     const buf = await readAt(fh, pos, Math.min(window, size - pos));
+    let stopped = false;
     const next = scanFlvTags(buf, 0, buf.length, pos, FLV_MAX_TAG, (t) => {
       if (t.type !== FlvTagType.Audio && t.type !== FlvTagType.Video && t.type !== FlvTagType.Script) return true;
       const data = buf.subarray(t.dataStart, t.dataStart + t.dataSize);
@@ -188,6 +191,10 @@ async function indexFlv(fh: FileHandle, size: number): Promise<FlvIndex> {
       switch (role) {
         case FlvTagRole.Keyframe:
           keyframes.add(t.timestamp, t.fileOffset);
+          if (tryIndex && metadata !== undefined && videoHeader !== undefined && (audioHeader !== undefined || !header.audio)) {
+            stopped = true;
+            return false;
+          }
           break;
         case FlvTagRole.VideoHeader:
           videoHeader ??= { kind: FrameKind.Video, timestamp: 0, payload: Buffer.from(data) };
@@ -215,6 +222,17 @@ async function indexFlv(fh: FileHandle, size: number): Promise<FlvIndex> {
     }
     window = FLV_WINDOW;
     pos += next;
+    if (stopped) {
+      tryIndex = false;
+      // a recorder's keyframe index in onMetaData (checked at its ends) spares the scan of the whole file
+      const indexed = metadataKeyframes(metadata, size);
+      const duration = metadataDuration(metadata);
+      if (indexed !== undefined && duration !== undefined && (await videoTagAt(fh, indexed.first)) && (await videoTagAt(fh, indexed.last))) {
+        const headers = [videoHeader, audioHeader].filter((h): h is VodFrame => h !== undefined);
+        return { kind: 'flv', audio: audio || header.audio, video: true, firstTag: header.firstTag, end: size, durationMs: duration, metadata, headers, keyframes: indexed };
+      }
+    }
+    if (!stopped) tryIndex = false;
   }
   const durationMs = Math.max(0, lastTs - Math.max(0, firstTs));
   const headers = [videoHeader, audioHeader].filter((h): h is VodFrame => h !== undefined);
@@ -226,17 +244,35 @@ function isOnMetaData(data: Buffer): boolean {
   return data.length > 13 && data[0] === 2 && data.readUInt16BE(1) === 10 && data.toString('latin1', 3, 13) === 'onMetaData';
 }
 
-function metadataDuration(metadata: Buffer | undefined): number | undefined {
+function metadataObject(metadata: Buffer | undefined): AmfObject | undefined {
   if (metadata === undefined) return undefined;
   try {
-    const values = decodeAmf0(metadata);
-    const v = values[1];
-    const o = v instanceof AmfEcmaArray ? v.value : v !== undefined ? amfObjectOf(v) : undefined;
-    const d = o?.['duration'];
-    return typeof d === 'number' && Number.isFinite(d) && d > 0 ? Math.round(d * 1000) : undefined;
+    const v = decodeAmf0(metadata)[1];
+    return v instanceof AmfEcmaArray ? v.value : v !== undefined ? amfObjectOf(v) : undefined;
   } catch {
     return undefined;
   }
+}
+
+function metadataDuration(metadata: Buffer | undefined): number | undefined {
+  const d = metadataObject(metadata)?.['duration'];
+  return typeof d === 'number' && Number.isFinite(d) && d > 0 ? Math.round(d * 1000) : undefined;
+}
+
+/** onMetaData's `keyframes: { times, filepositions }` (a recorder's index), when it fits the file. */
+function metadataKeyframes(metadata: Buffer | undefined, fileSize: number): FlvKeyframeIndex | undefined {
+  const k = metadataObject(metadata)?.['keyframes'];
+  const o = k instanceof AmfEcmaArray ? k.value : k !== undefined ? amfObjectOf(k) : undefined;
+  const times = o?.['times'];
+  const positions = o?.['filepositions'];
+  if (!Array.isArray(times) || !Array.isArray(positions)) return undefined;
+  return FlvKeyframeIndex.fromMetadata(times, positions, fileSize);
+}
+
+/** Whether a video tag header starts at `offset` (a metadata keyframe index is checked before it is believed). */
+async function videoTagAt(fh: FileHandle, offset: number): Promise<boolean> {
+  const b = await readAt(fh, offset, 1);
+  return b.length === 1 && (b[0]! & 0x1f) === FlvTagType.Video;
 }
 
 const EMPTY: Buffer = Buffer.alloc(0);

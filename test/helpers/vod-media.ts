@@ -7,7 +7,7 @@ export type VodMediaKind = 'mp4' | 'mp4-faststart' | 'flv';
  * Makes a test file with ffmpeg: H.264 (testsrc, 25 fps, a keyframe every `gop`
  * frames, no B-frames unless `bframes`) + AAC (sine), `seconds` long, not real time.
  */
-export async function makeVodFile(file: string, kind: VodMediaKind, opts: { seconds?: number; gop?: number; bframes?: boolean; size?: string } = {}): Promise<void> {
+export async function makeVodFile(file: string, kind: VodMediaKind, opts: { seconds?: number; gop?: number; bframes?: boolean; size?: string; keyframeIndex?: boolean } = {}): Promise<void> {
   const seconds = opts.seconds ?? 4;
   const gop = opts.gop ?? 25;
   const args = [
@@ -18,7 +18,7 @@ export async function makeVodFile(file: string, kind: VodMediaKind, opts: { seco
     ...(opts.bframes === true ? ['-bf', '2'] : ['-bf', '0']),
     '-c:a', 'aac', '-b:a', '48k',
     ...(kind === 'mp4-faststart' ? ['-movflags', '+faststart'] : []),
-    ...(kind === 'flv' ? ['-f', 'flv'] : ['-f', 'mp4']),
+    ...(kind === 'flv' ? [...(opts.keyframeIndex === true ? ['-flvflags', 'add_keyframe_index'] : []), '-f', 'flv'] : ['-f', 'mp4']),
     '-y', file,
   ];
   const run = await runFfmpeg(args, 60_000);

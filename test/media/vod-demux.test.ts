@@ -36,6 +36,7 @@ describe('VOD demuxers on ffmpeg files', () => {
       makeVodFile(path.join(dir, 'a.mp4'), 'mp4', { bframes: true }),
       makeVodFile(path.join(dir, 'b.mp4'), 'mp4-faststart'),
       makeVodFile(path.join(dir, 'c.flv'), 'flv'),
+      makeVodFile(path.join(dir, 'd.flv'), 'flv', { keyframeIndex: true }),
     ]);
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -71,6 +72,27 @@ describe('VOD demuxers on ffmpeg files', () => {
       }
     });
   }
+
+  it('an FLV with a keyframe index in onMetaData is not scanned whole', async () => {
+    // a broken tag after the last one (its PreviousTagSize is wrong): a scan of the whole file refuses it, the index spares the scan
+    const tail = Buffer.from([9, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x17, 0, 0, 0, 0]);
+    const indexed = path.join(dir, 'tail-d.flv');
+    await writeFile(indexed, Buffer.concat([await readFile(path.join(dir, 'd.flv')), tail]));
+    const m = await openVodFile(indexed, new VodIndexCache());
+    try {
+      assert.ok(Math.abs(m.durationMs - 4000) < 150);
+      const at = m.seek(2500);
+      assert.ok(at >= 2000 && at < 2050, `seek landed at ${at}`);
+      const frames = await m.read(2600, 1 << 20);
+      const v = frames.find((f) => f.kind === FrameKind.Video)!;
+      assert.ok(v.payload[0]! >> 4 === 1 && v.timestamp >= 2000 && v.timestamp < 2050, `first frame ${v.timestamp}`);
+    } finally {
+      await m.close();
+    }
+    const plain = path.join(dir, 'tail-c.flv');
+    await writeFile(plain, Buffer.concat([await readFile(path.join(dir, 'c.flv')), tail]));
+    await assert.rejects(openVodFile(plain, new VodIndexCache()), (e: unknown) => isServerError(e, ErrorCode.VodReadFailed), 'without an index the scan finds the broken tag');
+  });
 
   it('a truncated MP4 (moov first, mdat cut) ends with VodReadFailed', async () => {
     const whole = await readFile(path.join(dir, 'b.mp4'));
