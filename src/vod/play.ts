@@ -114,7 +114,13 @@ export class VodPlay implements PlaybackControl {
     this.clearTimer();
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.tick(gen);
+      this.tick(gen).catch((e: unknown) => {
+        // a broken internal rule (the reader threw): this play ends, nothing else
+        const d = describeError(e);
+        this.ended = true;
+        this.log.error({ code: d.code, err: d.message }, 'vod: play failed');
+        this.events?.failed('Video on demand stream failed.');
+      });
     }, ms);
   }
 
