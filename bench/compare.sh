@@ -11,6 +11,8 @@
 #                                                # on both (bench/hls.conf.template, bench/nginx-rtmp-hls.conf.template)
 #   EXTRA=record PLAYERS= SOLO= bench/compare.sh  # RECORD_PUBLISHERS (50) publishers at 1 Mbit/s, `record all` on both
 #                                                 # servers; then bench/lib/record-check.ts counts the frames in the files
+#   EXTRA=vod PLAYERS= SOLO= bench/compare.sh     # VOD: VOD_PLAYERS (100) players of one 10-minute MP4, then of
+#                                                # the same as FLV, both servers with `play bench/media/vod`
 #   SOLO="1000" bench/compare.sh     # also 1000 players one server at a time (default), key solo1000
 #   EXTRA= PLAYERS=1000 ROUNDS=1 OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" bench/compare.sh
 #
@@ -31,6 +33,10 @@ HLS_PUBLISHERS=${HLS_PUBLISHERS:-50}
 RECORD_PUBLISHERS=${RECORD_PUBLISHERS:-50}
 # more lines for nginx-rtmp's application (set by the record mode)
 NGINX_APP_EXTRA=
+VOD_PLAYERS=${VOD_PLAYERS:-100}
+VOD_DIR=$ROOT/bench/media/vod
+# the app/stream the load tool plays (the VOD runs change it)
+STREAM_PATH=live/bench
 OURS_PORT=${OURS_PORT:-19361}
 NGINX_PORT=${NGINX_PORT:-19362}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -75,7 +81,10 @@ else
   log "building our server (npm run build)"
   npm run --silent build
 fi
-node --import tsx bench/make-media.ts >/dev/null
+case " $EXTRA " in
+  *" vod "*) node --import tsx bench/make-media.ts --vod >/dev/null ;;
+  *) node --import tsx bench/make-media.ts >/dev/null ;;
+esac
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d /tmp/rtmp-compare.XXXXXX)
@@ -119,10 +128,15 @@ start_servers() { # tag
   fi
   # info: the server logs each player's dropped frames when it leaves (read back with --server-log)
   # shellcheck disable=SC2086
+  if [ "${STREAM_PATH%%/*}" = vod ] && [ -z "$ours_config" ]; then
+    # our server with the same `play` directory as nginx-rtmp's
+    ours_config=$TMP/ours-vod.conf
+    printf 'rtmp { server { listen 127.0.0.1:%s; chunk_size 4096; application live { live on; } application vod { play %s; } } }\n' "$OURS_PORT" "$VOD_DIR" >"$ours_config"
+  fi
   LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${ours_config:+-c "$ours_config"} >"$OUT/server-ours-$tag.log" 2>&1 &
   OURS_PID=$!
   mkdir -p "$TMP/nginx"
-  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" -e "s#@HLS_PATH@#$TMP/hls-nginx#" -e "s#@APP_EXTRA@#$NGINX_APP_EXTRA#" \
+  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" -e "s#@HLS_PATH@#$TMP/hls-nginx#" -e "s#@APP_EXTRA@#$NGINX_APP_EXTRA#" -e "s#@VOD_DIR@#$VOD_DIR#" \
     "$nginx_template" >"$TMP/nginx/nginx.conf"
   "${PIN_SERVER[@]}" nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$OUT/server-nginx-$tag.log" 2>&1 &
   NGINX_PID=$!
@@ -135,14 +149,14 @@ load_ours() { # tag, load args... (in the background)
   shift
   # shellcheck disable=SC2086
   "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label ours --pid "$OURS_PID" --server-log "$OUT/server-ours-$tag.log" \
-    --url "rtmp://127.0.0.1:$OURS_PORT/live/bench" --json "$OUT/$tag-ours.json" "$@" $LOAD_ARGS >"$OUT/$tag-ours.txt" 2>&1 &
+    --url "rtmp://127.0.0.1:$OURS_PORT/$STREAM_PATH" --json "$OUT/$tag-ours.json" "$@" $LOAD_ARGS >"$OUT/$tag-ours.txt" 2>&1 &
 }
 load_nginx() {
   local tag=$1
   shift
   # shellcheck disable=SC2086
   "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label nginx --pid "$NGINX_PID" \
-    --url "rtmp://127.0.0.1:$NGINX_PORT/live/bench" --json "$OUT/$tag-nginx.json" "$@" $LOAD_ARGS >"$OUT/$tag-nginx.txt" 2>&1 &
+    --url "rtmp://127.0.0.1:$NGINX_PORT/$STREAM_PATH" --json "$OUT/$tag-nginx.json" "$@" $LOAD_ARGS >"$OUT/$tag-nginx.txt" 2>&1 &
 }
 
 # both servers loaded at the same time: key, round, load args...
@@ -210,6 +224,14 @@ for x in $EXTRA; do
       done
       ;;
     record) for r in $(seq "$ROUNDS"); do run_record "$r"; done ;;
+    vod)
+      # VOD_PLAYERS players of one 10-minute file, MP4 then FLV (the same streams), from the servers' play directory
+      STREAM_PATH=vod/mp4:vod.mp4
+      for r in $(seq "$ROUNDS"); do run_pair "vod-mp4-$VOD_PLAYERS" "$r" --vod --players "$VOD_PLAYERS" --file "$VOD_DIR/vod.flv" --seconds "$DURATION"; done
+      STREAM_PATH=vod/vod
+      for r in $(seq "$ROUNDS"); do run_pair "vod-flv-$VOD_PLAYERS" "$r" --vod --players "$VOD_PLAYERS" --file "$VOD_DIR/vod.flv" --seconds "$DURATION"; done
+      STREAM_PATH=live/bench
+      ;;
     *) log "unknown EXTRA mode $x" ;;
   esac
 done

@@ -7,10 +7,14 @@
  * - bench/media/test-1m.flv H.264 640x360 30 fps, GOP 2 s, ~0.9 Mbit/s CBR
  *                           + AAC 96 kbit/s: ~1 Mbit/s (publishers mode)
  *
+ * - bench/media/vod/vod.flv and vod.mp4 (only with --vod): the 1 Mbit/s profile,
+ *                           10 minutes, as FLV and remuxed (-c copy) as MP4: the VOD
+ *                           benchmark's files (the same bytes per second in both)
+ *
  * The picture is testsrc2 with temporal noise so the encoder really spends
  * its bitrate (no filler). bench/media/ is git-ignored.
  *
- *   node --import tsx bench/make-media.ts [--force]
+ *   node --import tsx bench/make-media.ts [--force] [--vod]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -30,6 +34,7 @@ export interface MediaProfile {
 export const PROFILES = {
   main: { file: 'test.flv', seconds: 30, size: '1280x720', videoKbps: 2500, audioKbps: 128 },
   oneMbit: { file: 'test-1m.flv', seconds: 30, size: '640x360', videoKbps: 880, audioKbps: 96 },
+  vod: { file: 'vod/vod.flv', seconds: 600, size: '640x360', videoKbps: 880, audioKbps: 96 },
 } as const satisfies Record<string, MediaProfile>;
 
 export type ProfileName = keyof typeof PROFILES;
@@ -62,7 +67,7 @@ export async function makeMedia(profile: ProfileName, force = false): Promise<st
   const p = PROFILES[profile];
   const out = path.join(MEDIA_DIR, p.file);
   if (!force && existsSync(out)) return out;
-  mkdirSync(MEDIA_DIR, { recursive: true });
+  mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp.flv`;
   const v = p.videoKbps;
   const args = [
@@ -87,10 +92,31 @@ export async function makeMedia(profile: ProfileName, force = false): Promise<st
 }
 
 const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+/** The VOD benchmark's files: the `vod` profile as FLV, and the same streams remuxed as MP4 (moov at the end). */
+export async function makeVodMedia(force = false): Promise<{ flv: string; mp4: string }> {
+  const flv = await makeMedia('vod', force);
+  const mp4 = flv.replace(/\.flv$/, '.mp4');
+  if (force || !existsSync(mp4)) {
+    const tmp = `${mp4}.${process.pid}.tmp.mp4`;
+    try {
+      await run(await ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-y', '-i', flv, '-c', 'copy', '-f', 'mp4', tmp]);
+      renameSync(tmp, mp4);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  return { flv, mp4 };
+}
+
 if (isMain) {
   const force = process.argv.includes('--force');
   for (const name of Object.keys(PROFILES) as ProfileName[]) {
+    if (name === 'vod') continue;
     const f = await makeMedia(name, force);
     process.stdout.write(`${f}\n`);
+  }
+  if (process.argv.includes('--vod')) {
+    const v = await makeVodMedia(force);
+    process.stdout.write(`${v.flv}\n${v.mp4}\n`);
   }
 }

@@ -217,7 +217,7 @@ export async function serverReady(url: string, timeoutMs: number): Promise<numbe
 }
 
 async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progress): Promise<LoadReport> {
-  const mode: LoadReport['mode'] = args.publishers > 0 ? 'publishers' : 'players';
+  const mode: LoadReport['mode'] = args.publishers > 0 ? 'publishers' : args.vod ? 'vod' : 'players';
   const report = emptyReport(args, mode, media);
   const readyMs = await serverReady(args.url, args.connectTimeout * 1000);
   if (readyMs > 1000) progress.line(`server ready after ${Math.round(readyMs)} ms`);
@@ -242,6 +242,12 @@ async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progre
       pubs[i % W]!.push({ stream: i, appUrl, name: `${name}-${i}`, startOffsetMs: off });
       players[i % W]!.push({ index: i, appUrl, name: `${name}-${i}`, stream: i, startOffsetMs: off + warmupMs });
     }
+  } else if (mode === 'vod') {
+    // no publisher: every player plays the file from its start (no origin: no lag; expected = the file's bitrate)
+    const N = args.players;
+    planned = N;
+    for (let i = 0; i < N; i++) players[i % W]!.push({ index: i, appUrl, name, stream: 0, startOffsetMs: N > 1 ? (i * rampMs) / N : 0 });
+    progress.line(`VOD: ${N} players of ${args.url}`);
   } else {
     const N = args.players;
     planned = N;
@@ -433,7 +439,7 @@ async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progre
     });
   }
   report.publishers = {
-    count: mode === 'publishers' ? args.publishers : 1,
+    count: mode === 'publishers' ? args.publishers : mode === 'vod' ? 0 : 1,
     up: pubReports.filter((p) => p.up).length,
     maxLateMs: round(Math.max(...pubReports.map((p) => p.maxLateMs)), 1),
     late50: pubReports.reduce((a, p) => a + p.late50, 0),

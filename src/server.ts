@@ -4,6 +4,7 @@ import type { Logger } from './core/log.js';
 import type { AppModule, ModuleDeps } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
 import { dashModule } from './dash/module.js';
+import { vodModules } from './vod/module.js';
 import { StreamService } from './app/service.js';
 import { Applications, type Listener, type ServerBlock } from './server/applications.js';
 import { RtmpSessions } from './server/rtmp-sessions.js';
@@ -95,6 +96,7 @@ export class RtmpServer {
       recordModule(app, deps, this.records, options.record),
       hlsModule(app, deps),
       dashModule(app, deps),
+      ...vodModules(app, deps),
     ];
     const modules = (app: ApplicationConfig, deps: ModuleDeps): AppModule[] => [...(options.modules?.(app, deps) ?? []), ...outputs(app, deps).filter((m): m is AppModule => m !== undefined)];
     this.apps = new Applications(this.hub, this.service, modules, this.log);

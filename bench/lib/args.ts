@@ -19,6 +19,9 @@ N players ramp in and read as fast as their sockets allow.
   --drain S            after the players left, wait this long and sample the server's RSS (default 5)
   --latency            latency mode: one publisher and one player in this thread; reports the
                        publish-to-play delay of every message
+  --vod                VOD mode: no publisher; N players play the URL (rtmp://host/vod/mp4:file.mp4)
+                       from the server's play directory, each from the start; --file is the FLV of
+                       the same content (for the expected bitrate)
   --publishers P       publishers mode: P publishers (default file ~1 Mbit/s), each with one player
   --chunk-size B       chunk size our clients send with (default 4096)
   --connect-timeout S  per connection (default 10)
@@ -41,6 +44,8 @@ export interface LoadArgs {
   drain: number;
   latency: boolean;
   publishers: number;
+  /** VOD mode: no publisher; the players play the URL's file from the server's `play` application */
+  vod: boolean;
   chunkSize: number;
   connectTimeout: number;
   json: string | undefined;
@@ -97,6 +102,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     drain: 5,
     latency: false,
     publishers: 0,
+    vod: false,
     chunkSize: 4096,
     connectTimeout: 10,
     json: undefined,
@@ -136,6 +142,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
         break;
       case '--drain':
         a.drain = num(0, false);
+        break;
+      case '--vod':
+        a.vod = true;
         break;
       case '--latency':
         a.latency = true;

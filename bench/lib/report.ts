@@ -17,7 +17,7 @@ export interface LoadReport {
   tool: 'rtmp-load';
   version: 1;
   label: string;
-  mode: 'players' | 'publishers' | 'latency';
+  mode: 'players' | 'publishers' | 'latency' | 'vod';
   startedAt: string;
   url: string;
   machine: MachineInfo;

@@ -77,6 +77,28 @@ export interface PlayContext {
   onAccept?: (name: string) => void;
   /** the live stream, once the live step subscribed the reader */
   stream?: LiveStream;
+  /** set by a module serving the play from a publisher-less source (VOD): seek and pause */
+  playback?: PlaybackControl;
+  /** set by the protocol: how such a source tells the player it ended */
+  events?: PlaybackEvents;
+}
+
+/** The controls of a play from a publisher-less source (a VOD file). */
+export interface PlaybackControl {
+  /** the source's length in ms */
+  readonly durationMs: number;
+  /** plays on from the keyframe at or before `ms`; returns the time it lands on */
+  seek(ms: number): number;
+  /** stops sending (true) or goes on from where it stopped (false, on a keyframe) */
+  pause(paused: boolean): void;
+}
+
+/** What a publisher-less source tells the protocol about its end. */
+export interface PlaybackEvents {
+  /** every frame was sent */
+  complete(durationMs: number): void;
+  /** the source broke (a truncated or corrupt file): the play ends; the source logged it */
+  failed(message: string): void;
 }
 
 export type Next = () => Promise<void>;
@@ -152,6 +174,8 @@ export interface AppModule {
   recordStarted?(ev: RecordEvent): void;
   /** a recorder closed a file, or failed to open it (exec_record_done, on_record_done) */
   recordDone?(ev: RecordEvent): void;
+  /** the length in ms of a recorded stream this module serves (VOD: getStreamLength); undefined: not one of its own */
+  streamLength?(name: string): Promise<number | undefined>;
   /** the server stops: end what the module runs (child processes, relays, timers) */
   close?(): Promise<void> | void;
 }

@@ -14,3 +14,21 @@ export function checkStreamName(name: string): string {
   }
   return name;
 }
+
+/** nginx-rtmp's VOD format prefix of a play name (`mp4:`, `flv:`) */
+const PLAY_PREFIX = /^(mp4|flv):/;
+const MAX_PLAY_SEGMENTS = 8;
+
+/**
+ * A play name may also name a recorded file (VOD): an optional `mp4:`/`flv:`
+ * prefix and a few `/`-separated segments, each a safe name as above (so
+ * never `.`, `..` or empty). The live step still takes only checkStreamName's
+ * names: a live stream is never called this.
+ */
+export function checkPlayName(name: string): string {
+  const segments = name.replace(PLAY_PREFIX, '').split('/');
+  if (segments.length > MAX_PLAY_SEGMENTS || name.length > 400 || !segments.every((s) => SAFE_NAME.test(s))) {
+    throw serverError(ErrorCode.StreamNameInvalid, `invalid stream name ${JSON.stringify(name.slice(0, 64))}`);
+  }
+  return name;
+}

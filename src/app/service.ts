@@ -3,9 +3,9 @@ import type { ApplicationConfig } from '../config/types.js';
 import { FrameKind } from '../live/frame.js';
 import type { ReaderLimits, StreamReader } from '../live/reader.js';
 import type { LiveStream, StreamOptions } from '../live/stream.js';
-import type { AppChain, PlayContext, PublishContext, PublishingStream, SessionInfo } from './chain.js';
+import type { AppChain, PlaybackControl, PlaybackEvents, PlayContext, PublishContext, PublishingStream, SessionInfo } from './chain.js';
 import { ScriptDataNormaliser } from './ingest.js';
-import { checkStreamName } from './names.js';
+import { checkPlayName, checkStreamName } from './names.js';
 
 /** One configured application as the stream service runs it: its chain (the live step last) and its stream settings. */
 export interface Application {
@@ -41,6 +41,8 @@ export interface PlayingStream {
   resume(): void;
   /** the player stopped: every module's playDone (the live step unsubscribes) */
   close(): void;
+  /** seek and pause, when a publisher-less source (VOD) serves the play */
+  readonly playback: PlaybackControl | undefined;
 }
 
 /**
@@ -77,9 +79,10 @@ export class StreamService {
    * the stream's cached frames: the protocol's status messages go first. It
    * gets the stream's name as the chain left it (a webhook may rename it).
    */
-  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: StreamReader, onAccept?: (name: string) => void): Promise<PlayingStream> {
-    checkStreamName(req.name);
-    const ctx: PlayContext = { session, name: req.name, query: req.query, start: req.start, duration: req.duration, reader, ...(onAccept !== undefined ? { onAccept } : {}) };
+  async play(app: Application, session: SessionInfo, req: PlayRequest, reader: StreamReader, onAccept?: (name: string) => void, events?: PlaybackEvents): Promise<PlayingStream> {
+    // a VOD file's name (mp4:dir/file.mp4) too: the live step checks live names itself
+    checkPlayName(req.name);
+    const ctx: PlayContext = { session, name: req.name, query: req.query, start: req.start, duration: req.duration, reader, ...(onAccept !== undefined ? { onAccept } : {}), ...(events !== undefined ? { events } : {}) };
     await app.chain.play(ctx);
     const stream = ctx.stream;
     assert(stream !== undefined, 'the live step subscribed the play to a stream');
@@ -89,6 +92,7 @@ export class StreamService {
     return {
       stream,
       name: ctx.name,
+      playback: ctx.playback,
       resume: () => reader.restart(stream.hasVideo),
       close: () => {
         if (!open) return;
@@ -96,6 +100,16 @@ export class StreamService {
         app.chain.playDone(ctx);
       },
     };
+  }
+
+  /** The length in ms of a recorded stream (getStreamLength): the first module that serves it answers; undefined for none. */
+  async streamLength(app: Application, name: string): Promise<number | undefined> {
+    checkPlayName(name);
+    for (const m of app.chain.modules) {
+      const ms = await m.streamLength?.(name);
+      if (ms !== undefined) return ms;
+    }
+    return undefined;
   }
 
   disconnect(app: Application, session: SessionInfo): void {

@@ -201,7 +201,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('out_queue', 'Core', RS, ONE, 'size', '256', 'override', 'supported', 'Output queue bound per connection, in messages.', { min: 1 }),
   d('out_cork', 'Core', RS, ONE, 'size', undefined, 'override', 'supported', 'Messages queued before the output is flushed (corking). Accepted; no effect here: output is always batched: one write per player per publisher read.', { min: 1, defaultNote: 'out_queue / 8' }),
   d('busy', 'Core', RS, ONE, 'flag', 'off', 'override', 'unsupported', 'Cut the connection early when the client is too slow (legacy).'),
-  d('play_time_fix', 'Core', RSA, ONE, 'flag', 'on', 'override', 'unsupported', 'Fix up timestamps of played streams for Flash clients.'),
+  d('play_time_fix', 'Core', RSA, ONE, 'flag', 'on', 'override', 'ignored', 'Fix up timestamps of played streams for Flash clients.'),
   d('publish_time_fix', 'Core', RSA, ONE, 'flag', 'on', 'override', 'unsupported', 'Fix up timestamps of published streams for Flash clients.'),
   d('so_keepalive', 'Core', RS, ONE, 'flag', 'off', 'override', 'supported', 'Deprecated: TCP keepalive on the server\'s sockets (prefer `listen … so_keepalive=on`).'),
 
@@ -253,9 +253,9 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('record_notify', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Send NetStream.Record.Start / Stop to the publisher.'),
 
   // ----------------------------------------------------------------- VOD
-  d('play', 'VOD', RSA, MANY, 'words', undefined, 'override', 'unsupported', 'Play FLV/MP4 files from local directories or http locations.'),
-  d('play_temp_path', 'VOD', RSA, ONE, 'string', '/tmp', 'override', 'unsupported', 'Where remote VOD files are stored while played.'),
-  d('play_local_path', 'VOD', RSA, ONE, 'string', undefined, 'override', 'unsupported', 'Where remote VOD files are moved once downloaded.'),
+  d('play', 'VOD', RSA, MANY, 'words', undefined, 'override', 'supported', 'Play FLV/MP4 files from local directories or http locations.'),
+  d('play_temp_path', 'VOD', RSA, ONE, 'string', '/tmp', 'override', 'supported', 'Where remote VOD files are stored while played.'),
+  d('play_local_path', 'VOD', RSA, ONE, 'string', undefined, 'override', 'supported', 'Where remote VOD files are moved once downloaded.'),
 
   // --------------------------------------------------------------- Relay
   d('pull', 'Relay', ['application'], MANY, 'relay', undefined, 'none', 'supported', 'Pull a stream from another server: `pull rtmp://host[:port]/app[/name] [key=value …]` (`static` pulls at startup).'),

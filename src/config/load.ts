@@ -22,6 +22,7 @@
  * - set_real_ip_from: the server's lines, else the rtmp block's.
  */
 import { readFileSync } from 'node:fs';
+import { vodConfig } from './vod.js';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
@@ -1066,6 +1067,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
     hls: readHlsSettings(r),
     dash: readDashSettings(r),
     directives,
+    ...vodConfig(directives),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { RecordConfig } from './record.js';
+import type { VodSettings } from './vod.js';
 
 /**
  * The typed, frozen configuration the server runs from. Produced by the config
@@ -137,6 +138,8 @@ export interface ApplicationConfig {
   readonly dash?: DashSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
+  /** `play` and its settings (VOD, src/config/vod.ts); absent: the application plays no files */
+  readonly vod?: VodSettings;
 }
 
 export interface RtmpServerConfig {

@@ -82,6 +82,15 @@ export const ErrorCode = {
   OutputPathUnsafe: 'ERR_OUTPUT_PATH_UNSAFE',
   /** an output file could not be written (ENOSPC, EROFS, EACCES...): that writer ends, the live stream goes on */
   OutputWriteFailed: 'ERR_OUTPUT_WRITE_FAILED',
+  // VOD (issue 15): play of FLV/MP4 files
+  /** an MP4 file's boxes are truncated, oversized or inconsistent */
+  Mp4Malformed: 'ERR_MP4_MALFORMED',
+  /** no `play` location has the file (NetStream.Play.StreamNotFound) */
+  VodNotFound: 'ERR_VOD_NOT_FOUND',
+  /** a VOD file could not be read, or is truncated or corrupt: that play ends */
+  VodReadFailed: 'ERR_VOD_READ_FAILED',
+  /** an http:// play location answered with an error or could not be reached */
+  VodFetchFailed: 'ERR_VOD_FETCH_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

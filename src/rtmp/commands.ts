@@ -94,6 +94,10 @@ export const StatusCode = {
   PauseNotify: 'NetStream.Pause.Notify',
   UnpauseNotify: 'NetStream.Unpause.Notify',
   DeleteStreamSuccess: 'NetStream.DeleteStream.Suceess',
+  // VOD (issue 15)
+  PlayComplete: 'NetStream.Play.Complete',
+  SeekNotify: 'NetStream.Seek.Notify',
+  SeekFailed: 'NetStream.Seek.Failed',
 } as const;
 
 /** Splits "name?a=b" into the stream name and its query string (without '?'). */

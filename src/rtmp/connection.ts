@@ -203,6 +203,10 @@ export interface PlayHandle {
   /** resume after a pause: the player must restart on a keyframe */
   resume(): void;
   close(): void;
+  /** a recorded stream (VOD): seek to the keyframe at or before `ms`, returning where it landed */
+  seek?(ms: number): number;
+  /** a recorded stream (VOD): stop sending, or go on */
+  pause?(paused: boolean): void;
 }
 
 /**
@@ -213,6 +217,8 @@ export interface ConnectionHandler {
   connect(conn: RtmpConnection, info: ConnectInfo): Promise<void> | void;
   publish(conn: RtmpConnection, info: PublishInfo): Promise<PublishHandle> | PublishHandle;
   play(conn: RtmpConnection, info: PlayInfo, output: PlayerOutput): Promise<PlayHandle> | PlayHandle;
+  /** getStreamLength: a recorded stream's length in ms (undefined: not a recorded stream; answered 0) */
+  streamLength?(conn: RtmpConnection, name: string): Promise<number | undefined>;
   closed(conn: RtmpConnection, error: ServerError | undefined): void;
 }
 
@@ -263,6 +269,35 @@ export class PlayerOutput extends MediaWriter {
     this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStart, `Started playing ${name}.`, { details: name }));
     this.conn.send(dataMessage(id, ['|RtmpSampleAccess', true, true]));
     this.started = true;
+  }
+
+  /** A recorded stream (VOD) starts: StreamIsRecorded, as nginx-rtmp sends before Play.Start. */
+  recorded(): void {
+    this.conn.send(userControlMessage({ type: 'streamIsRecorded', streamId: this.streamId }));
+  }
+
+  /** A seek of a recorded stream landed at `ms`: StreamBegin, Seek.Notify, Play.Start. */
+  seeked(name: string, ms: number): void {
+    const id = this.streamId;
+    this.conn.send(userControlMessage({ type: 'streamBegin', streamId: id }));
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.SeekNotify, `Seeking ${ms} (stream ID: ${id}).`, { details: name }));
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStart, `Started playing ${name}.`, { details: name }));
+  }
+
+  /** A recorded stream sent its last frame: onPlayStatus(Play.Complete), Play.Stop, StreamEOF. */
+  complete(name: string, durationMs: number): void {
+    const id = this.streamId;
+    this.conn.send(dataMessage(id, ['onPlayStatus', { level: 'status', code: StatusCode.PlayComplete, duration: durationMs / 1000, bytes: this.bytesWritten }]));
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStop, `Stopped playing ${name}.`, { details: name }));
+    this.conn.send(userControlMessage({ type: 'streamEof', streamId: id }));
+  }
+
+  /** A recorded stream broke (a corrupt file): Play.Failed, Play.Stop, StreamEOF. */
+  failed(name: string, message: string): void {
+    const id = this.streamId;
+    this.conn.send(onStatusMessage(id, 'error', StatusCode.PlayFailed, message, { details: name }));
+    this.conn.send(onStatusMessage(id, 'status', StatusCode.PlayStop, `Stopped playing ${name}.`, { details: name }));
+    this.conn.send(userControlMessage({ type: 'streamEof', streamId: id }));
   }
 
   onStreamStart(info: { name: string }): void {
@@ -721,7 +756,10 @@ export class RtmpConnection {
         return;
       }
       case 'getStreamLength':
-        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null, 0));
+        this.hold(this.onGetStreamLength(c));
+        return;
+      case 'seek':
+        this.onSeek(c);
         return;
       case '_checkbw':
         if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
@@ -884,7 +922,7 @@ export class RtmpConnection {
     } catch (e) {
       const err = toServerError(e);
       this.streams.set(streamId, { state: 'idle' });
-      const code = err.code === ErrorCode.StreamNameInvalid ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
+      const code = err.code === ErrorCode.StreamNameInvalid || err.code === ErrorCode.VodNotFound ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
       this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
       this.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'play refused');
       return;
@@ -898,10 +936,38 @@ export class RtmpConnection {
     this.log.info({ stream: logText(name), start, duration }, 'play');
   }
 
+  /** getStreamLength(name): a recorded stream's length in seconds (0 for a live one), as nginx-rtmp answers. */
+  private async onGetStreamLength(c: Command): Promise<void> {
+    const { name } = splitStreamName(boundedString('getStreamLength name', c.args[0] ?? ''));
+    let ms: number | undefined;
+    try {
+      ms = this.connectInfo === undefined || name === '' ? undefined : await this.handler.streamLength?.(this, name);
+    } catch (e) {
+      this.log.debug({ stream: logText(name), err: logText(toServerError(e).message) }, 'getStreamLength: no length');
+    }
+    if (c.transactionId !== 0 && !this.closed) this.send(commandMessage(0, '_result', c.transactionId, null, (ms ?? 0) / 1000));
+  }
+
+  /** seek(ms): a recorded stream goes on from the keyframe at or before it; a live one cannot seek. */
+  private onSeek(c: Command): void {
+    const s = this.streams.get(c.streamId);
+    if (s?.state !== 'playing') return;
+    const ms = amfNumber(c.args[0] ?? null);
+    if (s.handle.seek === undefined || ms === undefined || !Number.isFinite(ms)) {
+      this.send(onStatusMessage(c.streamId, 'error', StatusCode.SeekFailed, 'Seek failed: not a recorded stream.', { details: s.info.name }));
+      return;
+    }
+    s.output.paused = false;
+    const at = s.handle.seek(Math.max(0, ms));
+    s.output.seeked(s.info.name, at);
+    this.log.info({ stream: logText(s.info.name), ms, at }, 'seek');
+  }
+
   private onPause(c: Command): void {
     const s = this.streams.get(c.streamId);
     if (s?.state !== 'playing') return;
     const pause = c.args[0] !== false;
+    s.handle.pause?.(pause);
     s.output.paused = pause;
     if (pause) {
       this.send(onStatusMessage(c.streamId, 'status', StatusCode.PauseNotify, 'Paused.', { details: s.info.name }));

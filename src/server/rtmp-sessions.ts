@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { SessionInfo } from '../app/chain.js';
+import type { PlaybackEvents, SessionInfo } from '../app/chain.js';
 import { onStatusMessage } from '../rtmp/commands.js';
 import type { Application, PlayingStream, StreamService } from '../app/service.js';
 import { ErrorCode, serverError, type ServerError } from '../core/errors.js';
@@ -237,19 +237,34 @@ export class RtmpSessions {
         output.cork();
         output.begin(name, req.reset);
       };
+      // a recorded stream (VOD) tells its end through these
+      let playedName = req.name;
+      const events: PlaybackEvents = {
+        complete: (durationMs) => output.complete(playedName, durationMs),
+        failed: (message) => output.failed(playedName, message),
+      };
       let playing: PlayingStream;
       try {
-        playing = await this.deps.service.play(app, info, { name: req.name, query: req.query, start: req.start, duration: req.duration }, reader, accept);
+        playing = await this.deps.service.play(app, info, { name: req.name, query: req.query, start: req.start, duration: req.duration }, reader, accept, events);
       } finally {
         if (corked) output.uncork();
       }
+      playedName = playing.name;
+      const playback = playing.playback;
+      if (playback !== undefined) output.recorded();
       return {
         resume: () => playing.resume(),
         close: () => {
           playing.close();
           if (reader.dropped > 0) log.info({ dropped: reader.dropped, episodes: reader.dropEpisodes }, 'player dropped frames');
         },
+        ...(playback !== undefined ? { seek: (ms: number) => playback.seek(ms), pause: (paused: boolean) => playback.pause(paused) } : {}),
       };
+    },
+
+    streamLength: (conn: RtmpConnection, name: string): Promise<number | undefined> => {
+      const { app } = this.session(conn);
+      return this.deps.service.streamLength(app, name);
     },
 
     closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {

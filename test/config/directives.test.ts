@@ -69,7 +69,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['hls_allow_client_cache', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['hls_allow_client_cache', 'access_log', 'ssl_certificate', 'busy', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);
@@ -142,7 +142,7 @@ describe('directive reference', () => {
     const rows = md.split('\n').filter((l) => l.startsWith('| `'));
     assert.equal(rows.length, DIRECTIVES.length);
     assert.ok(rows.includes('| `chunk_size` | rtmp, server | `4096` | yes | Outgoing chunk size the server announces (at least 128). |'));
-    assert.ok(rows.some((r) => r.startsWith('| `play` | rtmp, server, application | — | no (refused) |')));
+    assert.ok(rows.some((r) => r.startsWith('| `busy` | rtmp, server | `off` | no (refused) |')));
     assert.ok(rows.some((r) => r.startsWith('| `hls` | rtmp, server, application | `off` | yes |')));
     assert.ok(rows.some((r) => r.startsWith('| `hls_allow_client_cache` | rtmp, server, application | — | no (refused) |')));
     assert.ok(rows.some((r) => r.startsWith('| `worker_processes` | main | — | ignored (warning) |')));

@@ -21,7 +21,7 @@ const DIR = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'real');
 
 /** file → the directive names refused as "not supported yet", in file order, without repeats */
 const STOPPERS: Readonly<Record<string, readonly string[]>> = {
-  'nginx-rtmp-readme.conf': ['play', 'rtmp_stat_stylesheet'],
+  'nginx-rtmp-readme.conf': ['rtmp_stat_stylesheet'],
   'nginx-rtmp-test.conf': ['rtmp_stat_stylesheet'],
   'nginx-rtmp-multiworker.conf': [],
   'tiangolo-nginx-rtmp-docker.conf': [],
