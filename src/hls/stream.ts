@@ -120,8 +120,15 @@ export class HlsStream {
   private readonly log: Logger;
   private readonly winfrags: number;
   private window: DoneFragment[] = [];
-  /** files of fragments that left the window (and when), removed a playlist length later */
+  /** files of fragments that left the window (and when, in `mediaMs`), removed a playlist length of media later */
   private retired: { readonly file: string; readonly at: number }[] = [];
+  /**
+   * ms of media in every fragment closed so far, over every publish: the clock
+   * of the cleanup (a fragment is deleted once this much more media followed
+   * it out of the window as the playlist holds), which a new publish's stream
+   * clock restarting at 0 does not disturb.
+   */
+  private mediaMs = 0;
   private nextSeq = 0;
   private discontSeq = 0;
   private open: OpenFragment | undefined;
@@ -461,6 +468,7 @@ export class HlsStream {
         if (newKey) await writeFileAtomic(key.file, key.key);
         await writeFileAtomic(file, key !== undefined ? encrypt(buffers, key) : buffers);
       });
+      this.mediaMs += durationMs;
       this.window.push(done);
       if (this.s.type === 'live') {
         while (this.window.length > this.winfrags) {
@@ -475,17 +483,19 @@ export class HlsStream {
     const text = renderMediaPlaylist({ fragments: this.window, nextSeq: this.nextSeq, discontinuitySeq: this.discontSeq, fragmentMs: this.s.fragment, event: this.s.type === 'event', ended });
     const master = this.masterWritten ? undefined : paths.master;
     this.masterWritten = true;
+    // what left the window a playlist length of media before now (written by earlier jobs)
+    const before = this.mediaMs - this.s.playlistLength;
     jobs.push(async () => {
       await this.ensureDirs();
       await writeFileAtomic(paths.playlist, text);
       if (master !== undefined) await writeFileAtomic(master.file, master.text);
-      if (this.s.cleanup) await this.removeRetired(this.env.now() - this.s.playlistLength);
+      if (this.s.cleanup) await this.removeRetired(before);
     });
   }
 
   /** A fragment left the window: its file (and its key, when no fragment of the window nor the current key uses it) goes a playlist length later. */
   private retire(f: DoneFragment): void {
-    const at = this.env.now();
+    const at = this.mediaMs;
     this.retired.push({ file: f.file, at });
     if (f.keyFile !== undefined && f.keyFile !== this.key?.file && !this.window.some((w) => w !== f && w.keyFile === f.keyFile)) this.retired.push({ file: f.keyFile, at });
   }
