@@ -103,6 +103,8 @@ export function rawResponse(status: number): Buffer {
 interface Player extends FlvPlayerInfo {
   readonly output: SocketOutput;
   readonly reader: LiveReader;
+  /** ends the player (the control API's drop) */
+  readonly stop: (reason: string) => void;
 }
 
 /** One player's sink: the shared tag encodings to its socket output. */
@@ -150,6 +152,17 @@ export class FlvPlayers {
   /** Players now. */
   list(): readonly FlvPlayerInfo[] {
     return [...this.players];
+  }
+
+  /** Ends a player by id (the control API's drop); true if there was one. */
+  drop(id: string, reason: string): boolean {
+    for (const p of this.players) {
+      if (p.id === id) {
+        p.stop(reason);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A GET or HEAD of a `flv_live` location (the caller checked the method and access rules). */
@@ -239,6 +252,10 @@ export class FlvPlayers {
       if (protocol === 'ws-flv') output.write(closeFrame(WsClose.Normal));
       output.end();
     };
+    const stop = (reason: string): void => {
+      log.info({ reason }, `${protocol}: player stopped`);
+      socket.destroy();
+    };
     const session: SessionInfo = {
       id,
       protocol: 'http',
@@ -250,10 +267,7 @@ export class FlvPlayers {
       swfUrl: '',
       pageUrl: referer,
       log,
-      stop: (reason: string) => {
-        log.info({ reason }, `${protocol}: player stopped`);
-        socket.destroy();
-      },
+      stop,
     };
     const live = app.config.live;
     const reader = new LiveReader(new FlvSink(output, format, endPlayer), { ...readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo }, (r) =>
@@ -316,6 +330,7 @@ export class FlvPlayers {
       connectedAt: Date.now(),
       output,
       reader,
+      stop,
       get bytesOut(): number {
         return output.bytesWritten;
       },

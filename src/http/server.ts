@@ -315,6 +315,11 @@ export class HttpFrontend {
     }));
   }
 
+  /** Ends an HTTP-FLV or WebSocket-FLV player by id (the control API's drop); true if there was one. */
+  dropPlayer(id: string, reason: string): boolean {
+    return this.players?.drop(id, reason) ?? false;
+  }
+
   /** A WebSocket upgrade: WebSocket-FLV in a `flv_live` location, refused elsewhere. */
   private async upgrade(cfg: HttpServerConfig, req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const refuse = (status: number): void => {

@@ -13,13 +13,14 @@ import { sleep, startServer, until, type TestServer } from '../helpers/server.js
 const LOCAL = { host: '127.0.0.1', port: 0, proxyProtocol: false } as const;
 
 /** A server whose http block has a flv_live location at `/` (with a CORS header), /metrics and /stat. */
-function config(appExtra = ''): ServerConfig {
+function config(appExtra = '', httpExtra = ''): ServerConfig {
   const text = `
 rtmp { server { listen 1935; application live { live on; ${appExtra} } } }
-http { server { listen 8080;
+http { ${httpExtra} server { listen 8080;
   location / { flv_live on; add_header Access-Control-Allow-Origin *; }
   location /metrics { metrics; }
   location /stat { rtmp_stat all; rtmp_stat_stylesheet /stat.xsl; }
+  location /control { rtmp_control all; }
 } }`;
   const cfg = parseConfigText(text, 'test.conf');
   return { ...cfg, rtmp: cfg.rtmp.map((s) => ({ ...s, listen: [LOCAL] })), http: cfg.http.map((h) => ({ ...h, listen: [LOCAL] })) };
@@ -118,6 +119,19 @@ test('HTTP-FLV: FLV header, metadata, codec headers, then media from a keyframe;
   assert.ok(await until(() => s.server.snapshot().streams.find((x) => x.name === 'cam')?.readers === 0), 'reader unsubscribed');
 });
 
+test('HTTP-FLV: a player outlives client_header_timeout and send_timeout (its writes bypass Node\'s socket timers)', async (t) => {
+  const s = await startServer(t, config('', 'client_header_timeout 1s; send_timeout 1s;'));
+  const port = httpPort(s);
+  await withPublisher(t, s);
+  const g = await getFlv(port, '/live/cam.flv');
+  t.after(() => g.close());
+  await sleep(2500);
+  const before = g.bytes().length;
+  await sleep(500);
+  assert.ok(g.bytes().length > before, 'still receiving after 3 s');
+  assert.ok(s.server.snapshot().connections.some((c) => c.protocol === 'http-flv'));
+});
+
 test('HTTP-FLV: 404 for an unknown application or stream, HEAD, 405 for POST', async (t) => {
   const s = await startServer(t, config());
   const port = httpPort(s);
@@ -161,6 +175,23 @@ test('HTTP-FLV goes through the chain: on_play gets the query and protocol, a re
   assert.equal(play.params.get('app'), 'live');
   g.close();
   assert.ok(await until(() => hooks.calls.some((c) => c.path === '/done' && c.params.get('token') === 'good')));
+});
+
+test('the control API drops HTTP-FLV and WebSocket-FLV players like RTMP subscribers', async (t) => {
+  const s = await startServer(t, config());
+  const port = httpPort(s);
+  await withPublisher(t, s);
+  const g = await getFlv(port, '/live/cam.flv');
+  const ended = new Promise<void>((r) => g.res.on('close', () => r()));
+  const ws = await wsConnect(port, '/live/cam.flv');
+  t.after(() => ws.sock.destroy());
+  const wsClosed = new Promise<void>((r) => ws.sock.once('close', () => r()));
+  assert.ok(await until(() => s.server.snapshot().connections.filter((c) => c.protocol !== undefined).length === 2));
+  const r = await request(port, '/control/drop/subscriber?app=live&name=cam');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, '2');
+  await Promise.race([Promise.all([ended, wsClosed]), sleep(5000).then(() => assert.fail('not dropped'))]);
+  assert.ok(await until(() => s.server.snapshot().connections.every((c) => c.protocol === undefined)));
 });
 
 test('HTTP-FLV: access rules of the application apply (deny play)', async (t) => {
