@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { parseConfigText } from '../../src/config/load.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { websocketAccept } from '../../src/http/websocket.js';
+import { flvTarget } from '../../src/http/flv-live.js';
 import { publishSynthetic } from '../helpers/synthetic.js';
 import { hookServer } from '../helpers/hooks.js';
 import { sleep, startServer, until, type TestServer } from '../helpers/server.js';
@@ -93,6 +94,13 @@ async function withPublisher(t: TestContext, s: TestServer, name = 'cam'): Promi
   assert.ok(await until(() => s.server.snapshot().streams.some((x) => x.name === name && x.active)));
 }
 
+test('flvTarget: APP and NAME are the last two segments of a .flv path', () => {
+  assert.deepEqual(flvTarget('/live/cam.flv'), { app: 'live', name: 'cam' });
+  assert.deepEqual(flvTarget('/flv/live/cam.flv'), { app: 'live', name: 'cam' });
+  assert.deepEqual(flvTarget('/live/cam.v2.flv'), { app: 'live', name: 'cam.v2' });
+  for (const bad of ['/cam.flv', '/live/.flv', '/live/cam', '/live/cam.flv/', '/.flv', '', '/live/cam.FLV']) assert.equal(flvTarget(bad), undefined, bad);
+});
+
 test('HTTP-FLV: FLV header, metadata, codec headers, then media from a keyframe; CORS header; the player leaves on disconnect', async (t) => {
   const s = await startServer(t, config());
   const port = httpPort(s);
@@ -144,6 +152,9 @@ test('HTTP-FLV: 404 for an unknown application or stream, HEAD, 405 for POST', a
   assert.equal(head.headers['content-type'], 'video/x-flv');
   assert.equal(head.body, '');
   assert.equal((await request(port, '/live/cam.flv', 'POST')).status, 405);
+  const preflight = await request(port, '/live/cam.flv', 'OPTIONS');
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], '*');
   assert.equal(s.server.snapshot().streams.find((x) => x.name === 'cam')?.readers, 0, 'HEAD plays nothing');
 });
 
