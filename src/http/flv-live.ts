@@ -232,8 +232,6 @@ export class FlvPlayers {
     let ended = false;
     const slot: { player?: Player } = {};
     let playing: PlayingStream | undefined;
-    // the socket leaves Node's HTTP timers: a player that stops reading is bounded by its queue (drop, then the cap)
-    socket.setTimeout(0);
     socket.setNoDelay(true);
     const readerLimits = app.readerLimits;
     const output = new SocketOutput(socket, {
@@ -274,7 +272,14 @@ export class FlvPlayers {
       log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
     );
     let connected = false;
+    let disconnected = false;
     let gone = false;
+    /** the connect chain's end: once, whether the client left before or after the chain finished */
+    const disconnect = (): void => {
+      if (!connected || disconnected) return;
+      disconnected = true;
+      service.disconnect(app, session);
+    };
     const cleanup = (): void => {
       if (gone) return;
       gone = true;
@@ -286,7 +291,7 @@ export class FlvPlayers {
       }
       closedConnectionBytes.inc({ protocol, direction: 'out' }, output.bytesWritten);
       closedConnectionBytes.inc({ protocol, direction: 'in' }, socket.bytesRead);
-      if (connected) service.disconnect(app, session);
+      disconnect();
       this.deps.release(app);
       log.debug({}, `${protocol}: player left`);
     };
@@ -299,6 +304,8 @@ export class FlvPlayers {
       connected = true;
       playing = await service.play(app, session, { name, query: rawQuery, start: -2, duration: -1 }, reader, () => {
         accepted = true;
+        // the socket leaves Node's HTTP timers: a player that stops reading is bounded by its queue (drop, then the cap)
+        socket.setTimeout(0);
         output.cork();
         output.write(first);
       });
@@ -311,13 +318,14 @@ export class FlvPlayers {
       if (!gone) {
         socket.off('close', cleanup);
         cleanup();
-      }
+      } else disconnect();
       return;
     }
     output.uncork();
     if (gone) {
       // the client left while the chain decided
       playing.close();
+      disconnect();
       return;
     }
     const player: Player = {
