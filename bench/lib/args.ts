@@ -22,6 +22,8 @@ N players ramp in and read as fast as their sockets allow.
   --vod                VOD mode: no publisher; N players play the URL (rtmp://host/vod/mp4:file.mp4)
                        from the server's play directory, each from the start; --file is the FLV of
                        the same content (for the expected bitrate)
+  --flv-url URL        players (and the latency mode's player) play over HTTP-FLV from URL
+                       (http://host:port/app/name.flv); the publisher still uses --url
   --publishers P       publishers mode: P publishers (default file ~1 Mbit/s), each with one player
   --chunk-size B       chunk size our clients send with (default 4096)
   --connect-timeout S  per connection (default 10)
@@ -43,6 +45,8 @@ export interface LoadArgs {
   warmup: number;
   drain: number;
   latency: boolean;
+  /** HTTP-FLV players: http://host:port/app/name.flv */
+  flvUrl: string | undefined;
   publishers: number;
   /** VOD mode: no publisher; the players play the URL's file from the server's `play` application */
   vod: boolean;
@@ -101,6 +105,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     warmup: 1,
     drain: 5,
     latency: false,
+    flvUrl: undefined,
     publishers: 0,
     vod: false,
     chunkSize: 4096,
@@ -149,6 +154,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
       case '--latency':
         a.latency = true;
         break;
+      case '--flv-url':
+        a.flvUrl = value();
+        break;
       case '--publishers':
         a.publishers = num(1);
         break;
@@ -179,6 +187,8 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     }
   });
   if (!/^rtmp:\/\/[^/]+\/[^/]+\/[^/]+$/.test(a.url)) throw new Error(`--url must be rtmp://host[:port]/app/name, got ${a.url}`);
+  if (a.flvUrl !== undefined && !/^http:\/\/[^/]+\/.+\.flv(\?.*)?$/.test(a.flvUrl)) throw new Error(`--flv-url must be http://host[:port]/app/name.flv, got ${a.flvUrl}`);
+  if (a.flvUrl !== undefined && a.publishers > 0) throw new Error('--flv-url works with --players and --latency, not --publishers');
   return a;
 }
 

@@ -26,6 +26,7 @@ import { vodConfig } from './vod.js';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
+import { readHttpDelivery, type HttpDelivery } from './http-delivery.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { type DirectiveValues, readRecordConfig } from './record.js';
 import { readDashSettings } from './dash.js';
@@ -1127,6 +1128,7 @@ function buildLocation(loc: LocationTree, srv: HttpServerTree, http: HttpTree, i
     types: Object.fromEntries(typesMap),
     defaultType: r.text('default_type') ?? 'text/plain',
     rules: locationRules(loc, srv, r, issues),
+    ...optionalDelivery(readHttpDelivery((name) => loc.scope.get(name))),
   };
 }
 
@@ -1147,6 +1149,10 @@ function locationRules(loc: LocationTree, srv: HttpServerTree, r: Resolver, issu
     },
     err,
   );
+}
+
+function optionalDelivery(d: HttpDelivery | undefined): { delivery?: HttpDelivery } {
+  return d === undefined ? {} : { delivery: d };
 }
 
 const CONTROL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect'];

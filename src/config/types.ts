@@ -1,5 +1,6 @@
 import type { RecordConfig } from './record.js';
 import type { VodSettings } from './vod.js';
+import type { HttpDelivery } from './http-delivery.js';
 
 /**
  * The typed, frozen configuration the server runs from. Produced by the config
@@ -207,6 +208,8 @@ export interface HttpLocation {
   readonly types: Readonly<Record<string, string>>;
   /** add_header with `always`, expires, return, `if ($request_method …)` (http-rules.ts); the loader always sets it */
   readonly rules?: HttpRules;
+  /** flv_live, metrics, rtmp_stat_stylesheet (src/config/http-delivery.ts); absent = none of them */
+  readonly delivery?: HttpDelivery;
 }
 
 export interface HttpServerConfig {

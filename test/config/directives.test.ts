@@ -69,7 +69,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['hls_allow_client_cache', 'access_log', 'ssl_certificate', 'busy', 'publish_time_fix', 'rtmp_stat_stylesheet', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['hls_allow_client_cache', 'access_log', 'ssl_certificate', 'busy', 'publish_time_fix', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);
