@@ -141,7 +141,7 @@ test('rtmp_control record; does not serve drop (404), and drops nothing', async 
   assert.equal(r.status, 404);
   await sleep(200);
   assert.ok(publishing(srv, 'cam'), 'drop is not served by rtmp_control record');
-  assert.equal((await get(`${srv.base}/control/record/start?app=live&name=cam&rec=r`)).status, 501, 'record is served (not implemented)');
+  assert.equal((await get(`${srv.base}/control/record/start?app=live&name=cam&rec=r`)).status, 204, 'record is served (no such recorder: 204, as nginx-rtmp)');
   assert.equal((await get(`${srv.base}/dropper/record/start?app=live&name=cam&rec=r`)).status, 404);
   assert.deepEqual(await get(`${srv.base}/dropper/drop/publisher?app=live&name=cam`), { status: 200, body: '1' });
 });
