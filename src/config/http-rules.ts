@@ -68,6 +68,30 @@ const MAX_STATUS = 599;
 /** nginx's `expires max` */
 export const EXPIRES_MAX_SECONDS = 315_360_000;
 
+/**
+ * The nginx variables `add_header` values and `return` texts may use
+ * (expanded per request, src/http/delivery.ts); `$http_NAME` is any request
+ * header. Another `$name` is refused when the file loads.
+ */
+export const HTTP_VARIABLES: readonly string[] = ['host', 'uri', 'request_uri', 'args', 'query_string', 'scheme', 'request_method', 'remote_addr', 'server_port'];
+
+const VARIABLE = /\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g;
+
+/** The first variable of `text` we cannot expand, if any. */
+export function unknownVariable(text: string): string | undefined {
+  for (const m of text.matchAll(VARIABLE)) {
+    const name = m[1] ?? m[2] ?? '';
+    if (!HTTP_VARIABLES.includes(name) && !/^http_[a-z0-9_]+$/i.test(name)) return `$${name}`;
+  }
+  return undefined;
+}
+
+/** Replaces the variables of `text` with `lookup(name)` (undefined: empty, as nginx does for an absent header). */
+export function expandVariables(text: string, lookup: (name: string) => string | undefined): string {
+  if (!text.includes('$')) return text;
+  return text.replace(VARIABLE, (_all, braced: string | undefined, plain: string | undefined) => lookup(braced ?? plain ?? '') ?? '');
+}
+
 /** `add_header` nodes (arity already checked by the table) as rules. */
 export function readHeaders(nodes: readonly ConfigNode[], err: RuleError): HeaderRule[] {
   const out: HeaderRule[] = [];
@@ -79,6 +103,11 @@ export function readHeaders(nodes: readonly ConfigNode[], err: RuleError): Heade
     }
     if (/[\r\n\0]/.test(value)) {
       err(n.argLocs[1] ?? n.loc, '"add_header": a header value cannot hold CR, LF or NUL');
+      continue;
+    }
+    const unknown = unknownVariable(value);
+    if (unknown !== undefined) {
+      err(n.argLocs[1] ?? n.loc, `"add_header": variable ${quote(unknown)} is not supported (supported: $http_NAME, ${HTTP_VARIABLES.map((v) => `$${v}`).join(', ')})`);
       continue;
     }
     if (flag !== undefined && flag !== 'always') {
@@ -141,6 +170,11 @@ export function readExpires(node: ConfigNode | undefined, err: RuleError): Expir
 /** `return CODE [TEXT]` / `return URL`. */
 export function readReturn(node: ConfigNode, err: RuleError): HttpReturn | undefined {
   const [first = '', second] = node.args;
+  const unknown = node.args.map(unknownVariable).find((v) => v !== undefined);
+  if (unknown !== undefined) {
+    err(node.loc, `"return": variable ${quote(unknown)} is not supported (supported: $http_NAME, ${HTTP_VARIABLES.map((v) => `$${v}`).join(', ')})`);
+    return undefined;
+  }
   if (node.args.length === 1 && /^(https?:\/\/|\$scheme)/.test(first)) return { status: 302, text: first };
   if (!/^\d{3}$/.test(first)) {
     err(node.argLocs[0] ?? node.loc, `"return": invalid return code ${quote(first)}`);

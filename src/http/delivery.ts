@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { EXPIRES_MAX_SECONDS, type ExpiresRule, type HeaderRule, type HttpRules } from '../config/http-rules.js';
+import type http from 'node:http';
+import { EXPIRES_MAX_SECONDS, expandVariables, type ExpiresRule, type HeaderRule, type HttpReturn, type HttpRules } from '../config/http-rules.js';
 import type { HttpLocation } from '../config/types.js';
 
 /**
@@ -111,6 +112,49 @@ export function ifRangeMatches(ifRange: string | undefined, lastModified: string
   const v = ifRange.trim();
   if (v.startsWith('"') || v.startsWith('W/')) return false;
   return v === lastModified;
+}
+
+/** nginx's value of a variable for this request (the names http-rules.ts accepts). */
+export function requestVariable(req: http.IncomingMessage, name: string): string | undefined {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  switch (name) {
+    case 'host':
+      return (req.headers.host ?? '').replace(/:\d+$/, '');
+    case 'uri':
+      return q < 0 ? url : url.slice(0, q);
+    case 'request_uri':
+      return url;
+    case 'args':
+    case 'query_string':
+      return q < 0 ? '' : url.slice(q + 1);
+    case 'scheme':
+      return 'http';
+    case 'request_method':
+      return req.method ?? 'GET';
+    case 'remote_addr':
+      return req.socket.remoteAddress ?? '';
+    case 'server_port':
+      return String(req.socket.localPort ?? '');
+    default: {
+      if (!name.startsWith('http_')) return undefined;
+      const v = req.headers[name.slice(5).toLowerCase().replace(/_/g, '-')];
+      return Array.isArray(v) ? v.join(', ') : v;
+    }
+  }
+}
+
+/** The location's header values and a return text with their variables expanded for this request (the same objects when there are none). */
+export function expandForRequest(loc: HttpLocation, ret: HttpReturn | undefined, req: http.IncomingMessage): { loc: HttpLocation; ret: HttpReturn | undefined } {
+  const lookup = (name: string): string | undefined => requestVariable(req, name);
+  const rules = loc.rules;
+  let out = loc;
+  if (rules !== undefined && rules.headers.some((h) => h.value.includes('$'))) {
+    out = { ...loc, rules: { ...rules, headers: rules.headers.map((h) => ({ ...h, value: expandVariables(h.value, lookup) })) } };
+  }
+  const text = ret?.text;
+  const expanded = ret !== undefined && text !== undefined && text.includes('$') ? { status: ret.status, text: expandVariables(text, lookup) } : ret;
+  return { loc: out, ret: expanded };
 }
 
 /** The location as a request sees it once a matching `if` block without `return` gave its own add_header lines. */

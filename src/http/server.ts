@@ -8,7 +8,7 @@ import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { HttpAccessRule, HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
 import { handleControl } from './control.js';
-import { fileCacheHeaders, ifRangeMatches, withAddedHeaders, withRuleHeaders } from './delivery.js';
+import { expandForRequest, fileCacheHeaders, ifRangeMatches, withAddedHeaders, withRuleHeaders } from './delivery.js';
 import { matchCondition, type HttpReturn } from '../config/http-rules.js';
 import { FlvPlayers, flvTarget, rawResponse, type LivePlayDeps } from './flv-live.js';
 import { METRICS_CONTENT_TYPE, metricsText } from './metrics.js';
@@ -400,8 +400,7 @@ export class HttpFrontend {
     // `if ($request_method …) { add_header …; return …; }`, then the location's `return`
     const rules = matched.rules;
     const rule = matchCondition(rules, method);
-    const loc = rules === undefined || rule === undefined ? matched : withRuleHeaders(matched, rules, rule.headers);
-    const ret = rule !== undefined ? rule.ret : rules?.ret;
+    const { loc, ret } = expandForRequest(rules === undefined || rule === undefined ? matched : withRuleHeaders(matched, rules, rule.headers), rule !== undefined ? rule.ret : rules?.ret, req);
     if (ret !== undefined) return this.answerReturn(res, loc, ret, method);
     if (loc.rtmpStat) {
       if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);

@@ -1003,8 +1003,9 @@ export class RtmpConnection {
           : commandMessage(id, 'play', 0, null, newName, s.info.start, s.info.duration, true);
       n++;
       if (this.busy) {
-        // behind the pending command, like a message from the client (not counted against its backlog bound)
+        // behind the pending command, like a message from the client (counted, but never refused for the bound)
         this.backlog.push(m);
+        this.backlogBytes += m.payload.length + BACKLOG_MESSAGE_COST;
         if (s.state === 'publishing') this.queuedPublish.add(id);
       } else {
         try {

@@ -226,6 +226,27 @@ test('if with != and without return, and a location return', async (t) => {
   assert.equal((await fetch(`${base}/gone`)).status, 410);
 });
 
+test('variables: $http_origin and friends in add_header and return are the request\'s', async (t) => {
+  const dir = await tree(t);
+  const base = await serve(
+    t,
+    `http { server { listen 127.0.0.1:0;
+      location /hls { root ${dir}; add_header Access-Control-Allow-Origin $http_origin always; add_header X-Seen "\${request_method} $uri?$args"; }
+      location /go { return 301 $scheme://$host:8443$request_uri; }
+    } }`,
+  );
+  const r = await fetch(`${base}/hls/live.m3u8?a=1`, { headers: { Origin: 'https://player.example' } });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('access-control-allow-origin'), 'https://player.example');
+  assert.equal(r.headers.get('x-seen'), 'GET /hls/live.m3u8?a=1');
+  const none = await fetch(`${base}/hls/nothing.ts`);
+  assert.equal(none.status, 404);
+  assert.equal(none.headers.get('access-control-allow-origin'), '', 'an absent header expands to nothing, as in nginx');
+  const go = await fetch(`${base}/go/x?y=2`, { redirect: 'manual' });
+  assert.equal(go.status, 301);
+  assert.equal(go.headers.get('location'), 'http://127.0.0.1:8443/go/x?y=2');
+});
+
 test('byte ranges: 206 with Content-Range, 416 past the end, If-Range honoured only for the current Last-Modified', async (t) => {
   const dir = await tree(t);
   const base = await serve(t, `http { server { listen 127.0.0.1:0; location /hls { root ${dir}; } } }`);
@@ -305,6 +326,8 @@ test('bad if / return / expires / add_header lines are refused at their position
     ['return 700;', /outside 100-599/],
     ['return 200; return 204;', /"return" directive is duplicate/],
     ['expires soon;', /"expires": invalid value "soon"/],
+    ['add_header X $cookie_a;', /"add_header": variable "\$cookie_a" is not supported/],
+    ['return 302 http://x/$foo;', /"return": variable "\$foo" is not supported/],
     ['expires later 1h;', /expected "modified" before the time/],
     ['expires @15h;', /a time of day\) is not supported/],
     ['expires 1h; expires 2h;', /"expires" directive is duplicate/],

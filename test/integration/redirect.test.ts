@@ -7,6 +7,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseConfigText } from '../../src/config/load.js';
 import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { hookServer } from '../helpers/hooks.js';
@@ -107,4 +109,40 @@ test('redirect/subscriber with ffmpeg as the player: it decodes through the swit
   assert.ok(last >= 8, `ffmpeg stopped at ${last} s`);
   const frames = [...result.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
   assert.ok((frames[frames.length - 1] ?? 0) >= 100, `ffmpeg decoded ${frames[frames.length - 1]} frames`);
+});
+
+test('a redirect that arrives while the client has a command pending waits its turn, then switches', { timeout: 30_000 }, async (t) => {
+  // on_play answers "slow" after 1.5 s, everything else at once
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      const slow = new URLSearchParams(body).get('name') === 'slow';
+      setTimeout(() => res.writeHead(200).end(), slow ? 1500 : 0);
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    hook.closeAllConnections();
+    return new Promise<void>((r) => hook.close(() => r()));
+  });
+  const { srv, control } = await server(t, `on_play http://127.0.0.1:${(hook.address() as AddressInfo).port}/play;`);
+  await publisher(t, `${srv.url}/live`, 'a');
+  await publisher(t, `${srv.url}/live`, 'b');
+  const player = await playCounting(`${srv.url}/live`, 'a');
+  t.after(() => player.client.destroy());
+  const statuses: string[] = [];
+  player.client.onStatus = (info, streamId) => statuses.push(`${streamId} ${String(info['code'])} ${String(info['details'] ?? '')}`);
+  // a second NetStream whose play waits on the slow webhook: the connection's commands are held meanwhile
+  const slow = player.client.play('slow').catch(() => undefined);
+  await sleep(300);
+  assert.deepEqual(await get(`${control}/redirect/subscriber?app=live&name=a&newname=b`), { status: 200, body: '1' });
+  await sleep(500);
+  assert.ok(!statuses.some((s) => s.includes('Play.Start b')), 'not before the pending play is answered');
+  await slow;
+  assert.ok(await until(() => statuses.some((s) => s.includes('Play.Start b')), 5000), `switched after it (${statuses.join(', ')})`);
+  const i = statuses.findIndex((s) => s.includes('Play.Start slow'));
+  const j = statuses.findIndex((s) => s.includes('Play.Start b'));
+  assert.ok(i >= 0 && i < j, 'in order');
 });
