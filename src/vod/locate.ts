@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { VodSettings } from '../config/vod.js';
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
-import { outputPath } from '../core/files.js';
+import { checkPathSegment, outputPath } from '../core/files.js';
 import type { Logger } from '../core/log.js';
 
 /**
@@ -37,13 +37,13 @@ export function vodFileSegments(name: string): string[] {
     n = n.slice(byPrefix.prefix.length);
     suffix = byPrefix.suffix;
   }
-  const lower = n.toLowerCase();
-  const known = lower.endsWith('.flv') || MP4_SUFFIXES.some((s) => lower.endsWith(s));
-  if (!known) n += suffix;
-  const segments = n.split('/').filter((s) => s !== '');
-  // outputPath checks every segment and that the result stays in the root (any root: the check is relative)
+  const segments = n.split('/');
+  // every segment as the client sent it is checked (no `..`, `.`, empty, NUL...), then the result stays in the root
+  for (const s of segments) checkPathSegment(s);
+  const last = segments.length - 1;
+  const lower = segments[last]!.toLowerCase();
+  if (!lower.endsWith('.flv') && !MP4_SUFFIXES.some((s) => lower.endsWith(s))) segments[last] += suffix;
   outputPath('/vod', ...segments);
-  if (segments.length === 0) throw serverError(ErrorCode.OutputPathUnsafe, 'empty VOD file name');
   return segments;
 }
 

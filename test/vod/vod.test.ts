@@ -242,5 +242,10 @@ describe('VOD over RTMP', () => {
     assert.ok(seek !== undefined, 'ffmpeg seeked over RTMP');
     assert.ok(afterSeek.length > 0 && afterSeek[0]! >= 4000 && afterSeek[0]! <= 5000, `first frame after the seek at ${afterSeek[0]}: ${seeked.stderr.slice(-800)}`);
     assert.ok(seeked.video < 150, `after the seek ${seeked.video} frames (not the whole file)`);
+    // the same with the FLV (its keyframes are 23 ms late: the one before ffmpeg's ~4.9 s is the one of ~4 s)
+    const seekedFlv = await playWithFfmpeg(`${s.url}/vod/long.flv`, ['-ss', '5']);
+    const afterFlvSeek = seekedFlv.videoDts.filter((d) => d >= 3900);
+    assert.ok(afterFlvSeek.length > 0 && afterFlvSeek[0]! >= 3900 && afterFlvSeek[0]! <= 5100, `FLV: first frame after the seek at ${afterFlvSeek[0]}`);
+    assert.ok(seekedFlv.video < 150 && s.logs.filter((l) => l.msg === 'seek').length >= 2, 'the FLV play seeked too');
   });
 });
