@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runFfmpeg } from '../helpers/ffmpeg.js';
-import { describePlay, launchChromium, mseSupportsH264Aac, play, startPageServer, type PlayerKind } from '../helpers/browser.js';
+import { describePlay, launchChromium, requireMseH264Aac, play, startPageServer, type PlayerKind } from '../helpers/browser.js';
 
 const SECONDS = 9;
 
@@ -18,7 +18,7 @@ test('browser harness: chromium plays ffmpeg reference streams (hls.js, dash.js,
   const dir = await mkdtemp(path.join(tmpdir(), 'browser-ref-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const context = await launchChromium(t);
-  assert.ok(await mseSupportsH264Aac(context), 'chromium MSE takes H.264 + AAC');
+  await requireMseH264Aac(context);
 
   // encode once (not real time), then remux into HLS and DASH
   const flv = path.join(dir, 'ref.flv');

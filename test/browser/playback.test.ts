@@ -16,7 +16,7 @@ import { findDirective } from '../../src/config/directives.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { sleep, startServer } from '../helpers/server.js';
-import { describePlay, launchChromium, mseSupportsH264Aac, play, startPageServer, type PageServer, type PlayerKind } from '../helpers/browser.js';
+import { describePlay, launchChromium, requireMseH264Aac, play, startPageServer, type PageServer, type PlayerKind } from '../helpers/browser.js';
 import type { BrowserContext } from 'playwright-core';
 
 /** A protocol is tested once its branch is merged, i.e. once its directives are supported. */
@@ -66,7 +66,7 @@ test('a real browser plays our HLS, DASH, HTTP-FLV and WebSocket-FLV', { concurr
   t.after(() => publisher.kill());
 
   const context = await launchChromium(t);
-  assert.ok(await mseSupportsH264Aac(context), 'chromium MSE takes H.264 + AAC (without it no player here can work)');
+  await requireMseH264Aac(context);
   const pages = await startPageServer(t);
 
   const subtests: Promise<void>[] = [

@@ -87,6 +87,15 @@ export async function launchChromium(t: TestContext): Promise<BrowserContext> {
   return context;
 }
 
+/** Throws unless this chromium's MSE takes H.264 + AAC in fMP4 (what every player here feeds it). */
+export async function requireMseH264Aac(context: BrowserContext): Promise<void> {
+  if (await mseSupportsH264Aac(context)) return;
+  throw new Error(
+    `The Chromium at ${chromiumPath()} does not play H.264 + AAC in Media Source Extensions (a build without the proprietary codecs?); ` +
+      `no player of this test can work with it. Use Debian's chromium package (\`sudo apt-get install chromium\`) or point CHROMIUM_PATH at Google Chrome.`,
+  );
+}
+
 /** Whether this chromium's MSE takes H.264 + AAC in fMP4 (what every player here feeds it). */
 export async function mseSupportsH264Aac(context: BrowserContext): Promise<boolean> {
   const page = await context.newPage();
