@@ -3,6 +3,7 @@ import { ErrorCode, ServerError, describeError, isServerError, serverError } fro
 import type { Logger } from './core/log.js';
 import type { AppModule, ModuleDeps } from './app/chain.js';
 import { startExecStatic } from './app/exec.js';
+import { dashModule } from './dash/module.js';
 import { StreamService } from './app/service.js';
 import { Applications, type Listener, type ServerBlock } from './server/applications.js';
 import { RtmpSessions } from './server/rtmp-sessions.js';
@@ -28,6 +29,15 @@ export interface ServerOptions {
 }
 
 export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'>;
+
+/** The outputs (src/record, src/hls, src/dash...): one line each, run after the application's modules, before the live step. */
+const OUTPUTS: readonly ((app: ApplicationConfig, deps: ModuleDeps) => AppModule | undefined)[] = [
+  dashModule,
+];
+
+function withOutputs(modules: ServerOptions['modules']): (app: ApplicationConfig, deps: ModuleDeps) => AppModule[] {
+  return (app, deps) => [...(modules?.(app, deps) ?? []), ...OUTPUTS.flatMap((output) => output(app, deps) ?? [])];
+}
 
 /** The application the warm-up publishes to, on a private listener (no hooks, no recording: only live). */
 const WARMUP_APP = '__warmup';
@@ -83,7 +93,7 @@ export class RtmpServer {
     const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
     this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
-    this.apps = new Applications(this.hub, this.service, options.modules, this.log);
+    this.apps = new Applications(this.hub, this.service, withOutputs(options.modules), this.log);
     this.sessions = new RtmpSessions({
       apps: this.apps,
       service: this.service,

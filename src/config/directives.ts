@@ -302,14 +302,14 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('hls_audio_buffer_size', 'HLS', RSA, ONE, 'size', '1m', 'override', 'unsupported', 'Audio buffer size.'),
 
   // ---------------------------------------------------------------- DASH
-  d('dash', 'DASH', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'Write MPEG-DASH.'),
-  d('dash_path', 'DASH', RSA, ONE, 'string', undefined, 'override', 'unsupported', 'Directory of the DASH manifests and fragments.'),
-  d('dash_fragment', 'DASH', RSA, ONE, 'time', '5s', 'override', 'unsupported', 'DASH fragment length.'),
-  d('dash_playlist_length', 'DASH', RSA, ONE, 'time', '30s', 'override', 'unsupported', 'DASH playlist length.'),
-  d('dash_nested', 'DASH', RSA, ONE, 'flag', 'off', 'override', 'unsupported', 'One subdirectory per stream.'),
-  d('dash_cleanup', 'DASH', RSA, ONE, 'flag', 'on', 'override', 'unsupported', 'Delete old fragments and manifests.'),
-  d('dash_clock_compensation', 'DASH', RSA, ONE, 'words', 'off', 'override', 'unsupported', 'Clock compensation: off, ntp, http_head, http_iso.'),
-  d('dash_clock_helper_uri', 'DASH', RSA, ONE, 'string', undefined, 'override', 'unsupported', 'Time source URI for clock compensation.'),
+  d('dash', 'DASH', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Write MPEG-DASH: a dynamic MPD and fragmented MP4 (see docs/dash.md).'),
+  d('dash_path', 'DASH', RSA, ONE, 'string', undefined, 'override', 'supported', 'Directory of the DASH manifests and fragments.'),
+  d('dash_fragment', 'DASH', RSA, ONE, 'time', '5s', 'override', 'supported', 'DASH fragment length (fragments are cut on keyframes).', { min: 100 }),
+  d('dash_playlist_length', 'DASH', RSA, ONE, 'time', '30s', 'override', 'supported', 'DASH playlist length (the MPD\'s time-shift window).', { min: 100 }),
+  d('dash_nested', 'DASH', RSA, ONE, 'flag', 'off', 'override', 'supported', 'One subdirectory per stream.'),
+  d('dash_cleanup', 'DASH', RSA, ONE, 'flag', 'on', 'override', 'supported', 'Delete old fragments and manifests.'),
+  d('dash_clock_compensation', 'DASH', RSA, ONE, 'enum', 'off', 'override', 'supported', 'Clock compensation: off, ntp, http_head, http_iso (a UTCTiming element naming `dash_clock_helper_uri`).', { values: ['off', 'ntp', 'http_head', 'http_iso'] }),
+  d('dash_clock_helper_uri', 'DASH', RSA, ONE, 'string', undefined, 'override', 'supported', 'Time source URI for clock compensation.'),
 
   // ---------------------------------------------------------- Access log
   d('access_log', 'Access log', RSA, MANY, 'words', undefined, 'override', 'unsupported', 'RTMP access log file and format, or off.'),

@@ -26,6 +26,7 @@ import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
+import { readDashSettings } from './dash.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
 import type {
   AccessKind,
@@ -1010,6 +1011,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       pushReconnect: r.int('push_reconnect'),
       sessionRelay: r.flag('session_relay'),
     },
+    dash: readDashSettings(r),
     directives,
   };
 }

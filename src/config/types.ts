@@ -4,6 +4,8 @@
  * milliseconds, sizes in bytes.
  */
 
+import type { DashSettings } from './dash.js';
+
 export interface ListenSpec {
   /** host to bind: '0.0.0.0', '::', '127.0.0.1'... */
   readonly host: string;
@@ -119,6 +121,8 @@ export interface ApplicationConfig {
   readonly notify: NotifySettings;
   readonly exec: ExecSettings;
   readonly relay: RelaySettings;
+  /** DASH output (src/config/dash.ts); absent in hand-built configurations: off */
+  readonly dash?: DashSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }
