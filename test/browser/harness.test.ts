@@ -51,7 +51,7 @@ test('browser harness: chromium plays ffmpeg reference streams (hls.js, dash.js,
   // all four at once: one browser, four pages
   const results = await Promise.all(cases.map(([kind, url]) => play(context, pages, kind, url, { name: `ref-${kind}`, timeoutMs: 30_000 })));
   for (const r of results) {
-    t.diagnostic(`${r.kind}: ${r.currentTime.toFixed(2)} s after ${r.elapsedMs} ms`);
+    t.diagnostic(`${r.kind}: played ${r.played.toFixed(2)} s after ${r.elapsedMs} ms`);
     assert.ok(r.reached, describePlay(r));
     assert.deepEqual(r.errors, [], describePlay(r));
     assert.deepEqual(r.consoleErrors, [], describePlay(r));

@@ -3,7 +3,7 @@
  * browser download), a page server (node:http, port 0) that serves the player
  * page (test/browser/player.html) and the player libraries from node_modules
  * (hls.js, dash.js, mpegts.js), and `play()`: open a stream with one player,
- * wait until `video.currentTime` passes a mark, collect the player's error
+ * wait until the video has played past a mark, collect the player's error
  * events and the page's console errors, keep a screenshot in test-artifacts/.
  */
 import type { TestContext } from 'node:test';
@@ -141,7 +141,7 @@ export interface PageServer {
   mountWebSocketFile(urlPath: string, file: string): void;
 }
 
-/** The page server: player.html, /lib/*, mounted directories; CORS open. Stopped in t.after. */
+/** The page server: player.html, /lib/*, /time (the ISO clock), mounted directories; CORS open. Stopped in t.after. */
 export async function startPageServer(t: TestContext): Promise<PageServer> {
   const files: Record<string, string> = { '/player.html': path.join(here, '../browser/player.html'), ...playerLibraries() };
   const mounts = new Map<string, string>();
@@ -152,6 +152,11 @@ export async function startPageServer(t: TestContext): Promise<PageServer> {
     const u = new URL(req.url ?? '/', 'http://x');
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Cache-Control', 'no-cache');
+    if (u.pathname === '/time') {
+      // a clock for dash.js (`dash_clock_compensation http_iso`): offline, its default (time.akamai.com) fails
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(new Date().toISOString());
+      return;
+    }
     let file = files[u.pathname];
     if (file === undefined) {
       const [, prefix, ...rest] = u.pathname.split('/');
@@ -232,8 +237,10 @@ function wsBinaryFrame(payload: Buffer): Buffer {
 
 export interface PlayResult {
   readonly kind: PlayerKind;
-  /** whether video.currentTime passed the mark before the time was up */
+  /** whether the played time passed the mark before the time was up */
   readonly reached: boolean;
+  /** seconds played (the sum of video.played's ranges) */
+  readonly played: number;
   readonly currentTime: number;
   /** the player library's and the <video> element's error events */
   readonly errors: readonly string[];
@@ -251,15 +258,18 @@ interface PageState {
   errors: string[];
   events: string[];
   currentTime: number;
+  played: number;
 }
 
 function isPageState(v: unknown): v is PageState {
-  return typeof v === 'object' && v !== null && Array.isArray((v as PageState).errors) && typeof (v as PageState).currentTime === 'number';
+  return typeof v === 'object' && v !== null && Array.isArray((v as PageState).errors) && typeof (v as PageState).currentTime === 'number' && typeof (v as PageState).played === 'number';
 }
 
 /**
- * Opens the player page on `url` with one player and waits until
- * video.currentTime > minSeconds, or a player error, or the timeout. Takes a
+ * Opens the player page on `url` with one player and waits until it has
+ * played more than minSeconds (the sum of video.played: a live player starts
+ * at a currentTime far from 0, and a seek is not playing), or a player error,
+ * or the timeout. Takes a
  * screenshot (test-artifacts/browser-NAME.png) at that moment; never throws
  * on a playback failure (the caller asserts on the result).
  */
@@ -285,7 +295,7 @@ export async function play(
     await page.goto(`${pages.url}/player.html?kind=${kind}&url=${encodeURIComponent(url)}`);
     const handle = await page.waitForFunction(
       `(() => { const s = window.__player; const v = document.getElementById('video');
-        return s !== undefined && (s.errors.length > 0 || v.currentTime > ${minSeconds}) ? v.currentTime : false; })()`,
+        return s !== undefined && (s.errors.length > 0 || window.__played() > ${minSeconds}) ? window.__played() : false; })()`,
       undefined,
       { polling: 200, timeout: timeoutMs },
     );
@@ -297,17 +307,18 @@ export async function play(
   const elapsedMs = Date.now() - started;
   const raw: unknown = await page
     .evaluate(`({ errors: window.__player ? window.__player.errors : ['page: no player state'],
-      events: window.__player ? window.__player.events : [], currentTime: document.getElementById('video').currentTime })`)
-    .catch((e: Error) => ({ errors: [`driver: ${e.message}`], events: [], currentTime: 0 }));
-  const state: PageState = isPageState(raw) ? raw : { errors: ['driver: unreadable page state'], events: [], currentTime: 0 };
+      events: window.__player ? window.__player.events : [], currentTime: document.getElementById('video').currentTime,
+      played: window.__played ? window.__played() : 0 })`)
+    .catch((e: Error) => ({ errors: [`driver: ${e.message}`], events: [], currentTime: 0, played: 0 }));
+  const state: PageState = isPageState(raw) ? raw : { errors: ['driver: unreadable page state'], events: [], currentTime: 0, played: 0 };
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   const screenshot = path.join(ARTIFACTS_DIR, `browser-${name}.png`);
   await page.screenshot({ path: screenshot }).catch((e: Error) => consoleErrors.push(`screenshot: ${e.message}`));
   await page.close().catch(() => undefined);
-  return { kind, reached, currentTime: state.currentTime, errors: state.errors, consoleErrors, events: state.events, screenshot, elapsedMs };
+  return { kind, reached, played: state.played, currentTime: state.currentTime, errors: state.errors, consoleErrors, events: state.events, screenshot, elapsedMs };
 }
 
 /** A one-line account of a result for assertion messages. */
 export function describePlay(r: PlayResult): string {
-  return `${r.kind}: currentTime ${r.currentTime.toFixed(2)} s after ${r.elapsedMs} ms; errors ${JSON.stringify(r.errors)}; console ${JSON.stringify(r.consoleErrors)}; events ${r.events.join(' ')}; screenshot ${r.screenshot}`;
+  return `${r.kind}: played ${r.played.toFixed(2)} s (currentTime ${r.currentTime.toFixed(2)} s) after ${r.elapsedMs} ms; errors ${JSON.stringify(r.errors)}; console ${JSON.stringify(r.consoleErrors)}; events ${r.events.join(' ')}; screenshot ${r.screenshot}`;
 }
