@@ -68,8 +68,9 @@ export function xmlEscape(s: string): string {
 
 /** ms as an xs:duration: PT12.345S */
 export function isoDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms)) / 1000;
-  return `PT${Number.isInteger(s) ? s : s.toFixed(3)}S`;
+  const whole = Math.max(0, Math.round(ms));
+  const frac = whole % 1000;
+  return `PT${Math.floor(whole / 1000)}${frac === 0 ? '' : `.${String(frac).padStart(3, '0').replace(/0+$/, '')}`}S`;
 }
 
 /** ms since the epoch as xs:dateTime in UTC with milliseconds */

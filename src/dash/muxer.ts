@@ -35,6 +35,7 @@ const MAX_FRAGMENT_FACTOR = 10;
 const AAC_FRAME_SAMPLES = 1024;
 /** video frame duration assumed for a last frame when nothing follows (25 fps) */
 const DEFAULT_VIDEO_FRAME_MS = 40;
+const SUPPORTED_CODECS: readonly string[] = ['avc1', 'hvc1', 'mp4a'];
 
 export interface DashLayout {
   readonly mpd: string;
@@ -127,7 +128,8 @@ export class DashMuxer implements BatchSink {
   private dirReady = false;
   private error: unknown = undefined;
   private closed = false;
-  private skippedCodecs = new Set<string>();
+  private readonly warnedCodec = new Set<'video' | 'audio'>();
+  private readonly warnedConfig = new Set<'video' | 'audio'>();
   /** fragments written (both tracks) */
   fragments = 0;
 
@@ -162,7 +164,11 @@ export class DashMuxer implements BatchSink {
       this.configure(st, video, c.codec, c.data);
       return;
     }
-    if (st.track === undefined || c.isEndOfSequence || c.data.length === 0) return;
+    if (st.track === undefined) {
+      if (!SUPPORTED_CODECS.includes(c.codec)) this.unsupported(video, c.codec);
+      return;
+    }
+    if (c.isEndOfSequence || c.data.length === 0) return;
     if (this.origin === undefined) {
       // the first frame may be a cached GOP's: it was live (latest - its time) ago
       this.origin = f.timestamp;
@@ -196,6 +202,14 @@ export class DashMuxer implements BatchSink {
     st.pendingBytes += sample.data.length;
   }
 
+  /** one warning per track kind (a hostile publisher could send a new FourCC in every frame) */
+  private unsupported(video: boolean, codec: string): void {
+    const kind = video ? 'video' : 'audio';
+    if (this.warnedCodec.has(kind)) return;
+    this.warnedCodec.add(kind);
+    this.log.warn({ codec: JSON.stringify(codec.slice(0, 16)) }, `dash: this ${kind} codec is not written (H.264, H.265 and AAC are); further ones are not logged`);
+  }
+
   private configure(st: TrackState, video: boolean, codec: string, data: Buffer): void {
     const id = video ? 1 : 2;
     let track: Fmp4Track;
@@ -218,14 +232,15 @@ export class DashMuxer implements BatchSink {
           break;
         }
         default:
-          if (!this.skippedCodecs.has(codec)) {
-            this.skippedCodecs.add(codec);
-            this.log.warn({ codec }, `dash: codec ${codec} is not written (H.264, H.265 and AAC are)`);
-          }
+          this.unsupported(video, codec);
           return;
       }
     } catch (e) {
-      this.log.warn({ ...describeError(e) }, `dash: bad ${video ? 'video' : 'audio'} codec configuration; track not written`);
+      const kind = video ? 'video' : 'audio';
+      if (!this.warnedConfig.has(kind)) {
+        this.warnedConfig.add(kind);
+        this.log.warn({ ...describeError(e) }, `dash: bad ${kind} codec configuration; track not written; further ones are not logged`);
+      }
       return;
     }
     const same = st.track !== undefined && st.track.config.equals(track.config);
