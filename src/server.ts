@@ -17,6 +17,7 @@ import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './co
 import { SharedSocketReader } from './rtmp/socket-input.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
+import { hlsModule } from './hls/module.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -32,6 +33,7 @@ export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | '
 
 /** The outputs (src/record, src/hls, src/dash...): one line each, run after the application's modules, before the live step. */
 const OUTPUTS: readonly ((app: ApplicationConfig, deps: ModuleDeps) => AppModule | undefined)[] = [
+  hlsModule,
   dashModule,
 ];
 

@@ -28,6 +28,7 @@ import { ErrorCode, ServerError, describeError, serverError } from '../core/erro
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { readDashSettings } from './dash.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
+import { readHlsSettings } from './hls.js';
 import type {
   AccessKind,
   AccessRule,
@@ -1012,6 +1013,7 @@ function buildApplication(app: AppTree, srv: RtmpServerTree, rtmp: RtmpTree, iss
       sessionRelay: r.flag('session_relay'),
     },
     dash: readDashSettings(r),
+    hls: readHlsSettings(r),
     directives,
   };
 }

@@ -5,6 +5,7 @@
  */
 
 import type { DashSettings } from './dash.js';
+import type { HlsSettings } from './hls.js';
 
 export interface ListenSpec {
   /** host to bind: '0.0.0.0', '::', '127.0.0.1'... */
@@ -123,6 +124,8 @@ export interface ApplicationConfig {
   readonly relay: RelaySettings;
   /** DASH output (src/config/dash.ts); absent in hand-built configurations: off */
   readonly dash?: DashSettings;
+  /** HLS output (src/config/hls.ts); absent in hand-built configurations: off */
+  readonly hls?: HlsSettings;
   /** every directive seen for this application with its raw arguments (inherited ones included) */
   readonly directives: Readonly<Record<string, readonly (readonly string[])[]>>;
 }

@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { parseConfigText } from '../../src/config/load.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+/** ffprobe: FFPROBE_PATH, else the devDependency's binary, else the system's. */
+export async function ffprobePath(): Promise<string> {
+  const env = process.env['FFPROBE_PATH'];
+  if (env !== undefined && env !== '' && existsSync(env)) return env;
+  try {
+    const mod = (await import('@ffprobe-installer/ffprobe')) as { default: { path: string } };
+    if (existsSync(mod.default.path)) return mod.default.path;
+  } catch {
+    // the system's
+  }
+  return 'ffprobe';
+}
+
+export interface ProbeStream {
+  readonly codec_type: string;
+  readonly codec_name: string;
+}
+
+/** ffprobe -show_streams as JSON; rejects with its stderr on failure. */
+export async function ffprobe(input: string, extra: readonly string[] = []): Promise<{ streams: ProbeStream[]; stderr: string }> {
+  const bin = await ffprobePath();
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', input], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`ffprobe ${input} exited ${String(code)}: ${err}`));
+      try {
+        resolve({ streams: (JSON.parse(out) as { streams: ProbeStream[] }).streams, stderr: err });
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
+
+export interface HlsServer extends TestServer {
+  readonly httpBase: string | undefined;
+}
+
+/** A server with one application `live` with the given hls lines, and (optional) an http block. */
+export async function startHlsServer(t: TestContext, appBody: string, httpBody?: string): Promise<HlsServer> {
+  const text = `rtmp { server { listen 127.0.0.1:0; application live { live on; ${appBody} } } }\n${httpBody !== undefined ? `http { server { listen 127.0.0.1:0; ${httpBody} } }` : ''}`;
+  const srv = await startServer(t, parseConfigText(text, 'hls-test.conf'));
+  const port = srv.server.http?.addresses()[0]?.port;
+  return { ...srv, httpBase: port === undefined ? undefined : `http://127.0.0.1:${port}` };
+}
+
+export interface ParsedPlaylist {
+  readonly text: string;
+  readonly mediaSeq: number;
+  readonly target: number;
+  readonly segments: { uri: string; duration: number; discont: boolean }[];
+  readonly ended: boolean;
+}
+
+export function parsePlaylist(text: string): ParsedPlaylist {
+  let mediaSeq = -1;
+  let target = -1;
+  let duration = -1;
+  let discont = false;
+  const segments: ParsedPlaylist['segments'] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#EXT-X-MEDIA-SEQUENCE:')) mediaSeq = Number(line.slice(22));
+    else if (line.startsWith('#EXT-X-TARGETDURATION:')) target = Number(line.slice(22));
+    else if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8));
+    else if (line === '#EXT-X-DISCONTINUITY') discont = true;
+    else if (line !== '' && !line.startsWith('#')) {
+      segments.push({ uri: line, duration, discont });
+      discont = false;
+    }
+  }
+  return { text, mediaSeq, target, segments, ended: text.includes('#EXT-X-ENDLIST') };
+}
+
+export async function readPlaylist(file: string): Promise<ParsedPlaylist | undefined> {
+  try {
+    return parsePlaylist(await readFile(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Names of the files in dir with the extension (none when dir is missing). */
+export async function filesOf(dir: string, ext: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((f) => path.extname(f) === ext).sort();
+  } catch {
+    return [];
+  }
+}
