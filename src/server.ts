@@ -11,6 +11,7 @@ import { bindListener, closeListener, planListens } from './server/listeners.js'
 import type { ApplicationConfig, ListenSpec, ServerConfig } from './config/types.js';
 import { HttpFrontend, type HttpReload } from './http/server.js';
 import type { StatSnapshot } from './http/stat.js';
+import type { LivePlayDeps } from './http/flv-live.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
@@ -108,6 +109,27 @@ export class RtmpServer {
 
 
 
+  /** What the HTTP front end's `flv_live` players need: the stream service, the applications of now, the write group. */
+  private liveDeps(): LivePlayDeps {
+    return {
+      service: this.service,
+      findApp: (name) => {
+        for (const b of this.blocks) {
+          const app = b.apps.get(name);
+          if (app !== undefined) return app;
+        }
+        return undefined;
+      },
+      claim: (app) => this.apps.claim(app),
+      release: (app) => this.apps.release(app.chain),
+      published: (app, name) => {
+        const s = this.hub.get(app, name);
+        return s?.active === true ? s : undefined;
+      },
+      writeGroup: this.writeGroup,
+    };
+  }
+
   /** Binds every `listen` of every rtmp server block, and the http block's listens. */
   async start(): Promise<void> {
     this.restartExecStatic(undefined);
@@ -122,7 +144,7 @@ export class RtmpServer {
     const warm = this.warmupWanted();
     this.warming = warm;
     if (this.config.http.length > 0) {
-      this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }) });
+      this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps() });
       await this.http.start();
     }
     for (const block of this.blocks) {
@@ -219,7 +241,7 @@ export class RtmpServer {
       startedAt: this.startedAt,
       accepted: this.sessions.accepted,
       now,
-      connections: this.sessions.connections(),
+      connections: [...this.sessions.connections(), ...(this.http?.playerConnections() ?? [])],
       streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map((s) => ({
         app: s.app,
         name: s.name,
@@ -285,7 +307,7 @@ export class RtmpServer {
         }
         bound.push(p.listener);
       }
-      const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }) });
+      const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps() });
       try {
         http = { frontend, reload: await frontend.prepare(config.http) };
       } catch (e) {

@@ -25,6 +25,7 @@ import { readFileSync } from 'node:fs';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
+import { readHttpDelivery, type HttpDelivery } from './http-delivery.js';
 import { type ConfigContext, type DirectiveSpec, type ValueType, directiveSpec, directivesNamed, findDirective } from './directives.js';
 import { readDashSettings } from './dash.js';
 import { type ConfigNode, type ParseOptions, type SourceLocation, formatLocation, locatedError, parseConfigTree, quote } from './parse.js';
@@ -1073,7 +1074,12 @@ function buildLocation(loc: LocationTree, srv: HttpServerTree, http: HttpTree, i
     addHeaders: r.entries('add_header').flatMap((e) => (e.parsed.kind === 'header' ? [e.parsed.value] : [])),
     types: Object.fromEntries(typesMap),
     defaultType: r.text('default_type') ?? 'text/plain',
+    ...optionalDelivery(readHttpDelivery((name) => loc.scope.get(name))),
   };
+}
+
+function optionalDelivery(d: HttpDelivery | undefined): { delivery?: HttpDelivery } {
+  return d === undefined ? {} : { delivery: d };
 }
 
 const CONTROL_SECTIONS: readonly ControlSection[] = ['drop', 'record', 'redirect'];

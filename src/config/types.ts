@@ -1,3 +1,5 @@
+import type { HttpDelivery } from './http-delivery.js';
+
 /**
  * The typed, frozen configuration the server runs from. Produced by the config
  * loader (nginx-rtmp syntax) or by `defaultConfig()`. Durations are in
@@ -193,6 +195,8 @@ export interface HttpLocation {
   readonly access?: readonly HttpAccessRule[];
   readonly addHeaders: readonly (readonly [string, string])[];
   readonly types: Readonly<Record<string, string>>;
+  /** flv_live, metrics, rtmp_stat_stylesheet (src/config/http-delivery.ts); absent = none of them */
+  readonly delivery?: HttpDelivery;
 }
 
 export interface HttpServerConfig {

@@ -35,6 +35,8 @@ export const NO_ENCODING_KEY = -1;
 export const EncodingKey = {
   /** an FLV tag: 11-byte header, tag body, 4-byte PreviousTagSize (HTTP-FLV, recording) */
   FlvTag: 1,
+  /** an FLV tag in one unmasked WebSocket binary frame (WebSocket-FLV players) */
+  WsFlvTag: 2,
 } as const;
 export const FIXED_ENCODING_KEY_LIMIT = 0x10000;
 

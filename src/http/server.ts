@@ -8,6 +8,10 @@ import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { HttpAccessRule, HttpLocation, HttpServerConfig, ListenSpec } from '../config/types.js';
 import { handleControl } from './control.js';
+import { FlvPlayers, flvTarget, rawResponse, type LivePlayDeps } from './flv-live.js';
+import { METRICS_CONTENT_TYPE, metricsText } from './metrics.js';
+import { metrics } from '../core/metrics.js';
+import type { StatConnectionSnapshot } from './stat.js';
 import { contentTypeFor, lookupStatic, matchLocation, parseRange, parseRequestTarget, type RequestTarget } from './static.js';
 import { StatSampler, buildStatTree, limitStatTree, statJson, statXml, type RtmpStatusSource, type StatInfo } from './stat.js';
 
@@ -31,6 +35,8 @@ export type { RtmpStatusSource, StatSnapshot, StatConnectionSnapshot, StatStream
 export interface HttpFrontendDeps {
   readonly source: RtmpStatusSource;
   readonly logger: Logger;
+  /** the stream service and applications: `flv_live` locations play live streams (absent: they answer 404) */
+  readonly live?: LivePlayDeps;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
@@ -112,6 +118,8 @@ export class HttpFrontend {
   private readonly refused = new WeakSet<Socket>();
   private refusedSinceLog = 0;
   private lastRefusalLog = -Infinity;
+  /** HTTP-FLV and WebSocket-FLV players of `flv_live` locations */
+  private readonly players: FlvPlayers | undefined;
 
   constructor(
     private readonly configs: readonly HttpServerConfig[],
@@ -120,6 +128,7 @@ export class HttpFrontend {
     this.log = deps.logger;
     this.info = { version: readVersion(), compiler: `node ${process.version}`, built: new Date().toUTCString(), pid: process.pid };
     this.maxConnections = configs[0]?.maxConnections ?? DEFAULT_HTTP_MAX_CONNECTIONS;
+    this.players = deps.live === undefined ? undefined : new FlvPlayers(deps.live, this.log);
     const compile = (owner: object, rules: readonly HttpAccessRule[] | undefined): void => {
       if (rules !== undefined && rules.length > 0) this.access.set(owner, addressRulesCheck(rules, 'http access rule'));
     };
@@ -234,6 +243,14 @@ export class HttpFrontend {
     // no 'timeout' listener: Node destroys a socket idle (nothing sent, nothing received) this long
     server.timeout = cfg.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
     server.on('connection', (socket: Socket) => this.admit(socket));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.on('error', () => undefined);
+      if (this.refused.has(socket)) {
+        socket.destroy();
+        return;
+      }
+      void this.upgrade(listener.cfg, req, socket, head);
+    });
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error): void => reject(serverError(ErrorCode.HttpListen, `http: cannot listen on ${spec.host}:${spec.port}: ${e.message}`, e));
       server.once('error', fail);
@@ -277,6 +294,50 @@ export class HttpFrontend {
     }
     this.openConnections++;
     socket.once('close', () => this.openConnections--);
+  }
+
+  /** The HTTP-FLV and WebSocket-FLV players now, as the stat snapshot lists connections. */
+  playerConnections(): StatConnectionSnapshot[] {
+    return (this.players?.list() ?? []).map((p) => ({
+      id: p.id,
+      remoteAddress: p.remoteAddress,
+      app: p.app,
+      flashVer: '',
+      swfUrl: '',
+      pageUrl: p.pageUrl,
+      tcUrl: '',
+      connectedAt: p.connectedAt,
+      bytesIn: p.bytesIn,
+      bytesOut: p.bytesOut,
+      streams: [{ streamId: 1, name: p.name, role: 'player' }],
+      dropped: p.dropped,
+      protocol: p.protocol,
+    }));
+  }
+
+  /** A WebSocket upgrade: WebSocket-FLV in a `flv_live` location, refused elsewhere. */
+  private async upgrade(cfg: HttpServerConfig, req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const refuse = (status: number): void => {
+      if (socket.writable) socket.end(rawResponse(status));
+      else socket.destroy();
+    };
+    try {
+      const raw = req.url ?? '';
+      const target = parseRequestTarget(raw);
+      if (target === undefined) return refuse(400);
+      const loc = matchLocation(cfg.locations, target.path);
+      const denied = this.access.get(loc ?? cfg)?.(req.socket.remoteAddress ?? '');
+      if (denied !== undefined) {
+        this.log.info({ code: ErrorCode.HttpForbidden, addr: normalizeAddress(socket.remoteAddress ?? '?').address, path: target.path }, `http: access forbidden by rule "${denied}"`);
+        return refuse(403);
+      }
+      if (loc?.delivery?.flvLive !== true || this.players === undefined || flvTarget(target.path) === undefined) return refuse(404);
+      await this.players.serveWebSocket(target.path, rawQueryOf(raw), loc.addHeaders, req, socket, head);
+    } catch (e) {
+      const err = describeError(e);
+      this.log.error({ code: err.code, err: err.message }, 'http: websocket handler failed');
+      socket.destroy();
+    }
   }
 
   /** Open HTTP connections (those over max_connections not counted). */
@@ -334,8 +395,17 @@ export class HttpFrontend {
       if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
       const tree = limitStatTree(buildStatTree(this.deps.source.snapshot(), this.sampler, this.info), loc.statSections ?? ['live', 'clients']);
       const json = target.query.get('format') === 'json';
-      const body = json ? statJson(tree) : statXml(tree);
+      const body = json ? statJson(tree) : statXml(tree, loc.delivery?.statStylesheet);
       return this.send(res, loc, 200, { 'Content-Type': json ? 'application/json; charset=utf-8' : 'text/xml' }, body, method);
+    }
+    if (loc.delivery?.metrics === true) {
+      if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
+      const body = metricsText({ snapshot: this.deps.source.snapshot(), httpConnections: this.openConnections, registry: metrics });
+      return this.send(res, loc, 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-cache' }, body, method);
+    }
+    if (loc.delivery?.flvLive === true && this.players !== undefined && flvTarget(target.path) !== undefined) {
+      if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
+      return this.players.serveHttp(target.path, rawQueryOf(req.url ?? ''), loc.addHeaders, req, res);
     }
     if (loc.rtmpControl) {
       if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, POST, HEAD', method);
@@ -418,6 +488,12 @@ export class HttpFrontend {
   private notAllowed(res: http.ServerResponse, loc: HttpLocation, allow: string, method: string): void {
     this.sendError(res, loc, 405, method, { Allow: allow });
   }
+}
+
+/** The query string of a request target, as sent (without the `?`). */
+function rawQueryOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? '' : url.slice(q + 1);
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {

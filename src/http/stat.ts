@@ -35,6 +35,12 @@ export interface StatConnectionSnapshot {
   readonly dropped?: number;
   /** the connection's current media timestamp (ms), when known */
   readonly timestamp?: number;
+  /**
+   * How the client is served, when not RTMP: `http-flv`, `ws-flv` (src/http/flv-live.ts);
+   * the hook for other players (HLS, DASH): a session that adds itself to the
+   * snapshot's connections with its protocol is listed under its stream and counted.
+   */
+  readonly protocol?: string;
 }
 
 export interface StatStreamSnapshot {
@@ -117,6 +123,8 @@ export interface StatClient {
   timestamp: number;
   publishing: boolean;
   active: boolean;
+  /** ours: the protocol of a player that is not RTMP (http-flv, ws-flv, ...); absent for RTMP (nginx-rtmp's elements only) */
+  protocol?: string;
 }
 
 export interface StatStream {
@@ -351,6 +359,7 @@ function buildClient(c: StatConnectionSnapshot, publishing: boolean, active: boo
   if (c.flashVer !== '') client.flashver = c.flashVer;
   if (c.pageUrl !== '') client.pageurl = c.pageUrl;
   if (c.swfUrl !== '') client.swfurl = c.swfUrl;
+  if (c.protocol !== undefined && c.protocol !== 'rtmp') client.protocol = c.protocol;
   return client;
 }
 
@@ -522,7 +531,7 @@ function writeStream(w: XmlWriter, s: StatStream): void {
     w.raw('<client>').el('id', c.id).el('address', c.address).el('time', c.time);
     w.opt('flashver', c.flashver).opt('pageurl', c.pageurl).opt('swfurl', c.swfurl);
     w.el('dropped', c.dropped).el('avsync', c.avsync).el('timestamp', c.timestamp);
-    w.flag('publishing', c.publishing).flag('active', c.active).raw(`</client>${NL}`);
+    w.flag('publishing', c.publishing).flag('active', c.active).opt('protocol', c.protocol).raw(`</client>${NL}`);
   }
   if (s.meta !== undefined) {
     const v = s.meta.video;
@@ -539,9 +548,12 @@ function writeStream(w: XmlWriter, s: StatStream): void {
 }
 
 /** The XML document nginx-rtmp's stat module writes (text/xml). */
-export function statXml(tree: StatTree): string {
+export function statXml(tree: StatTree, stylesheet?: string): string {
   const w = new XmlWriter();
-  w.raw(`<?xml version="1.0" encoding="utf-8" ?>${NL}<rtmp>${NL}`);
+  w.raw(`<?xml version="1.0" encoding="utf-8" ?>${NL}`);
+  // rtmp_stat_stylesheet: nginx-rtmp writes the href as configured
+  if (stylesheet !== undefined) w.raw(`<?xml-stylesheet type="text/xsl" href="${xmlAttr(stylesheet)}" ?>${NL}`);
+  w.raw(`<rtmp>${NL}`);
   w.el('nginx_rtmp_version', tree.nginx_rtmp_version).raw(NL);
   w.el('compiler', tree.compiler).raw(NL);
   w.el('built', tree.built).raw(NL);
@@ -561,6 +573,11 @@ export function statXml(tree: StatTree): string {
   }
   w.raw(`</rtmp>${NL}`);
   return w.toString();
+}
+
+/** Text for a double-quoted XML attribute (a processing instruction's pseudo-attribute). */
+function xmlAttr(v: string): string {
+  return v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** Our extension (`?format=json`): the same tree, `{ "rtmp": { ... } }`; flags are booleans. */

@@ -3,6 +3,7 @@ import type { SessionInfo } from '../app/chain.js';
 import type { Application, PlayingStream, StreamService } from '../app/service.js';
 import { ErrorCode, serverError, type ServerError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
+import { closedConnectionBytes } from '../core/metrics.js';
 import type { StatSnapshot } from '../http/stat.js';
 import { LiveReader } from '../live/reader.js';
 import {
@@ -243,6 +244,10 @@ export class RtmpSessions {
     closed: (conn: RtmpConnection, _error: ServerError | undefined): void => {
       const s = this.sessions.get(conn);
       this.sessions.delete(conn);
+      if (s !== undefined && !s.internal) {
+        closedConnectionBytes.inc({ protocol: 'rtmp', direction: 'in' }, conn.bytesIn);
+        closedConnectionBytes.inc({ protocol: 'rtmp', direction: 'out' }, conn.bytesOut);
+      }
       if (s?.app !== undefined && s.info !== undefined) {
         this.deps.service.disconnect(s.app, s.info);
         this.deps.apps.release(s.app.chain);

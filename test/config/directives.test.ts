@@ -68,7 +68,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_auto_push', 'rtmp_stat_stylesheet', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_auto_push', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);

@@ -687,7 +687,13 @@ describe('errors', () => {
       refused(`rtmp { server { ${d}; } }`, ErrorCode.ConfigUnsupported, new RegExp(`directive "${name}" is not supported yet`));
     }
     refused('rtmp_auto_push on;', ErrorCode.ConfigUnsupported, /directive "rtmp_auto_push" is not supported yet/);
-    refused('http { server { location /s { rtmp_stat_stylesheet stat.xsl; } } }', ErrorCode.ConfigUnsupported, /rtmp_stat_stylesheet/);
+    // rtmp_stat_stylesheet, flv_live and metrics are supported since issue 16
+    const delivery = parseConfigText('http { server { listen 80; location /s { rtmp_stat all; rtmp_stat_stylesheet stat.xsl; } location / { flv_live on; } location /m { metrics; } } }', 't.conf');
+    assert.deepEqual(delivery.http[0]?.locations.map((l) => l.delivery), [
+      { flvLive: false, metrics: false, statStylesheet: 'stat.xsl' },
+      { flvLive: true, metrics: false, statStylesheet: undefined },
+      { flvLive: false, metrics: true, statStylesheet: undefined },
+    ]);
   });
 
   it('refuses bad sizes, times, numbers, flags and enums at the argument', () => {
