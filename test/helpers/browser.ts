@@ -3,7 +3,7 @@
  * browser download), a page server (node:http, port 0) that serves the player
  * page (test/browser/player.html) and the player libraries from node_modules
  * (hls.js, dash.js, mpegts.js), and `play()`: open a stream with one player,
- * wait until the video has played past a mark, collect the player's error
+ * wait until video.currentTime has advanced past a mark by playing, collect the player's error
  * events and the page's console errors, keep a screenshot in test-artifacts/.
  */
 import type { TestContext } from 'node:test';
@@ -63,6 +63,19 @@ export function chromiumPath(): string {
   throw new Error(`Chromium not found. ${INSTALL_HINT}`);
 }
 
+/** p, or `fallback` after ms: a wedged browser must not hang the test run (its after-hooks included). */
+async function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Launches chromium headless with a fresh profile; closed (and the profile removed) in t.after. */
 export async function launchChromium(t: TestContext): Promise<BrowserContext> {
   const executablePath = chromiumPath();
@@ -81,7 +94,7 @@ export async function launchChromium(t: TestContext): Promise<BrowserContext> {
     throw new Error(`Chromium at ${executablePath} did not start: ${(e as Error).message}\n${INSTALL_HINT}`, { cause: e });
   }
   t.after(async () => {
-    await context.close().catch(() => undefined);
+    await within(context.close().catch(() => undefined), 10_000, undefined);
     await rm(profile, { recursive: true, force: true });
   });
   return context;
@@ -237,10 +250,10 @@ function wsBinaryFrame(payload: Buffer): Buffer {
 
 export interface PlayResult {
   readonly kind: PlayerKind;
-  /** whether the played time passed the mark before the time was up */
+  /** whether currentTime advanced past the mark by playing before the time was up */
   readonly reached: boolean;
-  /** seconds played (the sum of video.played's ranges) */
-  readonly played: number;
+  /** seconds the video advanced by playing (small forward steps of currentTime; a seek or a live start point does not count) */
+  readonly advanced: number;
   readonly currentTime: number;
   /** the player library's and the <video> element's error events */
   readonly errors: readonly string[];
@@ -258,20 +271,19 @@ interface PageState {
   errors: string[];
   events: string[];
   currentTime: number;
-  played: number;
+  advanced: number;
 }
 
 function isPageState(v: unknown): v is PageState {
-  return typeof v === 'object' && v !== null && Array.isArray((v as PageState).errors) && typeof (v as PageState).currentTime === 'number' && typeof (v as PageState).played === 'number';
+  return typeof v === 'object' && v !== null && Array.isArray((v as PageState).errors) && typeof (v as PageState).currentTime === 'number' && typeof (v as PageState).advanced === 'number';
 }
 
 /**
- * Opens the player page on `url` with one player and waits until it has
- * played more than minSeconds (the sum of video.played: a live player starts
- * at a currentTime far from 0, and a seek is not playing), or a player error,
- * or the timeout. Takes a
- * screenshot (test-artifacts/browser-NAME.png) at that moment; never throws
- * on a playback failure (the caller asserts on the result).
+ * Opens the player page on `url` with one player and waits until
+ * video.currentTime has advanced by more than minSeconds of playing (a live
+ * player starts far from 0, and a seek is not playing), or a player error, or
+ * the timeout. Takes a screenshot (test-artifacts/browser-NAME.png) at that
+ * moment; never throws on a playback failure (the caller asserts on the result).
  */
 export async function play(
   context: BrowserContext,
@@ -290,35 +302,49 @@ export async function play(
   });
   page.on('pageerror', (e: Error) => consoleErrors.push(`pageerror: ${e.message}`.slice(0, 500)));
   const started = Date.now();
+  const left = (): number => Math.max(1, started + timeoutMs - Date.now());
   let reached = false;
+  let loaded = false;
   try {
-    await page.goto(`${pages.url}/player.html?kind=${kind}&url=${encodeURIComponent(url)}`);
-    const handle = await page.waitForFunction(
-      `(() => { const s = window.__player; const v = document.getElementById('video');
-        return s !== undefined && (s.errors.length > 0 || window.__played() > ${minSeconds}) ? window.__played() : false; })()`,
-      undefined,
-      { polling: 200, timeout: timeoutMs },
-    );
-    const t: unknown = await handle.jsonValue();
-    reached = typeof t === 'number' && t > minSeconds;
+    await page.goto(`${pages.url}/player.html?kind=${kind}&url=${encodeURIComponent(url)}`, { timeout: left() });
+    loaded = true;
   } catch (e) {
-    if ((e as Error).name !== 'TimeoutError') consoleErrors.push(`driver: ${(e as Error).message}`);
+    consoleErrors.push(`driver: the player page did not load: ${(e as Error).message.split('\n')[0] ?? ''}`);
+  }
+  if (loaded) {
+    try {
+      const handle = await page.waitForFunction(
+        `(() => { const s = window.__player;
+          return s !== undefined && window.__advanced !== undefined && (s.errors.length > 0 || window.__advanced() > ${minSeconds}) ? window.__advanced() : false; })()`,
+        undefined,
+        { polling: 200, timeout: left() },
+      );
+      const t: unknown = await handle.jsonValue();
+      reached = typeof t === 'number' && t > minSeconds;
+    } catch (e) {
+      // a timeout is the result (reached false); anything else is the driver's trouble
+      if ((e as Error).name !== 'TimeoutError') consoleErrors.push(`driver: ${(e as Error).message}`);
+    }
   }
   const elapsedMs = Date.now() - started;
-  const raw: unknown = await page
-    .evaluate(`({ errors: window.__player ? window.__player.errors : ['page: no player state'],
-      events: window.__player ? window.__player.events : [], currentTime: document.getElementById('video').currentTime,
-      played: window.__played ? window.__played() : 0 })`)
-    .catch((e: Error) => ({ errors: [`driver: ${e.message}`], events: [], currentTime: 0, played: 0 }));
-  const state: PageState = isPageState(raw) ? raw : { errors: ['driver: unreadable page state'], events: [], currentTime: 0, played: 0 };
+  const unanswered = { errors: ['driver: the page did not answer in 10 s'], events: [], currentTime: 0, advanced: 0 };
+  const read = page
+    .evaluate(
+      `({ errors: window.__player ? window.__player.errors : ['page: no player state'],
+        events: window.__player ? window.__player.events : [], currentTime: document.getElementById('video').currentTime,
+        advanced: window.__advanced ? window.__advanced() : 0 })`,
+    )
+    .catch((e: Error) => ({ errors: [`driver: ${e.message}`], events: [], currentTime: 0, advanced: 0 }));
+  const raw: unknown = await within<unknown>(read, 10_000, unanswered);
+  const state: PageState = isPageState(raw) ? raw : { errors: ['driver: unreadable page state'], events: [], currentTime: 0, advanced: 0 };
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   const screenshot = path.join(ARTIFACTS_DIR, `browser-${name}.png`);
-  await page.screenshot({ path: screenshot }).catch((e: Error) => consoleErrors.push(`screenshot: ${e.message}`));
-  await page.close().catch(() => undefined);
-  return { kind, reached, played: state.played, currentTime: state.currentTime, errors: state.errors, consoleErrors, events: state.events, screenshot, elapsedMs };
+  await page.screenshot({ path: screenshot, timeout: 10_000 }).catch((e: Error) => consoleErrors.push(`screenshot: ${e.message}`));
+  await within(page.close().catch(() => undefined), 5_000, undefined);
+  return { kind, reached, advanced: state.advanced, currentTime: state.currentTime, errors: state.errors, consoleErrors, events: state.events, screenshot, elapsedMs };
 }
 
 /** A one-line account of a result for assertion messages. */
 export function describePlay(r: PlayResult): string {
-  return `${r.kind}: played ${r.played.toFixed(2)} s (currentTime ${r.currentTime.toFixed(2)} s) after ${r.elapsedMs} ms; errors ${JSON.stringify(r.errors)}; console ${JSON.stringify(r.consoleErrors)}; events ${r.events.join(' ')}; screenshot ${r.screenshot}`;
+  return `${r.kind}: advanced ${r.advanced.toFixed(2)} s (currentTime ${r.currentTime.toFixed(2)} s) after ${r.elapsedMs} ms; errors ${JSON.stringify(r.errors)}; console ${JSON.stringify(r.consoleErrors)}; events ${r.events.join(' ')}; screenshot ${r.screenshot}`;
 }

@@ -2,7 +2,8 @@
  * The browser harness's own check, on reference streams ffmpeg writes (not our
  * server): the HLS and DASH players on ffmpeg's muxers, mpegts.js on an FLV
  * file over HTTP and over WebSocket. If these fail, the harness or the
- * browser is broken, not the server.
+ * browser is broken, not the server. Not part of `npm test` (it costs ~20 s
+ * and tests no server code): node --import tsx --test test/browser/harness.selftest.ts
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,7 +52,7 @@ test('browser harness: chromium plays ffmpeg reference streams (hls.js, dash.js,
   // all four at once: one browser, four pages
   const results = await Promise.all(cases.map(([kind, url]) => play(context, pages, kind, url, { name: `ref-${kind}`, timeoutMs: 30_000 })));
   for (const r of results) {
-    t.diagnostic(`${r.kind}: played ${r.played.toFixed(2)} s after ${r.elapsedMs} ms`);
+    t.diagnostic(`${r.kind}: advanced ${r.advanced.toFixed(2)} s after ${r.elapsedMs} ms`);
     assert.ok(r.reached, describePlay(r));
     assert.deepEqual(r.errors, [], describePlay(r));
     assert.deepEqual(r.consoleErrors, [], describePlay(r));
