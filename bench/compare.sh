@@ -7,6 +7,8 @@
 #   bench/compare.sh                         # 1 50 200 500 1000 players, 3 rounds, 20 s windows
 #   PLAYERS="200" ROUNDS=3 DURATION=20 bench/compare.sh
 #   EXTRA="latency publishers" bench/compare.sh  # also --latency and --publishers 200 (default: both)
+#   PLAYERS=" " SOLO= EXTRA=hls bench/compare.sh # HLS_PUBLISHERS (50) publishers at 1 Mbit/s with `hls on`
+#                                                # on both (bench/hls.conf.template, bench/nginx-rtmp-hls.conf.template)
 #   SOLO="1000" bench/compare.sh     # also 1000 players one server at a time (default), key solo1000
 #   EXTRA= PLAYERS=1000 ROUNDS=1 OURS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" bench/compare.sh
 #
@@ -23,6 +25,7 @@ EXTRA=${EXTRA-"latency publishers"}
 # player counts also run one server at a time (each load process then has its core alone)
 SOLO=${SOLO-"1000"}
 PUBLISHERS=${PUBLISHERS:-200}
+HLS_PUBLISHERS=${HLS_PUBLISHERS:-50}
 OURS_PORT=${OURS_PORT:-19361}
 NGINX_PORT=${NGINX_PORT:-19362}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -100,13 +103,22 @@ wait_port() { # port pid
 
 start_servers() { # tag
   local tag=$1
+  local ours_config=$OURS_CONFIG nginx_template=bench/nginx-rtmp.conf.template
+  if [ "${HLS_RUN:-0}" = 1 ]; then
+    # HLS on both, each writing to its own fresh directory
+    rm -rf "$TMP/hls-ours" "$TMP/hls-nginx"
+    mkdir -p "$TMP/hls-ours" "$TMP/hls-nginx"
+    sed -e "s#@HLS_PATH@#$TMP/hls-ours#" bench/hls.conf.template >"$TMP/hls-ours.conf"
+    ours_config=$TMP/hls-ours.conf
+    nginx_template=bench/nginx-rtmp-hls.conf.template
+  fi
   # info: the server logs each player's dropped frames when it leaves (read back with --server-log)
   # shellcheck disable=SC2086
-  LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${OURS_CONFIG:+-c "$OURS_CONFIG"} >"$OUT/server-ours-$tag.log" 2>&1 &
+  LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${ours_config:+-c "$ours_config"} >"$OUT/server-ours-$tag.log" 2>&1 &
   OURS_PID=$!
   mkdir -p "$TMP/nginx"
-  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" \
-    bench/nginx-rtmp.conf.template >"$TMP/nginx/nginx.conf"
+  sed -e "s#@PORT@#$NGINX_PORT#" -e "s#@PID_FILE@#$TMP/nginx/nginx.pid#" -e "s#@MODULE@#$NGX_MODULE#" -e "s#@HLS_PATH@#$TMP/hls-nginx#" \
+    "$nginx_template" >"$TMP/nginx/nginx.conf"
   "${PIN_SERVER[@]}" nginx -e stderr -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >"$OUT/server-nginx-$tag.log" 2>&1 &
   NGINX_PID=$!
   wait_port "$OURS_PORT" "$OURS_PID" || { log "our server did not start:"; cat "$OUT/server-ours-$tag.log" >&2; return 1; }
@@ -169,6 +181,12 @@ for x in $EXTRA; do
   case $x in
     latency) for r in $(seq "$ROUNDS"); do run_pair latency "$r" --latency --seconds "$DURATION"; done ;;
     publishers) for r in $(seq "$ROUNDS"); do run_pair "publishers$PUBLISHERS" "$r" --publishers "$PUBLISHERS" --seconds "$DURATION"; done ;;
+    hls)
+      for r in $(seq "$ROUNDS"); do
+        HLS_RUN=1 run_pair "hls$HLS_PUBLISHERS" "$r" --publishers "$HLS_PUBLISHERS" --seconds "$DURATION"
+        log "hls$HLS_PUBLISHERS-r$r: fragments left on disk: ours $(find "$TMP/hls-ours" -name '*.ts' | wc -l), nginx $(find "$TMP/hls-nginx" -name '*.ts' | wc -l)"
+      done
+      ;;
     *) log "unknown EXTRA mode $x" ;;
   esac
 done

@@ -22,6 +22,8 @@ class HlsModule implements AppModule {
   private readonly hub: LiveHub;
   private readonly log: Logger;
   private closed = false;
+  /** publishes whose last fragment and playlist are still being written */
+  private readonly ending = new Set<Promise<void>>();
 
   constructor(
     private readonly app: ApplicationConfig,
@@ -62,7 +64,10 @@ class HlsModule implements AppModule {
   publishDone(ctx: PublishContext): void {
     const p = this.publishes.get(ctx);
     this.publishes.delete(ctx);
-    p?.reader.finish();
+    if (p === undefined) return;
+    p.reader.finish();
+    this.ending.add(p.sink.done);
+    void p.sink.done.then(() => this.ending.delete(p.sink.done));
   }
 
   /** Server stop or reload: every publish's HLS ends (last fragment, playlist with EXT-X-ENDLIST). */
@@ -73,7 +78,7 @@ class HlsModule implements AppModule {
       return p.sink.done;
     });
     this.publishes.clear();
-    await Promise.all(done);
+    await Promise.all([...done, ...this.ending]);
     for (const s of this.streams.values()) s.dispose();
     this.streams.clear();
   }

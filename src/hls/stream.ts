@@ -67,6 +67,8 @@ interface OpenFragment {
 
 interface DoneFragment extends PlaylistFragment {
   readonly file: string;
+  /** the key file it is encrypted with (hls_keys) */
+  readonly keyFile?: string;
 }
 
 interface PendingAudio {
@@ -118,8 +120,15 @@ export class HlsStream {
   private readonly log: Logger;
   private readonly winfrags: number;
   private window: DoneFragment[] = [];
-  /** files of fragments that left the window (and when), removed a playlist length later */
+  /** files of fragments that left the window (and when, in `mediaMs`), removed a playlist length of media later */
   private retired: { readonly file: string; readonly at: number }[] = [];
+  /**
+   * ms of media in every fragment closed so far, over every publish: the clock
+   * of the cleanup (a fragment is deleted once this much more media followed
+   * it out of the window as the playlist holds), which a new publish's stream
+   * clock restarting at 0 does not disturb.
+   */
+  private mediaMs = 0;
   private nextSeq = 0;
   private discontSeq = 0;
   private open: OpenFragment | undefined;
@@ -174,13 +183,16 @@ export class HlsStream {
     const jobs: Job[] = [];
     // a previous publish still finishing: its fragment ends here
     if (previous !== undefined && previous.failure === undefined) this.closeFragment(this.lastTs, jobs);
+    this.key = undefined;
     if (!this.s.continuous) {
+      // the sequence starts again: the old fragments (and keys) go like any that left the window
+      const old = this.window;
       this.window = [];
+      for (const f of old) this.retire(f);
       this.nextSeq = 0;
       this.discontSeq = 0;
     }
     this.pendingDiscont = this.window.length > 0;
-    this.key = undefined;
     this.keyFrags = 0;
     this.muxer = undefined;
     this.audio = undefined;
@@ -268,7 +280,9 @@ export class HlsStream {
       } else {
         const d = ts - this.open.startTs;
         const force = d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
-        if (force || (cd.isKeyframe && this.boundary(ts))) {
+        // video that began after an audio-only start: a new fragment (and PMT) at its first keyframe
+        const newTrack = this.open.muxer.tracks.video === undefined;
+        if (force || (cd.isKeyframe && (newTrack || this.boundary(ts)))) {
           if (force) this.pendingDiscont = true;
           this.flushAudio();
           this.closeFragment(ts, jobs);
@@ -444,7 +458,7 @@ export class HlsStream {
         durationMs,
         discont: open.discont,
         file,
-        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') } } : {}),
+        ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') }, keyFile: open.key.file } : {}),
       };
       const key = open.key;
       const buffers = open.buffers;
@@ -454,12 +468,13 @@ export class HlsStream {
         if (newKey) await writeFileAtomic(key.file, key.key);
         await writeFileAtomic(file, key !== undefined ? encrypt(buffers, key) : buffers);
       });
+      this.mediaMs += durationMs;
       this.window.push(done);
       if (this.s.type === 'live') {
         while (this.window.length > this.winfrags) {
           const old = this.window.shift()!;
           if (old.discont) this.discontSeq++;
-          this.retired.push({ file: old.file, at: this.env.now() });
+          this.retire(old);
         }
       }
     } else if (!ended) {
@@ -468,12 +483,21 @@ export class HlsStream {
     const text = renderMediaPlaylist({ fragments: this.window, nextSeq: this.nextSeq, discontinuitySeq: this.discontSeq, fragmentMs: this.s.fragment, event: this.s.type === 'event', ended });
     const master = this.masterWritten ? undefined : paths.master;
     this.masterWritten = true;
+    // what left the window a playlist length of media before now (written by earlier jobs)
+    const before = this.mediaMs - this.s.playlistLength;
     jobs.push(async () => {
       await this.ensureDirs();
       await writeFileAtomic(paths.playlist, text);
       if (master !== undefined) await writeFileAtomic(master.file, master.text);
-      if (this.s.cleanup) await this.removeRetired(this.env.now() - this.s.playlistLength);
+      if (this.s.cleanup) await this.removeRetired(before);
     });
+  }
+
+  /** A fragment left the window: its file (and its key, when no fragment of the window nor the current key uses it) goes a playlist length later. */
+  private retire(f: DoneFragment): void {
+    const at = this.mediaMs;
+    this.retired.push({ file: f.file, at });
+    if (f.keyFile !== undefined && f.keyFile !== this.key?.file && !this.window.some((w) => w !== f && w.keyFile === f.keyFile)) this.retired.push({ file: f.keyFile, at });
   }
 
   private async ensureDirs(): Promise<void> {
@@ -490,7 +514,8 @@ export class HlsStream {
 
   /** Deletes retired fragments (retired before `before`) that no fragment of the window reuses the name of. */
   private async removeRetired(before: number): Promise<void> {
-    const keep = new Set(this.window.map((f) => f.file));
+    const keep = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.file, f.keyFile] : [f.file])));
+    if (this.key !== undefined) keep.add(this.key.file);
     if (this.open !== undefined) keep.add(outputPath(this.paths!.dir, this.s.nested ? `${this.open.id}.ts` : `${this.name}-${this.open.id}.ts`));
     while (this.retired.length > 0 && this.retired[0]!.at <= before) {
       const r = this.retired.shift()!;
@@ -536,9 +561,13 @@ export class HlsStream {
     await this.enqueue(sink, jobs).catch((e: unknown) => {
       this.log.error({ ...describeError(e) }, 'hls: the last fragment or playlist could not be written');
     });
-    if (this.s.cleanup && this.s.type === 'live' && this.owner === undefined) {
+    if (this.owner !== undefined) return;
+    if (this.s.cleanup && this.s.type === 'live') {
       this.cleanupTimer = setTimeout(() => void this.removeAll(), END_CLEANUP_FACTOR * this.s.playlistLength);
       this.cleanupTimer.unref();
+    } else {
+      // nothing to clean: forgotten now (hls_continuous reads the playlist back if the name is published again)
+      this.env.onIdle(this);
     }
   }
 
@@ -546,7 +575,8 @@ export class HlsStream {
   private async removeAll(): Promise<void> {
     this.cleanupTimer = undefined;
     if (this.owner !== undefined) return;
-    const files = [...this.window.map((f) => f.file), ...this.retired.map((r) => r.file), this.paths!.playlist];
+    const keys = new Set(this.window.flatMap((f) => (f.keyFile !== undefined ? [f.keyFile] : [])));
+    const files = [...this.window.map((f) => f.file), ...keys, ...this.retired.map((r) => r.file), this.paths!.playlist];
     this.window = [];
     this.retired = [];
     for (const f of files) await unlink(f).catch(() => undefined);
@@ -580,7 +610,9 @@ export class HlsStream {
         return; // not ours
       }
     }
-    this.window = restored.slice(-this.winfrags);
+    const keep = this.s.type === 'event' ? restored.length : this.winfrags;
+    for (const f of restored.slice(0, Math.max(0, restored.length - keep))) this.retire(f);
+    this.window = restored.slice(-keep);
     this.nextSeq = Math.max(this.nextSeq, p.mediaSeq + p.fragments.length);
     this.pendingDiscont = this.window.length > 0;
   }

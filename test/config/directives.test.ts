@@ -68,7 +68,7 @@ describe('directive table', () => {
         `${name} should be supported`,
       );
     }
-    for (const name of ['record', 'recorder', 'hls', 'hls_path', 'dash', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_auto_push', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
+    for (const name of ['record', 'recorder', 'hls_allow_client_cache', 'play', 'access_log', 'ssl_certificate', 'busy', 'play_time_fix', 'publish_time_fix', 'rtmp_auto_push', 'exec_record_done', 'on_record_started', 'on_playlist', 'notify_send_redirect']) {
       const rtmpSide = directivesNamed(name).filter((s) => s.group !== 'HTTP' || name.startsWith('rtmp_'));
       assert.ok(rtmpSide.length > 0, name);
       for (const s of rtmpSide) assert.equal(s.status, 'unsupported', name);
@@ -141,7 +141,8 @@ describe('directive reference', () => {
     const rows = md.split('\n').filter((l) => l.startsWith('| `'));
     assert.equal(rows.length, DIRECTIVES.length);
     assert.ok(rows.includes('| `chunk_size` | rtmp, server | `4096` | yes | Outgoing chunk size the server announces (at least 128). |'));
-    assert.ok(rows.some((r) => r.startsWith('| `hls` | rtmp, server, application | `off` | no (refused) |')));
+    assert.ok(rows.some((r) => r.startsWith('| `hls` | rtmp, server, application | `off` | yes |')));
+    assert.ok(rows.some((r) => r.startsWith('| `hls_allow_client_cache` | rtmp, server, application | — | no (refused) |')));
     assert.ok(rows.some((r) => r.startsWith('| `worker_processes` | main | — | ignored (warning) |')));
     assert.ok(rows.every((r) => r.split(/(?<!\\)\|/).length === 7), 'a | inside a cell is escaped');
   });

@@ -314,17 +314,13 @@ describe('a realistic nginx-rtmp configuration', () => {
     }, TypeError);
   });
 
-  it('refuses the same configuration with an hls application, naming each hls directive and its line', () => {
-    const hlsFile = join(FIXTURES, 'nginx-with-hls.conf');
-    const hlsText = readFileSync(hlsFile, 'utf8');
-    const e = failure(() => loadConfigFile(hlsFile));
-    assert.equal(e.code, ErrorCode.ConfigUnsupported);
-    assert.deepEqual(e.message.split('\n'), [
-      `${hlsFile}:${position(hlsText, 'hls on;')}: directive "hls" is not supported yet`,
-      `${hlsFile}:${position(hlsText, 'hls_path')}: directive "hls_path" is not supported yet`,
-      `${hlsFile}:${position(hlsText, 'hls_fragment')}: directive "hls_fragment" is not supported yet`,
-    ]);
-    assert.ok(Array.isArray(e.cause) && e.cause.length === 3);
+  it('loads the same configuration with an hls application (issue 16: hls is supported)', () => {
+    const hlsCfg = loadConfigFile(join(FIXTURES, 'nginx-with-hls.conf'));
+    const hlsApp = hlsCfg.rtmp[0]?.applications.find((a) => a.name === 'hls');
+    assert.equal(hlsApp?.hls?.enabled, true);
+    assert.equal(hlsApp.hls.path, '/tmp/hls');
+    assert.equal(hlsApp.hls.fragment, 3000);
+    assert.equal(hlsCfg.rtmp[0]?.applications.find((a) => a.name === 'live')?.hls?.enabled, false);
   });
 });
 
@@ -682,7 +678,7 @@ describe('errors', () => {
   it('refuses unsupported directives, never ignoring them, and skips their blocks', () => {
     refused('rtmp { server { application a {\n  record all; } } }', ErrorCode.ConfigUnsupported, /^t\.conf:2:3: directive "record" is not supported yet$/);
     refused('rtmp { server { application a {\n  recorder r { record all; bogus; } } } }', ErrorCode.ConfigUnsupported, /^t\.conf:2:3: directive "recorder" is not supported yet$/);
-    for (const d of ['hls on', 'dash on', 'play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem', 'on_record_started http://x']) {
+    for (const d of ['hls_allow_client_cache on', 'dash on', 'play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem', 'on_record_started http://x']) {
       const name = d.split(' ')[0] ?? '';
       refused(`rtmp { server { ${d}; } }`, ErrorCode.ConfigUnsupported, new RegExp(`directive "${name}" is not supported yet`));
     }
@@ -731,14 +727,14 @@ describe('errors', () => {
 
   it('lists several errors at once, one per line, each with file:line:col', () => {
     const e = refused(
-      'rtmp {\n  server {\n    listen 1935;\n    chunk_size 4k;\n    bogus on;\n    application a {\n      hls on;\n      live maybe;\n    }\n  }\n}\nlive on;',
+      'rtmp {\n  server {\n    listen 1935;\n    chunk_size 4k;\n    bogus on;\n    application a {\n      play_time_fix off;\n      live maybe;\n    }\n  }\n}\nlive on;',
       ErrorCode.ConfigBadValue,
       /./,
     );
     assert.deepEqual(e.message.split('\n'), [
       't.conf:4:16: invalid value "4k" in "chunk_size" directive: expected a number',
       't.conf:5:5: unknown directive "bogus"',
-      't.conf:7:7: directive "hls" is not supported yet',
+      't.conf:7:7: directive "play_time_fix" is not supported yet',
       't.conf:8:12: invalid value "maybe" in "live" directive: expected "on" or "off"',
       't.conf:12:1: directive "live" is not allowed here (in main; allowed in: rtmp, rtmp server, application)',
     ]);

@@ -63,6 +63,23 @@ test('a publisher reconnects: the media sequence continues (hls_continuous), EXT
   for (const s of second.segments) assert.deepEqual(checkTs(await readFile(join(dir, s.uri))).errors, [], s.uri);
 });
 
+test('hls_continuous across a server restart: the sequence continues from the playlist on disk', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const conf = `hls on; hls_path ${dir}; hls_fragment 1s; hls_playlist_length 60s;`;
+  const a = await startHlsServer(t, conf);
+  await publish(t, a, 'cam', 3);
+  const first = await ended(join(dir, 'cam.m3u8'));
+  await a.server.stop();
+  const b = await startHlsServer(t, conf);
+  await publish(t, b, 'cam', 3);
+  await new Promise((r) => setTimeout(r, 200));
+  const second = await ended(join(dir, 'cam.m3u8'));
+  assert.equal(second.mediaSeq, 0);
+  second.segments.forEach((s, i) => assert.equal(s.uri, `cam-${i}.ts`));
+  assert.ok(second.segments.length > first.segments.length, second.text);
+  assert.equal(second.segments[first.segments.length]?.discont, true, second.text);
+});
+
 test('hls_continuous off: a reconnect starts the sequence again at 0', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const srv = await startHlsServer(t, `hls on; hls_path ${dir}; hls_fragment 1s; hls_continuous off;`);
