@@ -74,10 +74,13 @@ class DashModule implements AppModule {
     if (!this.settings.cleanup) return;
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      const owner = this.owners.get(r.key) === muxer;
+      const current = this.owners.get(r.key);
+      const owner = current === muxer;
       if (owner) this.owners.delete(r.key);
-      // the MPD and init segments are shared with a newer publish of the name: only when this one still owns them
-      for (const f of muxer.files(owner)) void unlink(f).catch(() => undefined);
+      // the MPD and init segments are shared with a newer publish of the name: only when this one still owns them;
+      // and a newer publish whose timestamps restarted may have written fragments of the same names: those stay
+      const keep = new Set(current !== undefined && !owner ? current.files(true) : []);
+      for (const f of muxer.files(owner)) if (!keep.has(f)) void unlink(f).catch(() => undefined);
     }, END_CLEANUP_PLAYLISTS * this.settings.playlistLength);
     timer.unref();
     this.timers.add(timer);

@@ -31,6 +31,8 @@ import { buildMpd, type MpdSegment, type MpdTrack } from './mpd.js';
 export const DASH_TIMESCALE = 1000;
 /** a fragment that reaches this many fragment lengths without a keyframe is cut anyway (bounded memory) */
 const MAX_FRAGMENT_FACTOR = 10;
+/** a track's fragment that reaches this size is cut anyway (frames whose time does not advance; bounded memory) */
+export const DEFAULT_MAX_FRAGMENT_BYTES = 64 * 1024 * 1024;
 /** AAC frames are 1024 samples: the last frame's duration when nothing follows */
 const AAC_FRAME_SAMPLES = 1024;
 /** video frame duration assumed for a last frame when nothing follows (25 fps) */
@@ -108,6 +110,8 @@ export interface DashMuxerOptions {
   readonly onClose: (muxer: DashMuxer, reason: string | undefined) => void;
   /** whether this muxer still owns the stream's MPD (a newer publish of the name takes it over) */
   readonly ownsName: (muxer: DashMuxer) => boolean;
+  /** default DEFAULT_MAX_FRAGMENT_BYTES */
+  readonly maxFragmentBytes?: number;
 }
 
 export class DashMuxer implements BatchSink {
@@ -117,6 +121,7 @@ export class DashMuxer implements BatchSink {
   private readonly layout: DashLayout;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly maxFragmentBytes: number;
   /** the media time (ms) at the Period's start, and the wall clock it was live at */
   private origin: number | undefined = undefined;
   private availabilityStart = 0;
@@ -130,6 +135,7 @@ export class DashMuxer implements BatchSink {
   private closed = false;
   private readonly warnedCodec = new Set<'video' | 'audio'>();
   private readonly warnedConfig = new Set<'video' | 'audio'>();
+  private readonly warnedChange = new Set<'video' | 'audio'>();
   /** fragments written (both tracks) */
   fragments = 0;
 
@@ -138,6 +144,7 @@ export class DashMuxer implements BatchSink {
     this.layout = opts.layout;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    this.maxFragmentBytes = opts.maxFragmentBytes ?? DEFAULT_MAX_FRAGMENT_BYTES;
   }
 
   async writeBatch(frames: readonly MediaFrame[]): Promise<void> {
@@ -169,6 +176,11 @@ export class DashMuxer implements BatchSink {
       return;
     }
     if (c.isEndOfSequence || c.data.length === 0) return;
+    if (c.codec !== st.track.codec) {
+      // a frame of another codec than the track's configuration (a switch without a new header, a command frame)
+      this.unsupported(video, c.codec);
+      return;
+    }
     if (this.origin === undefined) {
       // the first frame may be a cached GOP's: it was live (latest - its time) ago
       this.origin = f.timestamp;
@@ -176,26 +188,33 @@ export class DashMuxer implements BatchSink {
     }
     const sample: TimedSampleSource = { timestamp: f.timestamp, cts: c.cts, keyframe: c.isKeyframe, data: c.data };
     const hasVideo = this.video.track !== undefined;
+    const fragment = this.settings.fragment;
+    const full = st.pendingBytes >= this.maxFragmentBytes;
     if (video) {
       const start = this.fragmentStart;
       const age = start === undefined ? 0 : f.timestamp - start;
       if (start === undefined) this.fragmentStart = f.timestamp;
-      else if ((c.isKeyframe && age >= this.settings.fragment) || age >= this.settings.fragment * MAX_FRAGMENT_FACTOR) {
+      else if ((c.isKeyframe && age >= fragment) || age >= fragment * MAX_FRAGMENT_FACTOR || full) {
         await this.cutVideo(f.timestamp);
       }
-    } else {
-      if (this.audioCutAt !== undefined && f.timestamp >= this.audioCutAt) {
+    } else if (this.audioCutAt !== undefined && f.timestamp >= this.audioCutAt) {
+      await this.flushTrack(this.audio, f.timestamp);
+      this.audioCutAt = undefined;
+      await this.writeMpd('dynamic');
+    } else if (!hasVideo) {
+      const start = this.fragmentStart;
+      if (start === undefined) this.fragmentStart = f.timestamp;
+      else if (f.timestamp - start >= fragment || full) {
         await this.flushTrack(this.audio, f.timestamp);
-        this.audioCutAt = undefined;
+        this.fragmentStart = f.timestamp;
         await this.writeMpd('dynamic');
-      } else if (!hasVideo) {
-        const start = this.fragmentStart;
-        if (start === undefined) this.fragmentStart = f.timestamp;
-        else if (f.timestamp - start >= this.settings.fragment) {
-          await this.flushTrack(this.audio, f.timestamp);
-          this.fragmentStart = f.timestamp;
-          await this.writeMpd('dynamic');
-        }
+      }
+    } else if (this.audioCutAt === undefined) {
+      // the video stalled (no frame, no keyframe): audio is cut on its own after as long as video would be
+      const first = this.audio.pending[0];
+      if (first !== undefined && (f.timestamp - first.timestamp >= fragment * MAX_FRAGMENT_FACTOR || full)) {
+        await this.flushTrack(this.audio, f.timestamp);
+        await this.writeMpd('dynamic');
       }
     }
     st.pending.push(sample);
@@ -245,6 +264,11 @@ export class DashMuxer implements BatchSink {
     }
     const same = st.track !== undefined && st.track.config.equals(track.config);
     if (!same) {
+      const kind = video ? 'video' : 'audio';
+      if (st.written.length > 0 && !this.warnedChange.has(kind)) {
+        this.warnedChange.add(kind);
+        this.log.info({ codecs }, `dash: the ${kind} codec configuration changed mid-publish; init segment rewritten (players that loaded the old one may need a reload); further changes are not logged`);
+      }
       st.track = track;
       st.codecs = codecs;
       st.initDirty = true;

@@ -42,6 +42,7 @@ const SUPPORTED_NOW = [
   'notify_relay_redirect', 'notify_method', 'exec', 'exec_push', 'exec_pull', 'exec_options', 'exec_static', 'exec_kill_signal', 'respawn',
   'respawn_timeout', 'exec_publish', 'exec_play', 'exec_play_done', 'exec_publish_done', 'pull', 'push', 'push_reconnect', 'session_relay',
   'http', 'location', 'root', 'alias', 'add_header', 'types', 'rtmp_stat', 'rtmp_control', 'default_type', 'gop_cache', 'error_log', 'include',
+  'dash', 'dash_path', 'dash_fragment', 'dash_playlist_length', 'dash_nested', 'dash_cleanup', 'dash_clock_compensation', 'dash_clock_helper_uri',
 ];
 
 describe('directive table', () => {

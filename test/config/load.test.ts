@@ -678,7 +678,7 @@ describe('errors', () => {
   it('refuses unsupported directives, never ignoring them, and skips their blocks', () => {
     refused('rtmp { server { application a {\n  record all; } } }', ErrorCode.ConfigUnsupported, /^t\.conf:2:3: directive "record" is not supported yet$/);
     refused('rtmp { server { application a {\n  recorder r { record all; bogus; } } } }', ErrorCode.ConfigUnsupported, /^t\.conf:2:3: directive "recorder" is not supported yet$/);
-    for (const d of ['hls_allow_client_cache on', 'dash on', 'play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem', 'on_record_started http://x']) {
+    for (const d of ['hls_allow_client_cache on', 'play /var/flv', 'access_log off', 'busy on', 'play_time_fix off', 'ssl_certificate a.pem', 'on_record_started http://x']) {
       const name = d.split(' ')[0] ?? '';
       refused(`rtmp { server { ${d}; } }`, ErrorCode.ConfigUnsupported, new RegExp(`directive "${name}" is not supported yet`));
     }

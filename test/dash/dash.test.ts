@@ -203,3 +203,32 @@ test('a failing disk ends the DASH muxer with one log line (ERR_OUTPUT_WRITE_FAI
   const r = await ff.done;
   assert.equal(r.code, 0, 'the publisher never noticed');
 });
+
+test('the publisher reconnects: the new publish takes the MPD over (dynamic, then static again), the old one\'s cleanup leaves the new files alone', async (t) => {
+  const srv = await start(t, 'dash_fragment 1s; dash_playlist_length 2s;');
+  const mpdFile = path.join(srv.dir, 'rc.mpd');
+  const first = await runFfmpeg(publishArgs(`${srv.url}/live/rc`, 3));
+  t.after(() => first.kill());
+  assert.equal((await first.done).code, 0);
+  const end1 = await mpdWhen(mpdFile, (m) => m.type === 'static', 10_000);
+  assert.ok(end1 !== undefined);
+  const second = await runFfmpeg(publishArgs(`${srv.url}/live/rc`, 7));
+  t.after(() => second.kill());
+  // the second publish's own dynamic MPD replaces the static one
+  const live2 = await mpdWhen(mpdFile, (m) => m.type === 'dynamic' && m.tracks.length === 2, 15_000);
+  assert.ok(live2 !== undefined, 'a dynamic MPD again');
+  // the first publish's cleanup (2 x 2 s after it ended) runs while the second is live: the MPD and init segments stay
+  await sleep(4500);
+  const during = await readdir(srv.dir);
+  assert.ok(during.includes('rc.mpd') && during.includes('rc-init.m4v') && during.includes('rc-init.m4a'), during.join(' '));
+  const cur = parseMpd((await readIfThere(mpdFile)) ?? '');
+  for (const tr of cur.tracks) {
+    for (const s of tr.segments) assert.ok(during.includes(tr.media.replace('$Time$', String(s.t))), `${tr.media} ${s.t} listed and on disk`);
+  }
+  assert.equal((await second.done).code, 0);
+  const end2 = await mpdWhen(mpdFile, (m) => m.type === 'static', 10_000);
+  assert.ok(end2 !== undefined);
+  const m2 = parseMpd(end2);
+  await checkFragments(srv.dir, m2.tracks.find((x) => x.mime === 'video/mp4')!, true);
+  await checkFragments(srv.dir, m2.tracks.find((x) => x.mime === 'audio/mp4')!, false);
+});

@@ -35,7 +35,7 @@ interface Harness {
   closed: Promise<string | undefined>;
 }
 
-async function harness(t: TestContext, settings: Partial<DashSettings> = {}, name = 's'): Promise<Harness> {
+async function harness(t: TestContext, settings: Partial<DashSettings> = {}, name = 's', maxFragmentBytes?: number): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'dash-mux-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const logs: MemoryLogEntry[] = [];
@@ -48,6 +48,7 @@ async function harness(t: TestContext, settings: Partial<DashSettings> = {}, nam
     now: () => 1_700_000_000_000,
     ownsName: () => true,
     onClose: (_m, reason) => resolve(reason),
+    ...(maxFragmentBytes !== undefined ? { maxFragmentBytes } : {}),
   });
   return { dir, muxer, logs, closed };
 }
@@ -151,6 +152,22 @@ test('hostile input: a stream without keyframes is cut at 10 fragment lengths; b
   const tl = mpdTimelines(await readFile(path.join(h.dir, 's.mpd'), 'utf8'));
   assert.deepEqual(tl.get('video')!.map((s) => s.d), [10000], 'memory stays bounded: a forced cut');
 
+  // video stalls after one keyframe, audio goes on: audio is cut on its own
+  const st = await harness(t);
+  await st.muxer.writeBatch([videoConfig(), audioConfig(), video(0, true), ...av(0, 25000, 25, true, false)]);
+  const ts = mpdTimelines(await readFile(path.join(st.dir, 's.mpd'), 'utf8'));
+  assert.ok((ts.get('audio')?.length ?? 0) >= 2, 'audio fragments while video stalls');
+  assert.ok(ts.get('audio')!.every((s) => s.d <= 10100));
+  await checkTrack(st.dir, 's', 'm4a', ts.get('audio')!, false);
+
+  // frames whose time never advances: cut by size
+  const sz = await harness(t, {}, 's', 10_000);
+  await sz.muxer.writeBatch([videoConfig(), video(0, true), ...Array.from({ length: 600 }, () => video(40, false))]);
+  const tz = mpdTimelines(await readFile(path.join(sz.dir, 's.mpd'), 'utf8'));
+  assert.ok((tz.get('video')?.length ?? 0) >= 2, 'cut by size');
+  const zfiles = (await readdir(sz.dir)).filter((f) => f.endsWith('.m4v'));
+  assert.ok(zfiles.length >= 2);
+
   const g = await harness(t);
   let seed = 7;
   const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) & 0xff;
@@ -165,9 +182,15 @@ test('hostile input: a stream without keyframes is cut at 10 fragment lengths; b
     junk.push(frame(kind, i * 10, Buffer.from(Array.from({ length: i % 30 }, rnd))));
   }
   await g.muxer.writeBatch(junk);
+  // frames of another codec than the configured track's are not written into it
+  await g.muxer.writeBatch([videoConfig(3000), frame(FrameKind.Video, 3000, Buffer.from([0x12, 1, 2, 3])), frame(FrameKind.Video, 3040, Buffer.from([0x1c, 0, 0, 0, 0, 1, 2]))]);
   await g.muxer.writeBatch([videoConfig(4000), audioConfig(4000), ...av(4000, 7000)]);
   const tg = mpdTimelines(await readFile(path.join(g.dir, 's.mpd'), 'utf8'));
   await checkTrack(g.dir, 's', 'm4v', tg.get('video')!, true);
+  for (const f of (await readdir(g.dir)).filter((n) => /^s-\d+\.m4v$/.test(n))) {
+    const sizes = readFragment(await readFile(path.join(g.dir, f))).trafs[0]!.samples.map((x) => x.size);
+    assert.ok(sizes.every((n) => n === 50), `${f}: only the stream's own H.264 frames: ${sizes.join(',')}`);
+  }
   await checkTrack(g.dir, 's', 'm4a', tg.get('audio')!, false);
   const warnings = g.logs.filter((e) => /dash:/.test(e.msg));
   assert.ok(warnings.some((e) => /audio codec is not written/.test(e.msg) && e.fields['codec'] === '".mp3"'));

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { FrameKind, MediaFrame, frameFlags } from '../../src/live/frame.js';
 import { readFlvFile } from '../../src/media/flv.js';
-import { aacTrack, avcTrack, initSegment, mediaSegment, runFromFrames, SampleFlags, type Fmp4Run, type Fmp4Track, type TimedSampleSource } from '../../src/media/fmp4.js';
+import { aacTrack, avcTrack, hevcTrack, initSegment, mediaSegment, runFromFrames, SampleFlags, type Fmp4Run, type Fmp4Track, type TimedSampleSource } from '../../src/media/fmp4.js';
 import { probePackets, runFfmpeg } from '../helpers/ffmpeg.js';
 import { ffprobe, find, findAll, isSyncFlags, readBoxes, readFragment } from '../helpers/mp4.js';
 
@@ -53,6 +53,21 @@ test('init segment: ftyp, moov with avc1/avcC and mp4a/esds, mvex/trex, sizes co
   assert.deepEqual(hdlrs, ['vide', 'soun']);
   const mvhd = find(boxes, 'moov/mvhd');
   assert.equal(mvhd!.body.readUInt32BE(mvhd!.body.length - 4), 3, 'next_track_ID');
+});
+
+test('init segment: hvc1 with the hvcC record as given, the picture size when known', () => {
+  const hvcc = Buffer.from('0101600000009000000000005af000fcfdf8f800000f', 'hex');
+  const init = initSegment([hevcTrack(1, hvcc, 90000, 1280, 720)]);
+  const stsd = findAll(readBoxes(init), 'stsd')[0]!;
+  const hvc1 = readBoxes(stsd.body, 8)[0]!;
+  assert.equal(hvc1.type, 'hvc1');
+  assert.equal(hvc1.body.readUInt16BE(24), 1280);
+  assert.equal(hvc1.body.readUInt16BE(26), 720);
+  const rec = readBoxes(hvc1.body, 78)[0]!;
+  assert.equal(rec.type, 'hvcC');
+  assert.deepEqual(rec.body, hvcc);
+  const tkhd = findAll(readBoxes(init), 'tkhd')[0]!;
+  assert.equal(tkhd.body.readUInt32BE(tkhd.body.length - 8), 1280 * 65536);
 });
 
 test('media segment: styp, moof with tfdt v1 and trun v1 (signed cts), data offsets point at each sample, data not copied', () => {
