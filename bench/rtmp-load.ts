@@ -20,6 +20,7 @@ import { LoopMedia, TagType } from './lib/media.js';
 import { ProcSampler, cpuBetween, sampleProc, type ProcSample } from './lib/proc.js';
 import type { FromWorker, PlayerPlan, PublisherPlan, Startup, ToWorker, WindowReport, WorkerInit } from './lib/protocol.js';
 import { Publisher } from './lib/publisher.js';
+import { FlvHttpClient, type FlvMessage } from './lib/flv-client.js';
 import { readServerDrops } from './lib/server-log.js';
 import { figures, formatSummary, machineInfo, type LoadReport, type SummaryJson } from './lib/report.js';
 import { Histogram, clock, round, summarize } from './lib/stats.js';
@@ -246,7 +247,7 @@ async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progre
     const N = args.players;
     planned = N;
     for (let i = 0; i < N; i++) {
-      players[i % W]!.push({ index: i, appUrl, name, stream: 0, startOffsetMs: N > 1 ? (i * rampMs) / N : 0 });
+      players[i % W]!.push({ index: i, appUrl, name, stream: 0, startOffsetMs: N > 1 ? (i * rampMs) / N : 0, ...(args.flvUrl !== undefined ? { flvUrl: args.flvUrl } : {}) });
     }
     mainPublisher = new Publisher({
       appUrl,
@@ -497,9 +498,11 @@ async function runLatency(args: LoadArgs, media: LoopMedia, progress: Progress):
   let lastVideoTs = -1;
   const threshold = gapThreshold(media);
   const startup = { connect: NaN, play: NaN };
-  const player = await RtmpClient.connect(appUrl, { chunkSize: args.chunkSize, timeout: args.connectTimeout * 1000 });
+  const flvUrl = args.flvUrl;
+  const player: RtmpClient | FlvHttpClient =
+    flvUrl !== undefined ? await FlvHttpClient.play(flvUrl, args.connectTimeout * 1000) : await RtmpClient.connect(appUrl, { chunkSize: args.chunkSize, timeout: args.connectTimeout * 1000 });
   startup.connect = clock() - startedAt;
-  player.onMedia = (m) => {
+  player.onMedia = (m: FlvMessage, length: number) => {
     const now = clock();
     if (m.type !== TagType.Audio && m.type !== TagType.Video) return;
     if (Number.isNaN(firstMedia)) firstMedia = now - startedAt;
@@ -508,17 +511,17 @@ async function runLatency(args: LoadArgs, media: LoopMedia, progress: Progress):
       if (measuring && lastVideoTs >= 0 && m.timestamp - lastVideoTs > threshold) report.drops.gapEpisodes++;
       lastVideoTs = m.timestamp;
     }
-    const k = `${m.type}:${m.timestamp}:${m.payload.length}`;
+    const k = `${m.type}:${m.timestamp}:${length}`;
     const q = sent.get(k);
     const at = q?.shift();
     if (q !== undefined && q.length === 0) sent.delete(k);
     if (!measuring) return;
-    payload += m.payload.length;
+    payload += length;
     lag.add(now - (publisher.origin + m.timestamp));
     if (at === undefined) unmatched++;
     else if (at >= measureFrom) delay.add(now - at);
   };
-  await player.play(name);
+  if (player instanceof RtmpClient) await player.play(name);
   startup.play = clock() - startedAt;
   // let the GOP-cache burst pass, then measure messages sent from now on
   await sleep(args.settle * 1000);

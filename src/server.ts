@@ -264,7 +264,7 @@ export class RtmpServer {
 
   /** Disconnects a connection by id (control API); true if it existed. */
   dropConnection(id: string, reason: string): boolean {
-    return this.sessions.drop(id, reason);
+    return this.sessions.drop(id, reason) || (this.http?.dropPlayer(id, reason) ?? false);
   }
 
 

@@ -19,6 +19,8 @@ N players ramp in and read as fast as their sockets allow.
   --drain S            after the players left, wait this long and sample the server's RSS (default 5)
   --latency            latency mode: one publisher and one player in this thread; reports the
                        publish-to-play delay of every message
+  --flv-url URL        players (and the latency mode's player) play over HTTP-FLV from URL
+                       (http://host:port/app/name.flv); the publisher still uses --url
   --publishers P       publishers mode: P publishers (default file ~1 Mbit/s), each with one player
   --chunk-size B       chunk size our clients send with (default 4096)
   --connect-timeout S  per connection (default 10)
@@ -40,6 +42,8 @@ export interface LoadArgs {
   warmup: number;
   drain: number;
   latency: boolean;
+  /** HTTP-FLV players: http://host:port/app/name.flv */
+  flvUrl: string | undefined;
   publishers: number;
   chunkSize: number;
   connectTimeout: number;
@@ -96,6 +100,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     warmup: 1,
     drain: 5,
     latency: false,
+    flvUrl: undefined,
     publishers: 0,
     chunkSize: 4096,
     connectTimeout: 10,
@@ -140,6 +145,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
       case '--latency':
         a.latency = true;
         break;
+      case '--flv-url':
+        a.flvUrl = value();
+        break;
       case '--publishers':
         a.publishers = num(1);
         break;
@@ -170,6 +178,8 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     }
   });
   if (!/^rtmp:\/\/[^/]+\/[^/]+\/[^/]+$/.test(a.url)) throw new Error(`--url must be rtmp://host[:port]/app/name, got ${a.url}`);
+  if (a.flvUrl !== undefined && !/^http:\/\/[^/]+\/.+\.flv(\?.*)?$/.test(a.flvUrl)) throw new Error(`--flv-url must be http://host[:port]/app/name.flv, got ${a.flvUrl}`);
+  if (a.flvUrl !== undefined && a.publishers > 0) throw new Error('--flv-url works with --players and --latency, not --publishers');
   return a;
 }
 

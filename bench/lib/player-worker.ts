@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RtmpClient } from '../../src/rtmp/client.js';
-import type { RtmpMessage } from '../../src/rtmp/messages.js';
+import { FlvHttpClient, type FlvMessage } from './flv-client.js';
 import { isVideoKeyframe } from '../../src/media/video.js';
 import { LoopMedia, TagType } from './media.js';
 import type { FromWorker, PlayerPlan, PublisherReport, Startup, ToWorker, WorkerInit } from './protocol.js';
@@ -16,7 +16,7 @@ import { Histogram, clock } from './stats.js';
 const MAX_FAILURE_REASONS = 20;
 
 class LoadPlayer {
-  client: RtmpClient | undefined;
+  client: RtmpClient | FlvHttpClient | undefined;
   startedAt = NaN;
   connectedAt = NaN;
   playingAt = NaN;
@@ -139,6 +139,7 @@ class WorkerMain {
     if (this.stopping) return;
     p.startedAt = clock();
     const plan = p.plan;
+    if (plan.flvUrl !== undefined) return this.startFlvPlayer(p, plan.flvUrl);
     try {
       // only the first bytes of each frame are looked at (keyframe flag): the rest is skipped, not copied
       const client = await RtmpClient.connect(plan.appUrl, {
@@ -182,8 +183,35 @@ class WorkerMain {
     }
   }
 
+  /** An HTTP-FLV player (--flv-url): the GET is its play. */
+  async startFlvPlayer(p: LoadPlayer, url: string): Promise<void> {
+    try {
+      const client = await FlvHttpClient.play(url, this.init.connectTimeoutMs);
+      p.client = client;
+      p.connectedAt = p.playingAt = clock();
+      if (this.stopping) {
+        client.destroy();
+        return;
+      }
+      client.onMedia = (m, length) => this.onMedia(p, m, length);
+      client.onClose = (err) => {
+        if (p.closed) return;
+        p.closed = true;
+        if (!this.stopping) {
+          this.closedUnexpectedly++;
+          this.fail(`closed: ${err?.message ?? 'by the server'}`);
+        }
+      };
+    } catch (e) {
+      p.failed = true;
+      p.closed = true;
+      this.failed++;
+      this.fail(e instanceof Error ? e.message : String(e));
+    }
+  }
+
   /** The hot path: one call per message per player. */
-  onMedia(p: LoadPlayer, m: RtmpMessage, length: number): void {
+  onMedia(p: LoadPlayer, m: FlvMessage, length: number): void {
     const now = clock();
     const len = length;
     p.payloadBytes += len;

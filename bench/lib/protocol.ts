@@ -11,6 +11,8 @@ export interface PlayerPlan {
   readonly stream: number;
   /** ms after the ramp start at which this player connects */
   readonly startOffsetMs: number;
+  /** play over HTTP-FLV from this URL instead of RTMP (--flv-url) */
+  readonly flvUrl?: string;
 }
 
 export interface PublisherPlan {

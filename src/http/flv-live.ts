@@ -103,6 +103,8 @@ export function rawResponse(status: number): Buffer {
 interface Player extends FlvPlayerInfo {
   readonly output: SocketOutput;
   readonly reader: LiveReader;
+  /** ends the player (the control API's drop) */
+  readonly stop: (reason: string) => void;
 }
 
 /** One player's sink: the shared tag encodings to its socket output. */
@@ -150,6 +152,17 @@ export class FlvPlayers {
   /** Players now. */
   list(): readonly FlvPlayerInfo[] {
     return [...this.players];
+  }
+
+  /** Ends a player by id (the control API's drop); true if there was one. */
+  drop(id: string, reason: string): boolean {
+    for (const p of this.players) {
+      if (p.id === id) {
+        p.stop(reason);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A GET or HEAD of a `flv_live` location (the caller checked the method and access rules). */
@@ -219,8 +232,6 @@ export class FlvPlayers {
     let ended = false;
     const slot: { player?: Player } = {};
     let playing: PlayingStream | undefined;
-    // the socket leaves Node's HTTP timers: a player that stops reading is bounded by its queue (drop, then the cap)
-    socket.setTimeout(0);
     socket.setNoDelay(true);
     const readerLimits = app.readerLimits;
     const output = new SocketOutput(socket, {
@@ -239,6 +250,10 @@ export class FlvPlayers {
       if (protocol === 'ws-flv') output.write(closeFrame(WsClose.Normal));
       output.end();
     };
+    const stop = (reason: string): void => {
+      log.info({ reason }, `${protocol}: player stopped`);
+      socket.destroy();
+    };
     const session: SessionInfo = {
       id,
       protocol: 'http',
@@ -250,17 +265,21 @@ export class FlvPlayers {
       swfUrl: '',
       pageUrl: referer,
       log,
-      stop: (reason: string) => {
-        log.info({ reason }, `${protocol}: player stopped`);
-        socket.destroy();
-      },
+      stop,
     };
     const live = app.config.live;
     const reader = new LiveReader(new FlvSink(output, format, endPlayer), { ...readerLimits, waitKey: live.waitKey, waitVideo: live.waitVideo }, (r) =>
       log.warn({ dropped: r.dropped, episodes: r.dropEpisodes, queued: output.queuedBytes() }, 'slow player: dropping to the next keyframe'),
     );
     let connected = false;
+    let disconnected = false;
     let gone = false;
+    /** the connect chain's end: once, whether the client left before or after the chain finished */
+    const disconnect = (): void => {
+      if (!connected || disconnected) return;
+      disconnected = true;
+      service.disconnect(app, session);
+    };
     const cleanup = (): void => {
       if (gone) return;
       gone = true;
@@ -272,7 +291,7 @@ export class FlvPlayers {
       }
       closedConnectionBytes.inc({ protocol, direction: 'out' }, output.bytesWritten);
       closedConnectionBytes.inc({ protocol, direction: 'in' }, socket.bytesRead);
-      if (connected) service.disconnect(app, session);
+      disconnect();
       this.deps.release(app);
       log.debug({}, `${protocol}: player left`);
     };
@@ -285,6 +304,8 @@ export class FlvPlayers {
       connected = true;
       playing = await service.play(app, session, { name, query: rawQuery, start: -2, duration: -1 }, reader, () => {
         accepted = true;
+        // the socket leaves Node's HTTP timers: a player that stops reading is bounded by its queue (drop, then the cap)
+        socket.setTimeout(0);
         output.cork();
         output.write(first);
       });
@@ -297,13 +318,14 @@ export class FlvPlayers {
       if (!gone) {
         socket.off('close', cleanup);
         cleanup();
-      }
+      } else disconnect();
       return;
     }
     output.uncork();
     if (gone) {
       // the client left while the chain decided
       playing.close();
+      disconnect();
       return;
     }
     const player: Player = {
@@ -316,6 +338,7 @@ export class FlvPlayers {
       connectedAt: Date.now(),
       output,
       reader,
+      stop,
       get bytesOut(): number {
         return output.bytesWritten;
       },

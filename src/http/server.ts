@@ -315,6 +315,11 @@ export class HttpFrontend {
     }));
   }
 
+  /** Ends an HTTP-FLV or WebSocket-FLV player by id (the control API's drop); true if there was one. */
+  dropPlayer(id: string, reason: string): boolean {
+    return this.players?.drop(id, reason) ?? false;
+  }
+
   /** A WebSocket upgrade: WebSocket-FLV in a `flv_live` location, refused elsewhere. */
   private async upgrade(cfg: HttpServerConfig, req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const refuse = (status: number): void => {
@@ -404,7 +409,9 @@ export class HttpFrontend {
       return this.send(res, loc, 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-cache' }, body, method);
     }
     if (loc.delivery?.flvLive === true && this.players !== undefined && flvTarget(target.path) !== undefined) {
-      if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD', method);
+      // a browser's CORS preflight: the location's add_header lines (Access-Control-Allow-*) answer it
+      if (method === 'OPTIONS') return this.send(res, loc, 204, { Allow: 'GET, HEAD, OPTIONS' }, '', method);
+      if (method !== 'GET' && method !== 'HEAD') return this.notAllowed(res, loc, 'GET, HEAD, OPTIONS', method);
       return this.players.serveHttp(target.path, rawQueryOf(req.url ?? ''), loc.addHeaders, req, res);
     }
     if (loc.rtmpControl) {

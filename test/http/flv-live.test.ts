@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { parseConfigText } from '../../src/config/load.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { websocketAccept } from '../../src/http/websocket.js';
+import { flvTarget } from '../../src/http/flv-live.js';
 import { publishSynthetic } from '../helpers/synthetic.js';
 import { hookServer } from '../helpers/hooks.js';
 import { sleep, startServer, until, type TestServer } from '../helpers/server.js';
@@ -13,13 +14,14 @@ import { sleep, startServer, until, type TestServer } from '../helpers/server.js
 const LOCAL = { host: '127.0.0.1', port: 0, proxyProtocol: false } as const;
 
 /** A server whose http block has a flv_live location at `/` (with a CORS header), /metrics and /stat. */
-function config(appExtra = ''): ServerConfig {
+function config(appExtra = '', httpExtra = ''): ServerConfig {
   const text = `
 rtmp { server { listen 1935; application live { live on; ${appExtra} } } }
-http { server { listen 8080;
+http { ${httpExtra} server { listen 8080;
   location / { flv_live on; add_header Access-Control-Allow-Origin *; }
   location /metrics { metrics; }
   location /stat { rtmp_stat all; rtmp_stat_stylesheet /stat.xsl; }
+  location /control { rtmp_control all; }
 } }`;
   const cfg = parseConfigText(text, 'test.conf');
   return { ...cfg, rtmp: cfg.rtmp.map((s) => ({ ...s, listen: [LOCAL] })), http: cfg.http.map((h) => ({ ...h, listen: [LOCAL] })) };
@@ -92,6 +94,13 @@ async function withPublisher(t: TestContext, s: TestServer, name = 'cam'): Promi
   assert.ok(await until(() => s.server.snapshot().streams.some((x) => x.name === name && x.active)));
 }
 
+test('flvTarget: APP and NAME are the last two segments of a .flv path', () => {
+  assert.deepEqual(flvTarget('/live/cam.flv'), { app: 'live', name: 'cam' });
+  assert.deepEqual(flvTarget('/flv/live/cam.flv'), { app: 'live', name: 'cam' });
+  assert.deepEqual(flvTarget('/live/cam.v2.flv'), { app: 'live', name: 'cam.v2' });
+  for (const bad of ['/cam.flv', '/live/.flv', '/live/cam', '/live/cam.flv/', '/.flv', '', '/live/cam.FLV']) assert.equal(flvTarget(bad), undefined, bad);
+});
+
 test('HTTP-FLV: FLV header, metadata, codec headers, then media from a keyframe; CORS header; the player leaves on disconnect', async (t) => {
   const s = await startServer(t, config());
   const port = httpPort(s);
@@ -118,6 +127,19 @@ test('HTTP-FLV: FLV header, metadata, codec headers, then media from a keyframe;
   assert.ok(await until(() => s.server.snapshot().streams.find((x) => x.name === 'cam')?.readers === 0), 'reader unsubscribed');
 });
 
+test('HTTP-FLV: a player outlives client_header_timeout and send_timeout (its writes bypass Node\'s socket timers)', async (t) => {
+  const s = await startServer(t, config('', 'client_header_timeout 1s; send_timeout 1s;'));
+  const port = httpPort(s);
+  await withPublisher(t, s);
+  const g = await getFlv(port, '/live/cam.flv');
+  t.after(() => g.close());
+  await sleep(2500);
+  const before = g.bytes().length;
+  await sleep(500);
+  assert.ok(g.bytes().length > before, 'still receiving after 3 s');
+  assert.ok(s.server.snapshot().connections.some((c) => c.protocol === 'http-flv'));
+});
+
 test('HTTP-FLV: 404 for an unknown application or stream, HEAD, 405 for POST', async (t) => {
   const s = await startServer(t, config());
   const port = httpPort(s);
@@ -130,6 +152,9 @@ test('HTTP-FLV: 404 for an unknown application or stream, HEAD, 405 for POST', a
   assert.equal(head.headers['content-type'], 'video/x-flv');
   assert.equal(head.body, '');
   assert.equal((await request(port, '/live/cam.flv', 'POST')).status, 405);
+  const preflight = await request(port, '/live/cam.flv', 'OPTIONS');
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], '*');
   assert.equal(s.server.snapshot().streams.find((x) => x.name === 'cam')?.readers, 0, 'HEAD plays nothing');
 });
 
@@ -161,6 +186,23 @@ test('HTTP-FLV goes through the chain: on_play gets the query and protocol, a re
   assert.equal(play.params.get('app'), 'live');
   g.close();
   assert.ok(await until(() => hooks.calls.some((c) => c.path === '/done' && c.params.get('token') === 'good')));
+});
+
+test('the control API drops HTTP-FLV and WebSocket-FLV players like RTMP subscribers', async (t) => {
+  const s = await startServer(t, config());
+  const port = httpPort(s);
+  await withPublisher(t, s);
+  const g = await getFlv(port, '/live/cam.flv');
+  const ended = new Promise<void>((r) => g.res.on('close', () => r()));
+  const ws = await wsConnect(port, '/live/cam.flv');
+  t.after(() => ws.sock.destroy());
+  const wsClosed = new Promise<void>((r) => ws.sock.once('close', () => r()));
+  assert.ok(await until(() => s.server.snapshot().connections.filter((c) => c.protocol !== undefined).length === 2));
+  const r = await request(port, '/control/drop/subscriber?app=live&name=cam');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, '2');
+  await Promise.race([Promise.all([ended, wsClosed]), sleep(5000).then(() => assert.fail('not dropped'))]);
+  assert.ok(await until(() => s.server.snapshot().connections.every((c) => c.protocol === undefined)));
 });
 
 test('HTTP-FLV: access rules of the application apply (deny play)', async (t) => {
