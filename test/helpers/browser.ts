@@ -315,12 +315,14 @@ export async function play(
     try {
       const handle = await page.waitForFunction(
         `(() => { const s = window.__player;
-          return s !== undefined && window.__advanced !== undefined && (s.errors.length > 0 || window.__advanced() > ${minSeconds}) ? window.__advanced() : false; })()`,
+          return s !== undefined && window.__advanced !== undefined && (s.errors.length > 0 || window.__advanced() > ${minSeconds}) ? { advanced: window.__advanced() } : false; })()`,
         undefined,
         { polling: 200, timeout: left() },
       );
-      const t: unknown = await handle.jsonValue();
-      reached = typeof t === 'number' && t > minSeconds;
+      // an object, so that an early stop on an error (advanced 0) is truthy too
+      const done: unknown = await handle.jsonValue();
+      const advanced = typeof done === 'object' && done !== null ? (done as { advanced?: unknown }).advanced : undefined;
+      reached = typeof advanced === 'number' && advanced > minSeconds;
     } catch (e) {
       // a timeout is the result (reached false); anything else is the driver's trouble
       if ((e as Error).name !== 'TimeoutError') consoleErrors.push(`driver: ${(e as Error).message}`);
