@@ -17,7 +17,9 @@
  * frame's `headroomKey`, src/rtmp/player.ts). Only the chunk decoder allocates
  * here, only for audio and video messages.
  *
- * Memory: a connection keeps at most one slab it is filling (SLAB_BYTES); a
+ * Memory: a connection keeps at most one slab it is filling (the first 4 KiB,
+ * each next one twice the last, up to 64 KiB: a connection that sends a few
+ * media messages holds little more than their bytes); a
  * slab lives while any payload in it does: the GOP cache's frames of this
  * stream plus the part of one slab. A payload too large for a slab's share
  * (DEDICATED_ABOVE) gets memory of its own, with headroom too. Frames a stream
@@ -29,7 +31,9 @@
 export const PAYLOAD_HEADROOM = 16;
 
 const Arena = {
-  /** one slab's size */
+  /** a connection's first slab: one that sends a few media messages (a hostile client, a short test) holds no more */
+  FirstSlabBytes: 4 * 1024,
+  /** the largest slab: each new slab is twice the previous one up to this */
   SlabBytes: 64 * 1024,
   /** a payload (with its headroom) above this gets memory of its own */
   DedicatedAbove: 16 * 1024,
@@ -43,6 +47,7 @@ const arenaMemory = new WeakSet<ArrayBufferLike>();
 export class PayloadArena {
   private slab: Buffer | undefined = undefined;
   private used = 0;
+  private nextSlabBytes: number = Arena.FirstSlabBytes;
 
   /** `length` bytes, uninitialized, with PAYLOAD_HEADROOM writable bytes in front that belong to it. */
   alloc(length: number): Buffer {
@@ -54,7 +59,10 @@ export class PayloadArena {
     }
     let slab = this.slab;
     if (slab === undefined || this.used + need > slab.length) {
-      slab = this.slab = Buffer.allocUnsafeSlow(Arena.SlabBytes);
+      let size = this.nextSlabBytes;
+      while (size < need) size *= 2;
+      this.nextSlabBytes = Math.min(size * 2, Arena.SlabBytes);
+      slab = this.slab = Buffer.allocUnsafeSlow(size);
       arenaMemory.add(slab.buffer);
       this.used = 0;
     }

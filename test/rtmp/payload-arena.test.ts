@@ -52,6 +52,14 @@ describe('PayloadArena', () => {
     ps.forEach((p, i) => assert.ok(p.every((v) => v === (i === 200 ? 0xab : i & 0xff)), `payload ${i} intact`));
   });
 
+  it('starts with a small slab and doubles it up to 64 KiB: a connection that sends a few media messages holds little', () => {
+    const arena = new PayloadArena();
+    const sizes = new Set<number>();
+    for (let i = 0; i < 100; i++) sizes.add(arena.alloc(1000).buffer.byteLength);
+    assert.deepEqual([...sizes], [4096, 8192, 16384, 32768, 65536]);
+    assert.equal(new PayloadArena().alloc(12000).buffer.byteLength, 16384, 'a first payload larger than the first slab gets a slab that holds it');
+  });
+
   it('says 0 for memory that is not an arena\'s (pooled, own, views of a reused buffer)', () => {
     assert.equal(headroomOf(Buffer.allocUnsafe(100)), 0);
     assert.equal(headroomOf(Buffer.allocUnsafeSlow(10000).subarray(100)), 0);
