@@ -9,10 +9,22 @@
  *
  *   node --max-semi-space-size=1 --single-threaded-gc --import tsx bench/ingest-micro.ts [--src DIR] [--seconds 10]
  *
+ * --messages N measures exactly N published messages after --warmup-messages
+ * (default 20000) instead of --seconds: a fixed amount of work, for instruction
+ * counts under `valgrind --tool=callgrind` (run it with two values of N and
+ * divide the difference of the totals by the difference of N: startup and
+ * compilation cancel out).
+ *
+ * With --callgrind (under `valgrind --tool=callgrind`), the counters are
+ * zeroed after the warm-up (`callgrind_control -z`) and dumped after the
+ * measured messages (`callgrind_control -d`): the dump's total is the
+ * measured window alone, without node's start-up and tsx's compilation.
+ *
  * --src picks the source tree to measure (default: this one's src/), so that
  * two builds can be compared in alternation, e.g. against a copy of an older
  * commit's tree (git archive <commit> | tar -x -C /tmp/old).
  */
+import { spawn } from 'node:child_process';
 import { PerformanceObserver } from 'node:perf_hooks';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,6 +38,9 @@ const SRC = path.resolve(opt('src', path.join(import.meta.dirname, '..', 'src'))
 const SECONDS = Number(opt('seconds', '10'));
 const STREAMS = Number(opt('streams', '200'));
 const READS_PER_TURN = Number(opt('reads-per-turn', '20'));
+const MESSAGES = Number(opt('messages', '0'));
+const WARMUP_MESSAGES = Number(opt('warmup-messages', '20000'));
+const CALLGRIND = argv.includes('--callgrind');
 const CHUNK = 4096;
 
 const mod = async <T>(rel: string): Promise<T> => (await import(pathToFileURL(path.join(SRC, rel)).href)) as T;
@@ -105,7 +120,7 @@ for (let i = 0; i < STREAMS; i++) {
     stream,
     next: 0,
     at: 0,
-    decoder: new ChunkDecoder({ maxMessageSize: 1 << 20, copyPayloads: true, maxChunkStreams: 32 }, (m) => {
+    decoder: new ChunkDecoder({ maxMessageSize: 1 << 20, copyPayloads: true, arena: true, maxChunkStreams: 32 }, (m) => {
       if (m.type !== 8 && m.type !== 9) return; // Set Chunk Size
       messages++;
       stream.pushMedia(m.type, m.timestamp, m.payload);
@@ -164,15 +179,37 @@ async function run(ms: number): Promise<void> {
   }
 }
 
-await run(3000); // warm-up: compiled code, caches full
+async function runCount(n: number): Promise<void> {
+  const end = messages + n;
+  let k = 0;
+  while (messages < end) {
+    for (let r = 0; r < READS_PER_TURN && messages < end; r++) read(pubs[k++ % STREAMS]!);
+    await turn();
+  }
+}
+
+if (MESSAGES > 0) await runCount(WARMUP_MESSAGES);
+else await run(3000); // warm-up: compiled code, caches full
+/** Runs callgrind_control on this process; the event loop keeps turning (callgrind takes commands while code runs). */
+async function callgrindControl(arg: string): Promise<void> {
+  const child = spawn('callgrind_control', [arg, String(process.pid)], { stdio: 'ignore' });
+  let done = false;
+  child.on('exit', () => (done = true));
+  // a slow poll: what runs while waiting is counted too, so it must be next to nothing (callgrind_control is a perl script)
+  while (!done) await new Promise((r) => setTimeout(r, 50));
+}
+
+if (CALLGRIND) await callgrindControl('-z');
 messages = 0;
 wireBytes = 0;
 gcMs = 0;
 gcCount = 0;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-await run(SECONDS * 1000);
+if (MESSAGES > 0) await runCount(MESSAGES);
+else await run(SECONDS * 1000);
 const cpu = process.cpuUsage(cpu0);
+if (CALLGRIND) await callgrindControl('-d');
 const wall = performance.now() - t0;
 await turn();
 obs.disconnect();

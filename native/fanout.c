@@ -21,6 +21,16 @@
  * owns at the time of the call (src/rtmp/output.ts checks each slot's socket
  * just before): this loop cannot know whether a number was closed and reused.
  *
+ *   sendList(fd: number, bufs: Buffer[], n: number): number
+ *
+ * One non-blocking sendmsg(2) of bufs[0..n) (a gather list, MSG_DONTWAIT |
+ * MSG_NOSIGNAL) to fd: what the kernel took, 0 for EAGAIN, -errno for an error,
+ * as writeSlots reports them (only sockets are written). For a player given
+ * several messages in one round (its writev from JavaScript, fs.writevSync,
+ * costs Node's per-call work around the system call). At most IOV_MAX buffers
+ * (the caller writes the rest later, as after any short write). The same
+ * contract: fd must be a socket the caller owns at the time of the call.
+ *
  *   trimHeap(): boolean | undefined
  *
  * glibc's malloc_trim(0): gives the C heap's free pages back to the system,
@@ -52,6 +62,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <limits.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -153,6 +165,70 @@ static napi_value WriteSlots(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#define SMALL_IOV 16
+
+static napi_value SendList(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd, n;
+  uint32_t nbufs;
+  bool is_array;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &nbufs) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || (uint32_t)n > nbufs) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "sendList(fd: a descriptor, bufs: Buffer[], n: 1..bufs.length)");
+    return NULL;
+  }
+  if (n > IOV_MAX) n = IOV_MAX;
+  struct iovec small[SMALL_IOV];
+  struct iovec *iov = small;
+  if (n > SMALL_IOV) {
+    iov = malloc((size_t)n * sizeof *iov);
+    if (iov == NULL) {
+      napi_throw_error(env, "ERR_NATIVE_MEMORY", "sendList: out of memory");
+      return NULL;
+    }
+  }
+  int ok = 1;
+  for (int32_t i = 0; i < n && ok; i++) {
+    napi_value v;
+    void *d;
+    size_t l;
+    bool is_buffer;
+    ok = napi_get_element(env, argv[1], (uint32_t)i, &v) == napi_ok && napi_is_buffer(env, v, &is_buffer) == napi_ok &&
+         is_buffer && napi_get_buffer_info(env, v, &d, &l) == napi_ok;
+    if (ok) {
+      iov[i].iov_base = d;
+      iov[i].iov_len = l;
+    }
+  }
+  int32_t result = 0;
+  if (ok) {
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    ssize_t r;
+    do r = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) result = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : errno > 0 ? -errno : -EIO;
+    else result = r > INT32_MAX ? INT32_MAX : (int32_t)r;
+  }
+  if (iov != small) free(iov);
+  if (!ok) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "sendList: bufs must hold Buffers");
+    return NULL;
+  }
+  napi_value out;
+  if (napi_create_int32(env, result, &out) != napi_ok) return NULL;
+  return out;
+}
+
 static napi_value TrimHeap(napi_env env, napi_callback_info info) {
   (void)info;
 #ifdef __GLIBC__
@@ -191,6 +267,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "writeSlots", NAPI_AUTO_LENGTH, WriteSlots, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "writeSlots", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "sendList", NAPI_AUTO_LENGTH, SendList, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "sendList", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "dupFd", NAPI_AUTO_LENGTH, DupFd, NULL, &fn) != napi_ok) return NULL;

@@ -18,6 +18,14 @@ import { fileURLToPath } from 'node:url';
 export interface NativeWriter {
   writeSlots(fds: Int32Array, idx: Int32Array, bufs: readonly Buffer[], n: number, written: Int32Array): void;
   /**
+   * One non-blocking sendmsg(2) of bufs[0..n) to fd (a gather list, at most
+   * IOV_MAX of them): the bytes the kernel took, 0 for EAGAIN, -errno for an
+   * error, as writeSlots reports them; the same contract on fd. Replaces
+   * fs.writevSync() for a player given several buffers at once. Absent in test
+   * doubles and in an addon built before it.
+   */
+  sendList?(fd: number, bufs: readonly Buffer[], n: number): number;
+  /**
    * glibc's malloc_trim(0): the C heap's free pages go back to the system
    * (free() gives back only the top of the heap). True when memory was
    * released; undefined where the C library is not glibc. Absent in test doubles.

@@ -69,6 +69,8 @@ export class MediaFrame implements EncodingSlots {
   key1 = NO_ENCODING_KEY;
   enc2: Buffer | undefined = undefined;
   key2 = NO_ENCODING_KEY;
+  /** the RTMP encoding that owns the payload's headroom, if any (src/rtmp/player.ts OutgoingMedia) */
+  headroomKey = NO_ENCODING_KEY;
   private parsed: CodecData | undefined | typeof NOT_PARSED = NOT_PARSED;
 
   constructor(

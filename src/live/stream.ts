@@ -1,7 +1,8 @@
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { releaseEncodings } from '../core/encoding.js';
-import { FrameKind, MediaFrame, frameFlags } from './frame.js';
+import { headroomOf } from '../core/payload-arena.js';
+import { FrameFlag, FrameKind, MediaFrame, frameFlags } from './frame.js';
 import type { StreamInfo, StreamReader } from './reader.js';
 
 /** frames pushed outside a batch whose encodings wait to be let go (see releaseSpare) */
@@ -262,7 +263,11 @@ export class LiveStream implements StreamInfo {
   pushMedia(kind: FrameKind, rawTimestamp: number, payload: Buffer): MediaFrame {
     const now = Date.now();
     const timestamp = this.mapTimestamp(kind, rawTimestamp, now);
-    const frame = new MediaFrame(kind, timestamp, payload, frameFlags(kind, payload));
+    const flags = frameFlags(kind, payload);
+    // a codec header stays cached for the whole session: out of a publisher's payload arena it gets bytes of
+    // its own, so that it does not keep an arena slab alive (src/core/payload-arena.ts)
+    if ((flags & FrameFlag.SequenceHeader) !== 0 && headroomOf(payload) !== 0) payload = Buffer.from(payload);
+    const frame = new MediaFrame(kind, timestamp, payload, flags);
     this.stats.framesIn++;
     this.stats.bytesIn += payload.length;
     if (kind !== FrameKind.Data) this.stats.lastMediaAt = now;

@@ -42,6 +42,7 @@ import {
   MessageType,
   type RtmpMessage,
 } from './messages.js';
+import { PayloadArena, headroomOf } from '../core/payload-arena.js';
 
 /** The 2-bit `fmt` field of the chunk basic header (section 5.3.1.2). */
 export const ChunkFormat = {
@@ -126,6 +127,14 @@ export interface ChunkDecoderOptions {
    * buffer that is reused for the next read (the server's shared read buffer).
    */
   copyPayloads?: boolean;
+  /**
+   * Audio and video payloads the decoder allocates (copied out of a reused
+   * buffer, or reassembled from several chunks) come from a PayloadArena
+   * (src/core/payload-arena.ts): slabs instead of one allocation each, with
+   * headroom for the RTMP encoder to write a chunk header in front. For a
+   * publisher's connection.
+   */
+  arena?: boolean;
 }
 
 /** Per chunk stream state: the previous header and the message being reassembled. */
@@ -207,10 +216,19 @@ export class ChunkDecoder {
     this.maxChunkStreams = opts.maxChunkStreams ?? Infinity;
     this.keepMediaBytes = opts.keepMediaBytes ?? Infinity;
     this.copyPayloads = opts.copyPayloads === true;
+    this.arena = opts.arena === true ? new PayloadArena() : undefined;
   }
 
   private readonly keepMediaBytes: number;
   private readonly copyPayloads: boolean;
+  private readonly arena: PayloadArena | undefined;
+
+  /** A new payload of `length` bytes for a message of this type: from the arena for audio/video when there is one. */
+  private allocPayload(type: number, length: number): Buffer {
+    const arena = this.arena;
+    if (arena !== undefined && (type === MessageType.Audio || type === MessageType.Video)) return arena.alloc(length);
+    return Buffer.allocUnsafe(length);
+  }
 
   /** Current inbound chunk size (128 until the peer sends Set Chunk Size). */
   get chunkSize(): number {
@@ -292,7 +310,7 @@ export class ChunkDecoder {
           this.cur = null;
           let body: Buffer;
           if (this.copyPayloads) {
-            body = Buffer.allocUnsafe(left);
+            body = this.allocPayload(s.type, left);
             buf.copy(body, 0, r.pos, r.pos + left);
             r.pos += left;
           } else {
@@ -302,7 +320,7 @@ export class ChunkDecoder {
           continue;
         }
         const media = s.type === MessageType.Audio || s.type === MessageType.Video;
-        payload = Buffer.allocUnsafe(media && this.keepMediaBytes < s.length ? this.keepMediaBytes : s.length);
+        payload = media && this.keepMediaBytes < s.length ? Buffer.allocUnsafe(this.keepMediaBytes) : this.allocPayload(s.type, s.length);
         s.payload = payload;
         this.pendingBytes += s.length;
       }
@@ -549,6 +567,61 @@ export function encodeMessage(m: RtmpMessage, chunkSize: number): Buffer {
     off += n;
   }
   return w.done();
+}
+
+/**
+ * The message as encodeMessage makes it, written in place when it fits one
+ * chunk and its payload came from a PayloadArena (src/core/payload-arena.ts):
+ * the type-0 chunk header goes into the headroom in front of the payload, and
+ * the result is a view of header and payload: no allocation, no copy.
+ * Undefined when that does not apply (no headroom, longer than one chunk):
+ * the caller then uses encodeMessage. The caller makes sure the headroom holds
+ * one encoding only (src/rtmp/player.ts, the frame's `headroomKey`): writing it
+ * again with the same header is harmless, with another it would change bytes
+ * an earlier view still queued for a socket shows.
+ */
+export function encodeInHeadroom(m: RtmpMessage, chunkSize: number): Buffer | undefined {
+  const payload = m.payload;
+  const len = payload.length;
+  checkChunkSize(chunkSize);
+  if (len > chunkSize || len > MAX_MESSAGE_LENGTH) return undefined;
+  const room = headroomOf(payload);
+  if (room === 0) return undefined;
+  if (!Number.isInteger(m.type) || m.type < 0 || m.type > 0xff) {
+    throw serverError(ErrorCode.MessageMalformed, `message type ${m.type} is not a byte`);
+  }
+  const timestamp = m.timestamp >>> 0;
+  const extended = timestamp >= EXTENDED_TIMESTAMP;
+  const size = basicHeaderSize(m.csid) + HeaderSize.Type0 + (extended ? HeaderSize.ExtendedTimestamp : 0);
+  if (size > room) return undefined;
+  const wire = Buffer.from(payload.buffer, payload.byteOffset - size, size + len);
+  let p = writeBasicHeaderAt(wire, 0, ChunkFormat.Type0, m.csid);
+  p = wire.writeUIntBE(extended ? EXTENDED_TIMESTAMP : timestamp, p, 3);
+  p = wire.writeUIntBE(len, p, 3);
+  p = wire.writeUInt8(m.type, p);
+  p = wire.writeUInt32LE(m.streamId >>> 0, p);
+  if (extended) p = wire.writeUInt32BE(timestamp, p);
+  assert(p === size, 'chunk header size');
+  return wire;
+}
+
+/** writeBasicHeader into a buffer at `pos`; returns the position after it. */
+function writeBasicHeaderAt(buf: Buffer, pos: number, fmt: number, csid: number): number {
+  const top = fmt << BasicHeader.FmtShift;
+  if (csid < BasicHeader.CsidOffset) {
+    buf[pos] = top | csid;
+    return pos + 1;
+  }
+  if (csid < BasicHeader.ThreeByteMin) {
+    buf[pos] = top | BasicHeader.TwoByteMarker;
+    buf[pos + 1] = csid - BasicHeader.CsidOffset;
+    return pos + 2;
+  }
+  const v = csid - BasicHeader.CsidOffset;
+  buf[pos] = top | BasicHeader.ThreeByteMarker;
+  buf[pos + 1] = v & 0xff;
+  buf[pos + 2] = v >>> 8;
+  return pos + 3;
 }
 
 /**

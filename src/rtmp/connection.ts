@@ -389,7 +389,7 @@ export class RtmpConnection {
     this.log = logger.child({ conn: this.id, remote: this.remote });
     const sharedInput = options.sharedInput === true;
     this.decoder = new ChunkDecoder(
-      { maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput, maxChunkStreams: options.maxStreams },
+      { maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput, arena: true, maxChunkStreams: options.maxStreams },
       (m) => this.onMessage(m),
     );
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();

@@ -288,6 +288,11 @@ export class WriteGroup {
   get currentRound(): number {
     return this.round;
   }
+
+  /** the group's native writer (its outputs use its sendList for their gather writes) */
+  get nativeWriter(): NativeWriter | undefined {
+    return this.native;
+  }
 }
 
 /**
@@ -319,6 +324,8 @@ export class SocketOutput {
   private readonly group: WriteGroup | undefined;
   /** false: the group's slot of this output is written from JavaScript */
   private readonly native: boolean;
+  /** the native writer's gather write when this output uses the native writer (else fs.writevSync) */
+  private readonly sendList: NativeWriter['sendList'];
   private corks = 0;
   /** corked buffers: pending[0..pendingCount); the array and its spare are reused (no allocation per cork) */
   private pending: Buffer[] = [];
@@ -361,6 +368,7 @@ export class SocketOutput {
     this.handle = (socket as unknown as SocketInternals)._handle;
     this.group = options.group;
     this.native = options.native !== false;
+    this.sendList = this.native ? options.group?.nativeWriter?.sendList : undefined;
     // 0: no cap (an integer, not Infinity: a double field read in unoptimized code allocates a number)
     this.maxQueued = options.maxQueuedBytes ?? 0;
     this.onOverflow = options.onOverflow;
@@ -558,7 +566,9 @@ export class SocketOutput {
       if (this.overCap()) this.overflow();
       return;
     }
-    let n = tryWritev(this.fd, list);
+    if (list.length === 0) return;
+    const sendList = this.sendList;
+    let n = sendList !== undefined ? sendList(this.fd, list, list.length) : tryWritev(this.fd, list);
     if (n < 0) {
       this.writeFailed(n);
       return;

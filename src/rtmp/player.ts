@@ -1,5 +1,5 @@
 import { NO_ENCODING_KEY, encodeShared, keepEncoding, sharedEncoding, type EncodingSlots, type OutputFormat } from '../core/encoding.js';
-import { encodeMessage } from './chunk.js';
+import { encodeInHeadroom, encodeMessage } from './chunk.js';
 import { ChunkStreamId, MessageType } from './messages.js';
 import type { SocketOutput } from './output.js';
 
@@ -12,6 +12,14 @@ export interface OutgoingMedia extends EncodingSlots {
   readonly kind: number;
   readonly timestamp: number;
   readonly payload: Buffer;
+  /**
+   * The key of the one RTMP encoding that may write its chunk header into the
+   * payload's headroom (an arena payload, src/core/payload-arena.ts);
+   * NO_ENCODING_KEY until one did. Kept when the encodings are let go: a
+   * later encoding with the same key writes the same bytes there, any other
+   * key copies.
+   */
+  headroomKey: number;
 }
 
 /** Media kinds as numbers: the RTMP message types 8 (audio), 9 (video), 18 (data). */
@@ -44,7 +52,7 @@ export class RtmpFormat implements OutputFormat<OutgoingMedia> {
   }
 
   encode(m: OutgoingMedia): Buffer {
-    return encodeRtmp(m, this.chunkSize, this.streamId, this.interleave);
+    return encodeRtmp(m, this.chunkSize, this.streamId, this.interleave, this.key);
   }
 }
 
@@ -66,13 +74,27 @@ export function wireFor(m: OutgoingMedia, chunkSize: number, streamId: number, i
   const key = rtmpEncodingKey(chunkSize, streamId, interleave);
   const cached = sharedEncoding(m, key);
   if (cached !== undefined) return cached;
-  const wire = encodeRtmp(m, chunkSize, streamId, interleave);
+  const wire = encodeRtmp(m, chunkSize, streamId, interleave, key);
   keepEncoding(m, key, wire);
   return wire;
 }
 
-function encodeRtmp(m: OutgoingMedia, chunkSize: number, streamId: number, interleave: boolean): Buffer {
-  return encodeMessage({ csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload }, chunkSize);
+/**
+ * The message chunked for these parameters. A message that fits one chunk and
+ * whose payload has headroom is written in place (encodeInHeadroom: a view, no
+ * copy) by the first cacheable key to ask; other keys get a copy.
+ */
+function encodeRtmp(m: OutgoingMedia, chunkSize: number, streamId: number, interleave: boolean, key: number): Buffer {
+  const message = { csid: csidFor(m.kind, interleave), type: m.kind, streamId, timestamp: m.timestamp, payload: m.payload };
+  const owner = m.headroomKey;
+  if (key !== NO_ENCODING_KEY && (owner === key || owner === NO_ENCODING_KEY)) {
+    const wire = encodeInHeadroom(message, chunkSize);
+    if (wire !== undefined) {
+      m.headroomKey = key;
+      return wire;
+    }
+  }
+  return encodeMessage(message, chunkSize);
 }
 
 /** Writes shared media to one connection's output; its queue is the player's queue. */

@@ -131,9 +131,15 @@ test('a peer that does not read: what the kernel refuses queues in the stream, l
   assert.equal(out.shortWrites, before);
 });
 
-/** The group's writers: JavaScript, and the native addon when npm install built it (counted, so a test sees it was used). */
-function writers(): { name: string; native: NativeWriter | undefined; calls: () => number }[] {
-  const list: { name: string; native: NativeWriter | undefined; calls: () => number }[] = [{ name: 'js', native: undefined, calls: () => 0 }];
+/**
+ * The group's writers: JavaScript, and the native addon when npm install built it (counted, so a test sees it
+ * was used): its single-buffer writes alone (gather writes by fs.writevSync, as an addon without sendList), and
+ * with its gather writes (sendList).
+ */
+function writers(): { name: string; native: NativeWriter | undefined; calls: () => number; listCalls: () => number }[] {
+  const list: { name: string; native: NativeWriter | undefined; calls: () => number; listCalls: () => number }[] = [
+    { name: 'js', native: undefined, calls: () => 0, listCalls: () => 0 },
+  ];
   const load = loadNativeWriter();
   if (load.writer !== undefined) {
     const real = load.writer;
@@ -142,6 +148,17 @@ function writers(): { name: string; native: NativeWriter | undefined; calls: () 
       name: 'native',
       native: { writeSlots: (...args) => (n++, real.writeSlots(...args)) },
       calls: () => n,
+      listCalls: () => 0,
+    });
+    const sendList = real.sendList;
+    assert.ok(sendList !== undefined, 'the addon built from native/fanout.c has sendList');
+    let m = 0;
+    let l = 0;
+    list.push({
+      name: 'native with sendList',
+      native: { writeSlots: (...args) => (m++, real.writeSlots(...args)), sendList: (...args) => (l++, sendList(...args)) },
+      calls: () => m,
+      listCalls: () => l,
     });
   }
   return list;
@@ -181,6 +198,7 @@ test(`a write group holds writes until it closes: one write per output, several 
   group.end();
   assert.ok((await b.waitFor(217)).subarray(210).equals(pattern(5, 7)));
   if (w.native !== undefined) assert.equal(w.calls(), 2, 'the native writer made the single-buffer writes of both rounds');
+  if (w.native?.sendList !== undefined) assert.equal(w.listCalls(), 2, 'A\'s two buffers and B\'s two left in one native gather write each');
 });
 
 for (const w of writers())
