@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, ServerError, serverError } from '../core/errors.js';
 import { FrameKind } from '../live/frame.js';
 import { FLV_FILE_HEADER_READ, FlvKeyframeIndex, FlvTagRole, flvTagRole, parseFlvFileHeader, scanFlvTags } from '../media/flv-demux.js';
@@ -19,7 +20,7 @@ import {
 import { VideoCodecId } from '../media/video.js';
 import { SoundFormat } from '../media/audio.js';
 import { amfObjectOf, AmfEcmaArray, type AmfObject, type AmfValue } from '../rtmp/amf-types.js';
-import { decodeAmf0, encodeAmf0 } from '../rtmp/amf0.js';
+import { createAmf0DecodeContext, decodeAmf0, decodeAmf0Value, encodeAmf0 } from '../rtmp/amf0.js';
 
 /**
  * A VOD file opened for one play: FLV or MP4, read in pieces (a window of
@@ -203,7 +204,7 @@ async function indexFlv(fh: FileHandle, size: number): Promise<FlvIndex> {
           audioHeader ??= { kind: FrameKind.Audio, timestamp: 0, payload: Buffer.from(data) };
           break;
         case FlvTagRole.Metadata:
-          if (metadata === undefined && data.length <= MAX_METADATA && isOnMetaData(data)) metadata = Buffer.from(data);
+          if (metadata === undefined && data.length <= MAX_METADATA && isOnMetaData(data)) metadata = Buffer.from(amfValuesOnly(data));
           break;
         case FlvTagRole.Other:
           break;
@@ -237,6 +238,24 @@ async function indexFlv(fh: FileHandle, size: number): Promise<FlvIndex> {
   const durationMs = Math.max(0, lastTs - Math.max(0, firstTs));
   const headers = [videoHeader, audioHeader].filter((h): h is VodFrame => h !== undefined);
   return { kind: 'flv', audio: audio || header.audio, video: video || header.video, firstTag: header.firstTag, end: pos, durationMs: metadataDuration(metadata) ?? durationMs, metadata, headers, keyframes };
+}
+
+/**
+ * The script data up to the end of its two AMF0 values ("onMetaData", the
+ * object): a recorder's reserved metadata tag (src/media/flv-file.ts) ends in
+ * zero padding, which FLV file readers skip but ffmpeg's RTMP client walks as
+ * more properties and refuses (Invalid data). Undecodable data is kept as is.
+ */
+function amfValuesOnly(data: Buffer): Buffer {
+  try {
+    const r = new ByteReader(data);
+    const ctx = createAmf0DecodeContext();
+    decodeAmf0Value(r, ctx);
+    decodeAmf0Value(r, ctx);
+    return data.subarray(0, r.pos);
+  } catch {
+    return data;
+  }
 }
 
 function isOnMetaData(data: Buffer): boolean {
