@@ -3,6 +3,7 @@ import type { RecordEvents } from '../app/chain.js';
 import type { RecorderConfig } from '../config/record.js';
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { outputErrors } from '../core/metrics.js';
 import type { BatchSink } from '../live/complete-reader.js';
 import { FrameKind, type MediaFrame } from '../live/frame.js';
 import {
@@ -468,6 +469,7 @@ export class FlvRecorder implements BatchSink {
   close(reason: string | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    if (reason !== undefined) outputErrors.inc({ output: 'record', app: this.o.app });
     void (async () => {
       const hadPiece = this.piece !== undefined;
       const path = this.piece?.path ?? this.path;
