@@ -2,6 +2,7 @@ import { unlink } from 'node:fs/promises';
 import type { AppModule, ModuleDeps, PublishContext } from '../app/chain.js';
 import type { ApplicationConfig } from '../config/types.js';
 import { describeError } from '../core/errors.js';
+import { outputErrors } from '../core/metrics.js';
 import { CompleteReader } from '../live/complete-reader.js';
 import type { LiveStream } from '../live/stream.js';
 import { dashLayout, DashMuxer } from './muxer.js';
@@ -53,7 +54,10 @@ class DashModule implements AppModule {
       layout,
       log,
       ownsName: (m) => this.owners.get(key) === m,
-      onClose: (m) => this.ended(ctx, m),
+      onClose: (m) => {
+        if (reader.cutOffReason !== undefined) outputErrors.inc({ output: 'dash', app: stream.app });
+        this.ended(ctx, m);
+      },
     });
     const reader = new CompleteReader(muxer);
     this.owners.set(key, muxer);

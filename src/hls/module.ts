@@ -3,6 +3,7 @@ import { streamOptionsFor } from '../app/stream-options.js';
 import type { HlsSettings } from '../config/hls.js';
 import type { ApplicationConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import { outputErrors } from '../core/metrics.js';
 import { CompleteReader } from '../live/complete-reader.js';
 import type { LiveHub } from '../live/hub.js';
 import type { LiveStream } from '../live/stream.js';
@@ -51,6 +52,7 @@ class HlsModule implements AppModule {
     }
     const held: { reader?: CompleteReader } = {};
     const sink = hls.begin(() => {
+      if (held.reader?.cutOffReason !== undefined) outputErrors.inc({ output: 'hls', app: this.app.name });
       if (held.reader !== undefined) this.hub.unsubscribe(stream, held.reader);
     });
     if (sink === undefined) return;

@@ -3,6 +3,7 @@ import type { RecordEvents } from '../app/chain.js';
 import type { RecorderConfig } from '../config/record.js';
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { outputErrors } from '../core/metrics.js';
 import type { BatchSink } from '../live/complete-reader.js';
 import { FrameKind, type MediaFrame } from '../live/frame.js';
 import {
@@ -16,7 +17,7 @@ import {
   writeFlvTagHeader,
   type FlvFileMetadata,
 } from '../media/flv-file.js';
-import { FLV_TAG_HEADER_SIZE } from '../media/flv.js';
+import { FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE } from '../media/flv.js';
 import { decodeAmf0 } from '../rtmp/amf0.js';
 import { amfObjectOf } from '../rtmp/amf-types.js';
 import type { SessionInfo } from '../app/chain.js';
@@ -55,6 +56,41 @@ export const RecordStatus = {
  * the write in flight.
  */
 export const DEFAULT_WRITE_WINDOW_MS = 200;
+
+/**
+ * One timer per write window for every recorder of the process: the
+ * recorders that wait write together when it fires, at multiples of the
+ * window in wall time. Their writev(2) calls go to the thread pool in one
+ * event-loop turn and their completions wake the loop together, instead of
+ * one timer, one wake-up and one completion per recorder and window.
+ */
+class WriteClock {
+  private waiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined = undefined;
+  constructor(private readonly period: number) {}
+
+  /** Resolves at the next tick (at most one period away). */
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.timer ??= setTimeout(this.tick, this.period - (Date.now() % this.period));
+    });
+  }
+
+  private readonly tick = (): void => {
+    this.timer = undefined;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  };
+}
+
+const clocks = new Map<number, WriteClock>();
+function writeClock(period: number): WriteClock {
+  let c = clocks.get(period);
+  if (c === undefined) clocks.set(period, (c = new WriteClock(period)));
+  return c;
+}
 
 /** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
 const WRITEV_MAX = 1023;
@@ -153,6 +189,7 @@ export class FlvRecorder implements BatchSink {
   private pieces = 0;
   private readonly writeWindow: number;
   private lastWriteAt = 0;
+  private readonly clock: WriteClock | undefined;
   private resolveClosed: () => void = () => undefined;
   private readonly closedPromise = new Promise<void>((r) => (this.resolveClosed = r));
 
@@ -161,6 +198,7 @@ export class FlvRecorder implements BatchSink {
     this.now = o.now ?? (() => new Date());
     this.capacity = o.keyframeCapacity ?? DEFAULT_KEYFRAME_CAPACITY;
     this.writeWindow = o.writeWindow ?? DEFAULT_WRITE_WINDOW_MS;
+    this.clock = this.writeWindow > 0 ? writeClock(this.writeWindow) : undefined;
     // the name is computed at once: rtmp_control record/start answers it; a hostile name throws here
     this.path = this.nextPath();
   }
@@ -177,14 +215,15 @@ export class FlvRecorder implements BatchSink {
 
   /**
    * Writes at most once per `writeWindow` ms: a batch that comes sooner waits
-   * for the rest of the window (the frames that arrive meanwhile wait in the
+   * for the next tick of the window's shared clock (WriteClock: every
+   * recorder writes in the same turn; the frames that arrive meanwhile wait in the
    * complete reader's bounded buffer and make the next batch), so a stream is
    * written in a few large writev(2) calls per second instead of one per
    * publisher read. The first frames of a recording are written at once.
    */
   async writeBatch(frames: readonly MediaFrame[]): Promise<void> {
     const wait = this.lastWriteAt + this.writeWindow - Date.now();
-    if (wait > 0 && this.piece !== undefined) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0 && this.piece !== undefined && this.clock !== undefined) await this.clock.next();
     this.lastWriteAt = Date.now();
     await this.write(frames);
   }
@@ -208,10 +247,14 @@ export class FlvRecorder implements BatchSink {
   }
 
   private async write(frames: readonly MediaFrame[]): Promise<void> {
-    // one buffer of tag headers and trailers for the whole batch
+    // one buffer of tag headers and trailers for the whole batch: a tag's trailer
+    // (PreviousTagSize) and the next tag's header are adjacent in the file, so they
+    // go as one iovec: 2n+1 buffers per batch of n tags, one view made per tag
     const heads = Buffer.allocUnsafe(frames.length * FLV_TAG_OVERHEAD);
     let iov: Buffer[] = [];
+    /** bytes of `heads` used; from `from` on they are not in `iov` yet (the last trailer) */
     let used = 0;
+    let from = 0;
     for (const f of frames) {
       if (f.kind === FrameKind.Data) {
         this.takeMetadata(f);
@@ -228,26 +271,33 @@ export class FlvRecorder implements BatchSink {
         if (f.isSequenceHeader) continue; // written at the piece's start
         p = await this.openPiece(f);
       } else if (this.isStartPoint(f, p.video) && this.rollDue(p, f)) {
+        if (used > from) iov.push(heads.subarray(from, used));
+        from = used;
         await this.flush(p, iov);
         iov = [];
         await this.closePiece();
         this.path = this.nextPath();
         p = await this.openPiece(f);
       }
-      const h = heads.subarray(used, used + FLV_TAG_OVERHEAD);
-      used += FLV_TAG_OVERHEAD;
-      this.tag(p, f, h, iov);
+      used = this.tag(p, f, heads, used, from, iov);
+      from = used - FLV_PREVIOUS_TAG_SIZE;
     }
     const p = this.piece;
+    if (used > from) iov.push(heads.subarray(from, used));
     if (p !== undefined && iov.length > 0) await this.flush(p, iov);
   }
 
-  /** Adds one tag to `iov` (header and trailer in `h`, the payload as it is) and counts it. */
-  private tag(p: Piece, f: MediaFrame, h: Buffer, iov: Buffer[]): void {
+  /**
+   * Writes one tag's header at `at` in `heads` and its trailer after it, adds
+   * the header (with what `heads` holds before it from `from` on: the previous
+   * tag's trailer) and the payload as it is to `iov`, and counts the tag.
+   * Returns the end of the tag's bytes in `heads`; its trailer is not in `iov` yet.
+   */
+  private tag(p: Piece, f: MediaFrame, heads: Buffer, at: number, from: number, iov: Buffer[]): number {
     const ts = Math.max(0, f.timestamp - p.epoch) + p.shift;
     const size = f.payload.length;
-    writeFlvTagHeader(h, 0, f.kind, size, ts);
-    h.writeUInt32BE(FLV_TAG_HEADER_SIZE + size, FLV_TAG_HEADER_SIZE);
+    writeFlvTagHeader(heads, at, f.kind, size, ts);
+    heads.writeUInt32BE(FLV_TAG_HEADER_SIZE + size, at + FLV_TAG_HEADER_SIZE);
     if (f.kind === FrameKind.Video && f.isKeyframe && !f.isSequenceHeader) {
       p.times.push(ts / 1000);
       p.positions.push(p.pos);
@@ -255,10 +305,11 @@ export class FlvRecorder implements BatchSink {
     }
     if (f.kind === FrameKind.Video && !p.video) p.video = true;
     if (!f.isSequenceHeader && (f.kind === FrameKind.Video || !p.video)) p.frames++;
-    iov.push(h.subarray(0, FLV_TAG_HEADER_SIZE), f.payload, h.subarray(FLV_TAG_HEADER_SIZE));
+    iov.push(heads.subarray(from, at + FLV_TAG_HEADER_SIZE), f.payload);
     p.pos += FLV_TAG_OVERHEAD + size;
     if (ts > p.lastTs) p.lastTs = ts;
     this.framesWritten++;
+    return at + FLV_TAG_OVERHEAD;
   }
 
   private async flush(p: Piece, iov: Buffer[]): Promise<void> {
@@ -418,6 +469,7 @@ export class FlvRecorder implements BatchSink {
   close(reason: string | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    if (reason !== undefined) outputErrors.inc({ output: 'record', app: this.o.app });
     void (async () => {
       const hadPiece = this.piece !== undefined;
       const path = this.piece?.path ?? this.path;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { outputErrors } from '../../src/core/metrics.js';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -200,6 +201,7 @@ test('a failing disk ends the DASH muxer with one log line (ERR_OUTPUT_WRITE_FAI
   assert.ok(after.bytesIn > before, 'and still receiving media');
   assert.equal(after.readers, 0, 'the muxer\'s reader is gone');
   assert.equal(failed(), 1, 'one log line');
+  assert.equal(outputErrors.get({ output: 'dash', app: 'live' }), 1, 'rtmp_output_errors_total{output="dash"}');
   const r = await ff.done;
   assert.equal(r.code, 0, 'the publisher never noticed');
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { outputErrors } from '../../src/core/metrics.js';
 import { createDecipheriv } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -173,4 +174,5 @@ test('a disk that cannot be written ends that HLS muxer with one log line; the l
   const lines = srv.logs.filter((l) => l.msg.startsWith('hls:') || l.msg.includes('complete reader'));
   assert.equal(lines.length, 1, JSON.stringify(lines));
   assert.equal(lines[0]!.fields['code'], 'ERR_OUTPUT_WRITE_FAILED');
+  assert.equal(outputErrors.get({ output: 'hls', app: 'live' }), 1, 'rtmp_output_errors_total{output="hls"}');
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { outputErrors } from '../../src/core/metrics.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +104,7 @@ test('disk problems end that recording alone: read-only and missing record_path,
     const lines = failureLines(logs, 's').filter((l) => l.fields['app'] === a || JSON.stringify(l.fields).includes(`/${a}`) || l.msg.includes(`/${a}`));
     assert.equal(lines.length, 1, `${a}: one log line: ${JSON.stringify(lines)}`);
     assert.match(lines[0]!.msg, /ERR_OUTPUT_WRITE_FAILED|cannot (open|write)/);
+    assert.equal(outputErrors.get({ output: 'record', app: a }), 1, `${a}: rtmp_output_errors_total{output="record"}`);
   }
   assert.match(failureLines(logs, 's').map((l) => l.msg).join('\n'), /ENOSPC|disk full/);
   // the full disk's file is readable up to where the disk filled
