@@ -1,17 +1,27 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-/** ffmpeg for tests: FFMPEG_PATH, else the devDependency's binary, else the system's. */
-export async function ffmpegPath(): Promise<string> {
-  const env = process.env['FFMPEG_PATH'];
+/** A tool for tests: its environment variable, else the devDependency's binary, else the system's. */
+async function toolPath(envVar: string, load: () => Promise<{ default: { path: string } }>, system: string): Promise<string> {
+  const env = process.env[envVar];
   if (env !== undefined && env !== '' && existsSync(env)) return env;
   try {
-    const mod = (await import('@ffmpeg-installer/ffmpeg')) as { default: { path: string } };
+    const mod = await load();
     if (existsSync(mod.default.path)) return mod.default.path;
   } catch {
-    // fall through to the system's ffmpeg
+    // fall through to the system's binary
   }
-  return 'ffmpeg';
+  return system;
+}
+
+/** ffmpeg for tests: FFMPEG_PATH, else @ffmpeg-installer/ffmpeg's binary, else the system's. */
+export function ffmpegPath(): Promise<string> {
+  return toolPath('FFMPEG_PATH', () => import('@ffmpeg-installer/ffmpeg') as Promise<{ default: { path: string } }>, 'ffmpeg');
+}
+
+/** ffprobe for tests: FFPROBE_PATH, else @ffprobe-installer/ffprobe's binary, else the system's. */
+export function ffprobePath(): Promise<string> {
+  return toolPath('FFPROBE_PATH', () => import('@ffprobe-installer/ffprobe') as Promise<{ default: { path: string } }>, 'ffprobe');
 }
 
 export interface FfmpegRun {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { ByteReader } from '../../src/core/bytes.js';
+import { ffprobePath } from './ffmpeg.js';
 
 /**
  * An ISO BMFF box reader of our own for the tests (independent of the writer
@@ -125,19 +125,6 @@ export function readFragment(buf: Buffer): { sequence: number; trafs: TrafInfo[]
     trafs.push({ trackId, baseDecodeTime, dataOffset, samples });
   }
   return { sequence, trafs, mdat, moof };
-}
-
-/** ffprobe for tests: FFPROBE_PATH, else the devDependency's binary, else the system's. */
-export async function ffprobePath(): Promise<string> {
-  const env = process.env['FFPROBE_PATH'];
-  if (env !== undefined && env !== '' && existsSync(env)) return env;
-  try {
-    const mod = (await import('@ffprobe-installer/ffprobe')) as { default: { path: string } };
-    if (existsSync(mod.default.path)) return mod.default.path;
-  } catch {
-    // fall through
-  }
-  return 'ffprobe';
 }
 
 export interface ProbeStream {

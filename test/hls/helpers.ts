@@ -1,23 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
-/** ffprobe: FFPROBE_PATH, else the devDependency's binary, else the system's. */
-export async function ffprobePath(): Promise<string> {
-  const env = process.env['FFPROBE_PATH'];
-  if (env !== undefined && env !== '' && existsSync(env)) return env;
-  try {
-    const mod = (await import('@ffprobe-installer/ffprobe')) as { default: { path: string } };
-    if (existsSync(mod.default.path)) return mod.default.path;
-  } catch {
-    // the system's
-  }
-  return 'ffprobe';
-}
+import { ffprobePath } from '../helpers/ffmpeg.js';
+
+export { ffprobePath };
 
 export interface ProbeStream {
   readonly codec_type: string;

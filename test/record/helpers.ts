@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -7,16 +7,9 @@ import { FlvTagType, readFlvFile } from '../../src/media/flv.js';
 import { decodeAmf0 } from '../../src/rtmp/amf0.js';
 import { amfObjectOf, type AmfObject } from '../../src/rtmp/amf-types.js';
 
-/** ffprobe of the devDependency, else the system's. */
-export async function ffprobePath(): Promise<string> {
-  try {
-    const mod = (await import('@ffprobe-installer/ffprobe')) as { default: { path: string } };
-    if (existsSync(mod.default.path)) return mod.default.path;
-  } catch {
-    // the system's
-  }
-  return 'ffprobe';
-}
+import { ffprobePath } from '../helpers/ffmpeg.js';
+
+export { ffprobePath };
 
 export interface ProbeResult {
   readonly format: { duration?: string; format_name?: string };
