@@ -50,6 +50,25 @@ test('candidateNames: flat and nested layouts, the protocol by extension, nothin
   assert.deepEqual(candidateNames(DASH, '/srv/dash/a/b/c.m4v'), []);
 });
 
+test('fuzz: random paths never throw, and a name found is one path segment', () => {
+  const alphabet = ['/', '.', '-', 'a', 'b', '..', 'm3u8', 'ts', 'mpd', 'm4v', '\0', '%', ' ', 'é', 'srv', 'hls', 'dash'];
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let i = 0; i < 5000; i++) {
+    let file = rnd(2) === 0 ? '/srv/hls/' : '/srv/dash/';
+    const len = rnd(12);
+    for (let j = 0; j < len; j++) file += alphabet[rnd(alphabet.length)] ?? '';
+    for (const root of [HLS, DASH, { ...HLS, nested: true }]) {
+      for (const name of candidateNames(root, file)) {
+        assert.ok(name !== '' && !name.includes('/') && name !== '.' && name !== '..', `${file} -> ${name}`);
+      }
+    }
+  }
+});
+
 test('viewerTtl: twice the fragment, never below the minimum; 30 s when unknown', () => {
   assert.equal(viewerTtl(5000), 10_000);
   assert.equal(viewerTtl(100), MIN_VIEWER_TTL_MS);
@@ -212,4 +231,14 @@ test('HLS and DASH viewers fetching over HTTP appear in the stat XML and /metric
   assert.equal(value(m, 'rtmp_players', { app: 'live', protocol: 'hls' }), undefined);
   assert.ok((value(m, 'rtmp_bytes_out_total', { protocol: 'hls' }) ?? 0) >= hlsOut);
   assert.equal(statClients(await stat(), 'cam').length, 1);
+
+  // a real player: ffmpeg reading the HLS stream is one viewer while it plays
+  const player = await runFfmpeg(['-i', `${base}/hls/cam.m3u8`, '-t', '4', '-f', 'null', '-'], 30_000);
+  t.after(() => player.kill());
+  assert.ok(await until(() => srv.server.snapshot().connections.filter((c) => c.protocol === 'hls' && c.app === 'live').length === 1, 10_000), 'ffmpeg is an HLS viewer');
+  await sleep(1500);
+  assert.equal(srv.server.snapshot().connections.filter((c) => c.protocol === 'hls').length, 1, 'one viewer however many requests');
+  m = await scrape();
+  assert.equal(value(m, 'rtmp_players', { app: 'live', protocol: 'hls' }), 1);
+  await player.done;
 });
