@@ -21,6 +21,7 @@ import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
 import { RecordControl, recordModule, type RecordModuleOptions } from './record/module.js';
 import { hlsModule } from './hls/module.js';
+import { viewerConnection, viewerRegistry } from './server/viewers.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -72,6 +73,8 @@ export class RtmpServer {
   private execStatic: { close(): Promise<void> } | undefined;
   /** the built-in HTTP server (static files, rtmp_stat, rtmp_control), when the configuration has an http block */
   http: HttpFrontend | undefined;
+  /** HLS/DASH viewers: the clients the http block served a live stream's playlists and fragments to */
+  private readonly viewers = viewerRegistry(() => this.blocks.flatMap((b) => [...b.apps.values()].map((a) => a.config)), (app, name) => this.hub.get(app, name)?.active === true);
   readonly startedAt = Date.now();
   private readonly log: Logger;
   /** true from start() until the warm-up is over: new clients wait in `held` (paused) */
@@ -146,7 +149,7 @@ export class RtmpServer {
     const warm = this.warmupWanted();
     this.warming = warm;
     if (this.config.http.length > 0) {
-      this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps() });
+      this.http = new HttpFrontend(this.config.http, { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps(), onFileServed: (...a) => this.viewers.served(...a) });
       await this.http.start();
     }
     for (const block of this.blocks) {
@@ -243,7 +246,7 @@ export class RtmpServer {
       startedAt: this.startedAt,
       accepted: this.sessions.accepted,
       now,
-      connections: [...this.sessions.connections(), ...(this.http?.playerConnections() ?? [])],
+      connections: [...this.sessions.connections(), ...(this.http?.playerConnections() ?? []), ...this.viewers.list(now).map(viewerConnection)],
       streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map((s) => ({
         app: s.app,
         name: s.name,
@@ -271,7 +274,7 @@ export class RtmpServer {
 
   /** Disconnects a connection by id (control API); true if it existed. */
   dropConnection(id: string, reason: string): boolean {
-    return this.sessions.drop(id, reason) || (this.http?.dropPlayer(id, reason) ?? false);
+    return this.sessions.drop(id, reason) || (this.http?.dropPlayer(id, reason) ?? false) || this.viewers.drop(id);
   }
 
   /** Switches a connection's publish / play to another stream name (control API redirect); how many were switched. */
@@ -319,7 +322,7 @@ export class RtmpServer {
         }
         bound.push(p.listener);
       }
-      const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps() });
+      const frontend = this.http ?? new HttpFrontend([], { source: this, logger: this.log.child({ module: 'http' }), live: this.liveDeps(), onFileServed: (...a) => this.viewers.served(...a) });
       try {
         http = { frontend, reload: await frontend.prepare(config.http) };
       } catch (e) {

@@ -99,7 +99,7 @@ export function metricsText(input: MetricsInput): string {
     if (s.active) streams.add({ app: s.app });
     dropped.add({ app: s.app }, s.dropped);
   }
-  w.family('rtmp_connections', 'gauge', 'Open client connections by protocol (rtmp, http-flv, ws-flv...).', conns.samples());
+  w.family('rtmp_connections', 'gauge', 'Open client connections by protocol (rtmp, http-flv, ws-flv; hls, dash: viewers seen within 2 fragment lengths).', conns.samples());
   w.family('rtmp_http_connections', 'gauge', 'Open HTTP connections (players, pages and files).', [[{}, input.httpConnections]]);
   w.family('rtmp_connections_accepted_total', 'counter', 'RTMP connections accepted since start.', [[{}, snapshot.accepted ?? snapshot.connections.length]]);
   w.family('rtmp_streams', 'gauge', 'Published streams by application.', streams.samples());

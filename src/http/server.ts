@@ -39,6 +39,12 @@ export interface HttpFrontendDeps {
   readonly logger: Logger;
   /** the stream service and applications: `flv_live` locations play live streams (absent: they answer 404) */
   readonly live?: LivePlayDeps;
+  /**
+   * Told of every file a root/alias location served with 200/206 to a GET
+   * (absolute path, client address, bytes, Referer): src/server.ts counts the
+   * HLS/DASH viewers from it (src/core/viewers.ts). Absent: nobody counts.
+   */
+  readonly onFileServed?: (file: string, address: string, bytes: number, pageUrl: string) => void;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
@@ -475,6 +481,7 @@ export class HttpFrontend {
       headers['Content-Length'] = String(Math.max(0, end - start + 1));
       Object.assign(headers, fileCacheHeaders(loc, file, stats.mtimeMs, Date.now()));
       this.writeHead(res, loc, range === undefined ? 200 : 206, headers);
+      if (method === 'GET') this.deps.onFileServed?.(file, normalizeAddress(req.socket.remoteAddress ?? '?').address, Math.max(0, end - start + 1), header(req, 'referer') ?? '');
       if (method === 'HEAD' || size === 0) {
         res.end();
         return;

@@ -36,9 +36,9 @@ export interface StatConnectionSnapshot {
   /** the connection's current media timestamp (ms), when known */
   readonly timestamp?: number;
   /**
-   * How the client is served, when not RTMP: `http-flv`, `ws-flv` (src/http/flv-live.ts);
-   * the hook for other players (HLS, DASH): a session that adds itself to the
-   * snapshot's connections with its protocol is listed under its stream and counted.
+   * How the client is served, when not RTMP: `http-flv`, `ws-flv` (src/http/flv-live.ts),
+   * `hls`, `dash` (viewers fetching the stream's files: src/core/viewers.ts). Any
+   * entry of the snapshot's connections is listed under its stream and counted.
    */
   readonly protocol?: string;
 }

@@ -2,9 +2,8 @@
  * Issue 16's "must show": nginx-rtmp's README example configuration (the
  * fixture, hosts and paths adjusted: ports 0, directories in a temporary
  * tree) runs: ffmpeg publishes to its `hls` and `dash` applications and both
- * are read over its own http{} block. Until the hls, dash, record and play
- * outputs are merged the file does not load; the test then skips, naming the
- * directives that stop it (test/config/real-configs.test.ts asserts that list).
+ * are read over its own http{} block, and its `rtmp_stat all` page lists the
+ * two HTTP readers as HLS and DASH viewers of their streams.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +12,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../src/config/load.js';
-import { ErrorCode, ServerError } from '../../src/core/errors.js';
-import type { ServerConfig } from '../../src/config/types.js';
 import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { startServer } from '../helpers/server.js';
 
@@ -38,17 +35,7 @@ test("nginx-rtmp's README configuration runs: publish to hls and dash, read both
   t.after(() => rm(dir, { recursive: true, force: true }));
   for (const d of ['av', 'vc', 'hls', 'dash', 'flvs', 'mp4s']) await mkdir(path.join(dir, d));
   const text = adjust(await readFile(FIXTURE, 'utf8'), dir);
-  let cfg: ServerConfig;
-  try {
-    cfg = parseConfigText(text, FIXTURE);
-  } catch (e) {
-    if (e instanceof ServerError && e.code === ErrorCode.ConfigUnsupported) {
-      const waiting = [...new Set([...e.message.matchAll(/directive "([^"]+)" is not supported yet/g)].map((m) => m[1]))];
-      t.skip(`waiting for the outputs that read: ${waiting.join(', ')}`);
-      return;
-    }
-    throw e;
-  }
+  const cfg = parseConfigText(text, FIXTURE);
   const srv = await startServer(t, cfg);
   const httpPort = srv.server.http?.addresses()[0]?.port;
   assert.ok(httpPort !== undefined);
@@ -86,4 +73,13 @@ test("nginx-rtmp's README configuration runs: publish to hls and dash, read both
   const bytes = Buffer.from(await ts.arrayBuffer());
   assert.ok(bytes.length > 188 && bytes.length % 188 === 0 && bytes[0] === 0x47, 'an MPEG-TS fragment');
   assert.match(await mpd.text(), /<MPD[\s>]/);
+  // the stat page (`location /stat { rtmp_stat all; }`) shows this client as a viewer of each stream
+  const stat = await fetch(`${base}/stat`);
+  assert.equal(stat.status, 200);
+  const xml = await stat.text();
+  for (const [app, protocol] of [['hls', 'hls'], ['dash', 'dash']] as const) {
+    const section = xml.split('<application>').find((a) => a.startsWith(`\r\n<name>${app}</name>`)) ?? '';
+    assert.match(section, new RegExp(`<stream>\\r\\n<name>movie</name>.*<client><id>${protocol}-\\w+</id><address>127\\.0\\.0\\.1</address>.*<protocol>${protocol}</protocol></client>`, 's'), section);
+    assert.match(section, /<nclients>2<\/nclients>/, section);
+  }
 });
