@@ -13,9 +13,9 @@ import { MediaFrame } from '../live/frame.js';
  */
 
 /** What the frame cache of all open files together may hold (payload bytes; their RTMP encodings about as much again). */
-export const VOD_FRAME_CACHE_BYTES = 24 * 1024 * 1024;
+export const VOD_FRAME_CACHE_BYTES = 16 * 1024 * 1024;
 /** ... and one file at most. */
-export const VOD_FRAME_CACHE_FILE_BYTES = 8 * 1024 * 1024;
+export const VOD_FRAME_CACHE_FILE_BYTES = 4 * 1024 * 1024;
 
 /** A cached frame; for an FLV also where the next tag starts (a play goes on from there without reading). */
 export interface CachedFrame {
