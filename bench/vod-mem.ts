@@ -4,7 +4,11 @@
  * our RtmpClient). Reports RSS (and heap, external memory) per player above
  * the server with one play, and the server's CPU per delivered Gbit.
  *
- *   node --import tsx bench/vod-mem.ts [--players 100] [--seconds 20] [--ramp 2000] [--file bench/media/vod/vod.mp4]
+ *   node --expose-gc --import tsx bench/vod-mem.ts [--players 100] [--seconds 20] [--ramp 2000] [--file bench/media/vod/vod.mp4]
+ *
+ * With --expose-gc the baseline is taken after a full collection (else the
+ * warm-up's garbage, collected later, can make the figure per player
+ * negative).
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -49,6 +53,9 @@ const url = `rtmp://127.0.0.1:${server.port}/vod`;
 // warm up: one player for a few seconds (code compiled, the index built)
 await runPlayers(url, 1, 4, () => undefined);
 await sleep(1000);
+const gc = (globalThis as { gc?: () => void }).gc;
+gc?.();
+await sleep(200);
 const base = process.memoryUsage();
 const samples: { rss: number; heap: number; external: number; ab: number }[] = [];
 let startCpu: NodeJS.CpuUsage | undefined;
@@ -82,6 +89,7 @@ const gbit = ((last.bytes - startBytes) * 8) / 1e9;
 const wallS = (last.t - startT) / 1000;
 const out = {
   file: path.basename(file),
+  baselineAfterGc: gc !== undefined,
   players,
   playing: last.playing,
   failed: last.failed,
