@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm, utimes } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfigText } from '../../src/config/load.js';
 import { FrameKind, type MediaFrame } from '../../src/live/frame.js';
+import { FlvTagType, encodeFlvHeader, encodeFlvTag } from '../../src/media/flv.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
 import { MessageType } from '../../src/rtmp/messages.js';
 import { VodIndexCache, openVodFile, type VodMedia } from '../../src/vod/media-file.js';
@@ -95,6 +96,43 @@ describe('VOD: plays of one file share its descriptor and frames', () => {
       await Promise.all([a.close(), b.close()]);
     });
   }
+
+  it('FLV tags larger than a read window (64 KiB), script tags between frames: every frame, whole', async () => {
+    const video = (key: boolean, n: number, fill: number): Buffer => {
+      const b = Buffer.alloc(n, fill);
+      b[0] = key ? 0x17 : 0x27;
+      b[1] = 1;
+      return b;
+    };
+    const frames = [
+      { type: FlvTagType.Video, timestamp: 0, data: Buffer.from([0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e, 0xff]) },
+      { type: FlvTagType.Video, timestamp: 0, data: video(true, 200_000, 1) },
+      { type: FlvTagType.Script, timestamp: 10, data: Buffer.from([2, 0, 3, 0x61, 0x62, 0x63]) },
+      { type: FlvTagType.Video, timestamp: 40, data: video(false, 1000, 2) },
+      { type: FlvTagType.Video, timestamp: 80, data: video(false, 70_000, 3) },
+      { type: FlvTagType.Video, timestamp: 120, data: video(true, 300_000, 4) },
+    ];
+    const file = path.join(dir, 'big-tags.flv');
+    await writeFile(file, Buffer.concat([encodeFlvHeader({ audio: false, video: true }), ...frames.map((f) => encodeFlvTag(f))]));
+    const cache = new VodIndexCache();
+    const a = await openVodFile(file, cache);
+    const b = await openVodFile(file, cache);
+    try {
+      a.seek(0);
+      b.seek(0);
+      const want = frames.filter((f) => f.type !== FlvTagType.Script);
+      for (const m of [a, b]) {
+        const got = await readAll(m, 30);
+        assert.equal(got.length, want.length);
+        for (let i = 0; i < got.length; i++) {
+          assert.equal(got[i]!.timestamp, want[i]!.timestamp);
+          assert.ok(got[i]!.payload.equals(want[i]!.data), `frame ${i}`);
+        }
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 
   it('a file replaced under a play (another size or mtime) is another file', async () => {
     const file = path.join(dir, 'r.flv');
