@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, ServerError, serverError } from '../core/errors.js';
-import { FrameKind } from '../live/frame.js';
+import { FrameKind, MediaFrame, frameFlags } from '../live/frame.js';
 import { FLV_FILE_HEADER_READ, FlvKeyframeIndex, FlvTagRole, flvTagRole, parseFlvFileHeader, scanFlvTags } from '../media/flv-demux.js';
 import { FlvTagType } from '../media/flv.js';
 import {
@@ -21,12 +21,16 @@ import { VideoCodecId } from '../media/video.js';
 import { SoundFormat } from '../media/audio.js';
 import { amfObjectOf, AmfEcmaArray, type AmfObject, type AmfValue } from '../rtmp/amf-types.js';
 import { createAmf0DecodeContext, decodeAmf0, decodeAmf0Value, encodeAmf0 } from '../rtmp/amf0.js';
+import { SharedFiles, readAt, type SharedFile } from './shared-file.js';
 
 /**
  * A VOD file opened for one play: FLV or MP4, read in pieces (a window of
  * the file at a time, never the whole file). What a file costs to index
  * (an FLV's keyframe scan, an MP4's sample tables) is kept in a `VodIndexCache`
- * shared by every play of that file (same path, size and mtime).
+ * shared by every play of that file (same path, size and mtime); so are, while
+ * the file has plays, its file descriptor and the frames read lately
+ * (src/vod/shared-file.ts): plays near each other in the file share one
+ * read and one copy of each frame, and its RTMP encoding.
  */
 
 /** One frame as the play sends it: an FLV tag body and its time in ms. */
@@ -52,12 +56,12 @@ export interface VodMedia {
    * frame while any is left); [] at the end of the file. Throws VodReadFailed
    * for a truncated or corrupt file.
    */
-  read(untilMs: number, maxBytes: number): Promise<VodFrame[]>;
+  read(untilMs: number, maxBytes: number): Promise<MediaFrame[]>;
   close(): Promise<void>;
 }
 
 /** Reads of an FLV file: a window this large (a larger tag gets a window of its own size). */
-const FLV_WINDOW = 128 * 1024;
+const FLV_WINDOW = 64 * 1024;
 /** An FLV tag larger than this is corrupt (16 MiB: far above any real frame). */
 const FLV_MAX_TAG = 16 * 1024 * 1024;
 /** Metadata larger than this is not sent (a recorder's keyframe index of a very long file stays far below). */
@@ -97,11 +101,18 @@ type FileIndex = FlvIndex | Mp4Index;
 /** The indexes of recently played files (a few: each play of a popular file shares one). */
 export class VodIndexCache {
   private readonly entries = new Map<string, Promise<FileIndex>>();
+  /** the open files (a descriptor and the frames read lately, shared by the plays of each) */
+  readonly files: SharedFiles;
 
-  constructor(private readonly max = 32) {}
+  constructor(
+    private readonly max = 32,
+    files = new SharedFiles(),
+  ) {
+    this.files = files;
+  }
 
   get(id: FileIdentity, build: () => Promise<FileIndex>): Promise<FileIndex> {
-    const key = `${id.path}\0${id.size}\0${id.mtimeMs}`;
+    const key = identityKey(id);
     let p = this.entries.get(key);
     if (p !== undefined) {
       // most recently used last
@@ -121,6 +132,10 @@ export class VodIndexCache {
   }
 }
 
+function identityKey(id: FileIdentity): string {
+  return `${id.path}\0${id.size}\0${id.mtimeMs}`;
+}
+
 /** The file's format by its name: `.mp4`, `.m4v`, `.mov`, `.f4v`, `.m4a` are MP4, everything else FLV (nginx-rtmp's default format). */
 export function formatOf(file: string): 'flv' | 'mp4' {
   return /\.(mp4|m4v|m4a|mov|f4v|3gp)$/i.test(file) ? 'mp4' : 'flv';
@@ -128,15 +143,23 @@ export function formatOf(file: string): 'flv' | 'mp4' {
 
 /** Opens a VOD file (FLV or MP4 by its name). Throws VodReadFailed (or FlvMalformed/Mp4Malformed inside it) for a file it cannot play. */
 export async function openVodFile(file: string, cache: VodIndexCache): Promise<VodMedia> {
-  const fh = await open(file, 'r');
+  let fh: FileHandle | undefined = await open(file, 'r');
+  let shared: SharedFile | undefined;
   try {
     const st = await fh.stat();
     const id: FileIdentity = { path: file, size: st.size, mtimeMs: st.mtimeMs };
     const format = formatOf(file);
-    const index = await cache.get(id, () => (format === 'mp4' ? indexMp4(fh, st.size) : indexFlv(fh, st.size)));
-    return index.kind === 'mp4' ? new Mp4Media(fh, index, st.size) : new FlvMedia(fh, index);
+    const index = await cache.get(id, () => (format === 'mp4' ? indexMp4(fh!, st.size) : indexFlv(fh!, st.size)));
+    // the same file (path, size, mtime) open for another play: its descriptor and frames serve this one too
+    const key = identityKey(id);
+    shared = cache.files.acquire(key);
+    if (shared === undefined) shared = cache.files.add(key, fh);
+    else await fh.close();
+    fh = undefined;
+    return index.kind === 'mp4' ? new Mp4Media(cache.files, shared, index, st.size) : new FlvMedia(cache.files, shared, index);
   } catch (e) {
-    await fh.close().catch(() => undefined);
+    if (shared !== undefined) await cache.files.release(shared).catch(() => undefined);
+    else await fh?.close().catch(() => undefined);
     throw asReadFailed(e, file);
   }
 }
@@ -145,18 +168,6 @@ function asReadFailed(e: unknown, file: string): ServerError {
   if (e instanceof ServerError && e.code === ErrorCode.VodReadFailed) return e;
   const msg = e instanceof Error ? e.message : String(e);
   return serverError(ErrorCode.VodReadFailed, `${file}: ${msg}`, e);
-}
-
-/** Reads exactly `length` bytes at `position` (fewer only at the end of the file: the returned view is shorter). */
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got === length ? buf : buf.subarray(0, got);
 }
 
 // ---- FLV ----
@@ -294,17 +305,18 @@ async function videoTagAt(fh: FileHandle, offset: number): Promise<boolean> {
   return b.length === 1 && (b[0]! & 0x1f) === FlvTagType.Video;
 }
 
-const EMPTY: Buffer = Buffer.alloc(0);
+/** An FLV tag's header bytes: type, data size (24 bits) (src/media/flv-demux.ts reads the rest). */
+const FLV_TAG_HEADER = 11;
+const FLV_PREVIOUS_TAG_SIZE = 4;
 
 class FlvMedia implements VodMedia {
   readonly format = 'flv';
   private pos: number;
-  /** the last window read, and its file offset */
-  private window: Buffer = EMPTY;
-  private windowStart = 0;
+  private closed = false;
 
   constructor(
-    private readonly fh: FileHandle,
+    private readonly files: SharedFiles,
+    private readonly file: SharedFile,
     private readonly index: FlvIndex,
   ) {
     this.pos = index.firstTag;
@@ -327,7 +339,6 @@ class FlvMedia implements VodMedia {
   }
 
   seek(ms: number): number {
-    this.window = EMPTY;
     const k = ms > 0 ? this.index.keyframes.before(ms) : undefined;
     if (k === undefined) {
       this.pos = this.index.firstTag;
@@ -337,56 +348,73 @@ class FlvMedia implements VodMedia {
     return k.time;
   }
 
-  async read(untilMs: number, maxBytes: number): Promise<VodFrame[]> {
-    const out: VodFrame[] = [];
+  async read(untilMs: number, maxBytes: number): Promise<MediaFrame[]> {
+    const out: MediaFrame[] = [];
     let bytes = 0;
-    let size = FLV_WINDOW;
-    while (this.pos < this.index.end) {
-      // the window read last time serves until a tag runs past its end (no byte is read twice)
-      let buf = this.window;
-      if (this.pos < this.windowStart || this.pos >= this.windowStart + buf.length) {
-        buf = this.window = await readAt(this.fh, this.pos, Math.min(size, this.index.end - this.pos));
-        this.windowStart = this.pos;
+    const end = this.index.end;
+    while (this.pos < end) {
+      // a frame another play (or this one) read lately: no read
+      const c = this.file.get(this.pos);
+      if (c !== undefined) {
+        if (out.length > 0 && (c.frame.timestamp > untilMs || bytes >= maxBytes)) return out;
+        out.push(c.frame);
+        bytes += c.frame.payload.length;
+        this.pos = c.next;
+        continue;
       }
-      const from = this.pos - this.windowStart;
-      let stopAt = -1;
+      // else a window from here: every audio/video tag in it is kept for the plays that come by
+      const pos = this.pos;
+      let buf = await this.file.read(pos, Math.min(FLV_WINDOW, end - pos));
+      if (buf.length >= FLV_TAG_HEADER) {
+        const whole = FLV_TAG_HEADER + buf.readUIntBE(1, 3) + FLV_PREVIOUS_TAG_SIZE;
+        // a tag larger than the window gets a window of its own size
+        if (whole > buf.length && whole <= FLV_MAX_TAG + FLV_TAG_HEADER + FLV_PREVIOUS_TAG_SIZE && pos + buf.length < end) buf = await this.file.read(pos, Math.min(whole, end - pos));
+      }
+      if (this.closed) return out;
+      const file = this.file;
+      let stopped = false;
       let next: number;
       try {
-        next = scanFlvTags(buf, from, buf.length, this.pos, FLV_MAX_TAG, (t) => {
-          if (t.type !== FlvTagType.Audio && t.type !== FlvTagType.Video) return true;
-          if (out.length > 0 && (t.timestamp > untilMs || bytes >= maxBytes)) {
-            stopAt = t.fileOffset;
-            return false;
+        next = scanFlvTags(buf, 0, buf.length, pos, FLV_MAX_TAG, (t) => {
+          const after = t.fileOffset + FLV_TAG_HEADER + t.dataSize + FLV_PREVIOUS_TAG_SIZE;
+          let frame: MediaFrame | undefined;
+          if (t.type === FlvTagType.Audio || t.type === FlvTagType.Video) {
+            // every frame of the window is kept for the plays that come by (a view of the window: it lives while cached or queued)
+            frame = file.get(t.fileOffset)?.frame;
+            if (frame === undefined) {
+              const kind = t.type === FlvTagType.Audio ? FrameKind.Audio : FrameKind.Video;
+              const payload = buf.subarray(t.dataStart, t.dataStart + t.dataSize);
+              frame = file.put(t.fileOffset, new MediaFrame(kind, t.timestamp, payload, frameFlags(kind, payload)), after).frame;
+            }
           }
-          // a view of the window: the window lives as long as its frames are queued
-          out.push({ kind: t.type === FlvTagType.Audio ? FrameKind.Audio : FrameKind.Video, timestamp: t.timestamp, payload: buf.subarray(t.dataStart, t.dataStart + t.dataSize) });
-          bytes += t.dataSize;
+          if (stopped) return true;
+          if (frame !== undefined) {
+            if (out.length > 0 && (frame.timestamp > untilMs || bytes >= maxBytes)) {
+              stopped = true;
+              this.pos = t.fileOffset;
+              return true;
+            }
+            out.push(frame);
+            bytes += frame.payload.length;
+          }
+          this.pos = after;
           return true;
         });
       } catch (e) {
+        // a broken tag past what this play takes now: it fails when it gets there (the frames before it play)
+        if (stopped) return out;
         throw asReadFailed(e, 'FLV');
       }
-      if (stopAt >= 0) {
-        this.pos = stopAt;
-        return out;
-      }
-      if (next === from) {
-        // no complete tag from here in the window: read a new one at pos (larger when the tag is larger than a window)
-        if (from === 0) {
-          if (buf.length < size) throw serverError(ErrorCode.VodReadFailed, `FLV: the file changed under the play (short read at ${this.pos})`);
-          size = Math.min(FLV_MAX_TAG + 64, size * 4);
-        }
-        this.window = EMPTY;
-        continue;
-      }
-      size = FLV_WINDOW;
-      this.pos += next - from;
+      if (next === 0) throw serverError(ErrorCode.VodReadFailed, `FLV: the file changed under the play (short read at ${pos})`);
+      if (stopped) return out;
     }
     return out;
   }
 
   close(): Promise<void> {
-    return this.fh.close();
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return this.files.release(this.file);
   }
 }
 
@@ -437,12 +465,19 @@ function mp4Metadata(movie: Mp4Movie, fileSize: number): Buffer {
   return encodeAmf0(values);
 }
 
+/** An MP4 sample's place in the shared frame cache: its track (0 video, 1 audio) and number. */
+function sampleKey(track: Mp4Track, index: number): number {
+  return index * 2 + (track.kind === 'video' ? 0 : 1);
+}
+
 class Mp4Media implements VodMedia {
   readonly format = 'mp4';
   private readonly cursor: Mp4Cursor;
+  private closed = false;
 
   constructor(
-    private readonly fh: FileHandle,
+    private readonly files: SharedFiles,
+    private readonly file: SharedFile,
     private readonly index: Mp4Index,
     private readonly fileSize: number,
   ) {
@@ -469,11 +504,12 @@ class Mp4Media implements VodMedia {
     return this.cursor.seek(ms);
   }
 
-  async read(untilMs: number, maxBytes: number): Promise<VodFrame[]> {
+  async read(untilMs: number, maxBytes: number): Promise<MediaFrame[]> {
     const picked: { track: Mp4Track; index: number }[] = [];
     let bytes = 0;
     let lo = Infinity;
     let hi = 0;
+    let missing = 0;
     while (this.cursor.peekTime() !== Infinity && (picked.length === 0 || (this.cursor.peekTime() <= untilMs && bytes < maxBytes))) {
       const s = this.cursor.next()!;
       const t = s.track.samples;
@@ -482,32 +518,44 @@ class Mp4Media implements VodMedia {
       if (off + size > this.fileSize) throw serverError(ErrorCode.VodReadFailed, `MP4: sample ${s.index} at ${off} (+${size}) is past the end of the file (${this.fileSize} bytes): truncated`);
       picked.push(s);
       bytes += size;
+      // only the samples no play read lately are read
+      if (this.file.get(sampleKey(s.track, s.index)) !== undefined) continue;
+      missing += size;
       lo = Math.min(lo, off);
       hi = Math.max(hi, off + size);
     }
     if (picked.length === 0) return [];
-    const out: VodFrame[] = [];
     // one read when the samples lie close together (they are interleaved in chunks), else one read each
-    const span = hi - lo <= MP4_SPAN && hi - lo <= 2 * bytes + 65536 ? await readAt(this.fh, lo, hi - lo) : undefined;
+    const span = missing > 0 && hi - lo <= MP4_SPAN && hi - lo <= 2 * missing + 65536 ? await this.file.read(lo, hi - lo) : undefined;
     if (span !== undefined && span.length < hi - lo) throw serverError(ErrorCode.VodReadFailed, `MP4: short read at ${lo}: the file is truncated`);
+    const out: MediaFrame[] = [];
     for (const s of picked) {
+      const key = sampleKey(s.track, s.index);
+      const cached = this.file.get(key);
+      if (cached !== undefined) {
+        out.push(cached.frame);
+        continue;
+      }
       const t = s.track.samples;
       const off = t.offsets[s.index]!;
       const size = t.sizes[s.index]!;
       const h = flvHeaderSize(s.track);
       const payload = Buffer.allocUnsafe(h + size);
       writeFlvSampleHeader(s.track, s.index, payload);
-      if (span !== undefined) span.copy(payload, h, off - lo, off - lo + size);
+      if (span !== undefined && off >= lo && off + size <= hi) span.copy(payload, h, off - lo, off - lo + size);
       else {
-        const { bytesRead } = await this.fh.read(payload, h, size, off);
+        const { bytesRead } = await this.file.fh.read(payload, h, size, off);
         if (bytesRead < size) throw serverError(ErrorCode.VodReadFailed, `MP4: short read at ${off}: the file is truncated`);
       }
-      out.push({ kind: s.track.kind === 'video' ? FrameKind.Video : FrameKind.Audio, timestamp: Math.round(t.times[s.index]!), payload });
+      const kind = s.track.kind === 'video' ? FrameKind.Video : FrameKind.Audio;
+      out.push(this.file.put(key, new MediaFrame(kind, Math.round(t.times[s.index]!), payload, frameFlags(kind, payload))).frame);
     }
     return out;
   }
 
   close(): Promise<void> {
-    return this.fh.close();
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return this.files.release(this.file);
   }
 }

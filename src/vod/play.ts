@@ -138,7 +138,7 @@ export class VodPlay implements PlaybackControl {
       return;
     }
     const until = this.baseTs + (Date.now() - this.baseWall) + VOD_LEAD_MS;
-    let frames: VodFrame[];
+    let frames: MediaFrame[];
     try {
       frames = await this.media.read(until, MAX_BATCH_BYTES);
     } catch (e) {
@@ -160,7 +160,8 @@ export class VodPlay implements PlaybackControl {
     try {
       for (const f of frames) {
         bytes += f.payload.length;
-        this.reader.push(this.frame(f));
+        // the file's frame, shared with the other plays near this position (and so is its RTMP encoding)
+        this.reader.push(f);
       }
     } finally {
       this.reader.uncork();
