@@ -82,6 +82,9 @@ export class Mp4Piece {
   private sequence = 1;
   private fragmentStart: number | undefined = undefined;
   private pendingBytes = 0;
+  /** kinds whose frames were left out (one warning each per file) */
+  private readonly warned = new Set<string>();
+  private readonly log: Logger;
 
   /**
    * Throws ERR_OUTPUT_WRITE_FAILED when no track can be written (an
@@ -91,6 +94,7 @@ export class Mp4Piece {
    */
   constructor(configs: Mp4PieceConfig, log: Logger) {
     this.configs = configs;
+    this.log = log;
     const problems: string[] = [];
     const make = (cfg: MediaFrame | undefined, f: typeof videoTrack): TrackState | undefined => {
       if (cfg === undefined) return undefined;
@@ -143,7 +147,15 @@ export class Mp4Piece {
       return [];
     }
     const c = f.codecData;
-    if (st === undefined || c === undefined || c.codec !== st.codec || c.isConfig || c.isEndOfSequence || c.data.length === 0) return [];
+    if (c === undefined || c.isConfig || c.isEndOfSequence || c.data.length === 0) return [];
+    if (st === undefined || c.codec !== st.codec) {
+      const kind = video ? 'video' : 'audio';
+      if (!this.warned.has(kind)) {
+        this.warned.add(kind);
+        this.log.warn({ codec: JSON.stringify(c.codec.slice(0, 16)) }, `record: ${kind} frames left out of the MP4 file (no ${kind} track for this codec; H.264, H.265 and AAC are written); further ones are not logged`);
+      }
+      return [];
+    }
     let out: Buffer[] = [];
     const start = this.fragmentStart;
     if (start === undefined) this.fragmentStart = ts;
