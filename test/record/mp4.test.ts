@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { SessionInfo } from '../../src/app/chain.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { RecordFormat, type RecorderConfig } from '../../src/config/record.js';
+import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
 import { FrameFlag, FrameKind, MediaFrame } from '../../src/live/frame.js';
 import { FlvRecorder } from '../../src/record/recorder.js';
@@ -228,3 +229,45 @@ test('record_format: default flv, mp4 defaults the suffix to .mp4, record_append
   assert.equal(mp4[2]?.suffix, '-x.mp4');
   assert.throws(() => app('record all; record_path /r; record_format mkv;'), /record_format/);
 });
+
+test('record_format mp4: a full disk (ENOSPC) ends the recording with a coded error; the file is readable up to its last whole fragment', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t, 'recmp4-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (e) {
+    t.skip(`cannot mount a small tmpfs here: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    return;
+  }
+  try {
+    await fullDisk(dir);
+  } finally {
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+  }
+});
+
+async function fullDisk(dir: string): Promise<void> {
+  const rec = new FlvRecorder({ config: recorderConfig(dir, { video: false }), session: SESSION, app: 'live', name: 'full', query: '', log: silentLogger(), events: undefined, writeWindow: 0, onClosed: () => undefined });
+  const body = Buffer.alloc(1500, 0x21);
+  let err: unknown;
+  // 10 s of 1.5 KB AAC frames (~650 KB) into 64 KB
+  const frames = [aac(0, AacPacket.Config, ASC_44100)];
+  for (let i = 0; i < 430; i++) frames.push(aac(Math.round((i * 1024 * 1000) / 44100), AacPacket.Raw, body));
+  for (let i = 0; i < frames.length && err === undefined; i += 10) {
+    try {
+      await rec.writeBatch(frames.slice(i, i + 10));
+    } catch (e) {
+      err = e;
+    }
+  }
+  assert.ok(isServerError(err) && err.code === ErrorCode.OutputWriteFailed, String(err));
+  rec.close((err as Error).message);
+  await rec.whenClosed();
+  const file = path.join(dir, 'full.mp4');
+  const p = await probe(file);
+  assert.deepEqual(p.streams.map((s) => s.codec_name), ['aac']);
+  const n = Number(p.streams[0]?.nb_read_packets);
+  // about 64 KB of 1.5 KB frames: every frame of the whole fragments, nothing invented
+  assert.ok(n >= 30 && n < 64, `${n} packets`);
+  const boxes = topBoxes(readFileSync(file));
+  assert.deepEqual(boxes.slice(0, 2).map((b) => b[0]), ['ftyp', 'moov']);
+}
