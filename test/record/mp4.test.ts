@@ -9,9 +9,10 @@ import { RecordFormat, type RecorderConfig } from '../../src/config/record.js';
 import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
 import { FrameFlag, FrameKind, MediaFrame } from '../../src/live/frame.js';
+import { parseMoov, type Mp4Track } from '../../src/media/mp4-demux.js';
 import { FlvRecorder } from '../../src/record/recorder.js';
 import { freePort, runCli } from '../helpers/cli.js';
-import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
+import { ffmpegPath, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { hookServer } from '../helpers/hooks.js';
 import { sleep, startServer, until } from '../helpers/server.js';
 import { ffprobePath, probe, tempDir } from './helpers.js';
@@ -271,3 +272,71 @@ async function fullDisk(dir: string): Promise<void> {
   const boxes = topBoxes(readFileSync(file));
   assert.deepEqual(boxes.slice(0, 2).map((b) => b[0]), ['ftyp', 'moov']);
 }
+
+/** FLV video tag bytes: legacy AVC (codec id 7) and Enhanced RTMP (ExVideoTagHeader) */
+const VideoTag = { AvcKey: 0x17, AvcInter: 0x27, AvcConfig: 0, AvcNalu: 1, ExHeader: 0x80, ExSequenceStart: 0, ExCodedFramesX: 3, KeyFrame: 1, InterFrame: 2 } as const;
+
+/** A real encode by ffmpeg (no B-frames) as an MP4, and its first video track. */
+async function encode(dir: string, name: string, args: readonly string[]): Promise<{ bytes: Buffer; track: Mp4Track }> {
+  const file = path.join(dir, name);
+  execFileSync(await ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25', '-frames:v', '50', '-pix_fmt', 'yuv420p', '-g', '25', ...args, '-f', 'mp4', file]);
+  const bytes = readFileSync(file);
+  let pos = 0;
+  for (const [type, size] of topBoxes(bytes)) {
+    if (type === 'moov') {
+      const track = parseMoov(bytes.subarray(pos + 8, pos + size)).video;
+      assert.ok(track !== undefined);
+      return { bytes, track };
+    }
+    pos += size;
+  }
+  throw new Error(`no moov in ${file}`);
+}
+
+function videoFrames(enc: { bytes: Buffer; track: Mp4Track }, t0: number, hevc: boolean): MediaFrame[] {
+  const { bytes, track } = enc;
+  const fourcc = Buffer.from('hvc1', 'latin1');
+  const cfg = hevc
+    ? Buffer.concat([Buffer.from([VideoTag.ExHeader | (VideoTag.KeyFrame << 4) | VideoTag.ExSequenceStart]), fourcc, track.config])
+    : Buffer.concat([Buffer.from([VideoTag.AvcKey, VideoTag.AvcConfig, 0, 0, 0]), track.config]);
+  const out = [new MediaFrame(FrameKind.Video, t0, cfg, FrameFlag.SequenceHeader | FrameFlag.Keyframe)];
+  const s = track.samples;
+  for (let i = 0; i < s.count; i++) {
+    const key = s.sync[i] === 1;
+    const data = bytes.subarray(s.offsets[i], s.offsets[i]! + s.sizes[i]!);
+    const head = hevc
+      ? Buffer.concat([Buffer.from([VideoTag.ExHeader | ((key ? VideoTag.KeyFrame : VideoTag.InterFrame) << 4) | VideoTag.ExCodedFramesX]), fourcc])
+      : Buffer.from([key ? VideoTag.AvcKey : VideoTag.AvcInter, VideoTag.AvcNalu, 0, 0, 0]);
+    out.push(new MediaFrame(FrameKind.Video, t0 + Math.round(s.times[i]!), Buffer.concat([head, data]), key ? FrameFlag.Keyframe : FrameFlag.None));
+  }
+  return out;
+}
+
+test('record_format mp4: an H.265 (Enhanced RTMP) stream, then a switch to H.264 at another size: two files, each with its codec', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t, 'recmp4-');
+  const hevc = await encode(dir, 'src-h265.mp4', ['-c:v', 'libx265', '-x265-params', 'log-level=none:bframes=0', '-tag:v', 'hvc1']);
+  const avc = await encode(dir, 'src-h264.mp4', ['-c:v', 'libx264', '-bf', '0', '-vf', 'scale=160:120']);
+  const out = path.join(dir, 'out');
+  mkdirSync(out);
+  const rec = new FlvRecorder({ config: recorderConfig(out, { audio: false }), session: SESSION, app: 'live', name: 'v', query: '', log: silentLogger(), events: undefined, writeWindow: 0, onClosed: () => undefined });
+  const frames = [...videoFrames(hevc, 0, true), ...videoFrames(avc, 2000, false)];
+  for (let i = 0; i < frames.length; i += 7) await rec.writeBatch(frames.slice(i, i + 7));
+  rec.close(undefined);
+  await rec.whenClosed();
+  assert.equal(rec.files.length, 2, rec.files.join(' '));
+  const [first, second] = rec.files as [string, string];
+  const a = await probe(first);
+  const b = await probe(second);
+  const dims = (x: typeof a): string => {
+    const v = x.streams[0] as unknown as { codec_name: string; width?: number; height?: number };
+    return `${v.codec_name} ${v.width}x${v.height}`;
+  };
+  assert.equal(dims(a), 'hevc 320x240');
+  assert.equal(dims(b), 'h264 160x120');
+  assert.equal(Number(a.streams[0]?.nb_read_packets), 50);
+  assert.equal(Number(b.streams[0]?.nb_read_packets), 50);
+  assert.ok(Math.abs(Number(a.format.duration) - 2) < 0.1, `first duration ${a.format.duration}`);
+  // the H.265 frames decode: ffmpeg decodes every one without an error
+  const decoded = execFileSync(await ffmpegPath(), ['-hide_banner', '-v', 'error', '-i', first, '-f', 'framecrc', '-'], { encoding: 'utf8' });
+  assert.equal(decoded.split('\n').filter((l) => /^\s*0,/.test(l)).length, 50);
+});
