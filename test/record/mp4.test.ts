@@ -7,9 +7,10 @@ import type { SessionInfo } from '../../src/app/chain.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { RecordFormat, type RecorderConfig } from '../../src/config/record.js';
 import { ErrorCode, isServerError } from '../../src/core/errors.js';
-import { silentLogger } from '../../src/core/log.js';
+import { memoryLogger, silentLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { FrameFlag, FrameKind, MediaFrame } from '../../src/live/frame.js';
 import { parseMoov, type Mp4Track } from '../../src/media/mp4-demux.js';
+import { Mp4Piece } from '../../src/record/mp4.js';
 import { FlvRecorder } from '../../src/record/recorder.js';
 import { freePort, runCli } from '../helpers/cli.js';
 import { ffmpegPath, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
@@ -339,4 +340,35 @@ test('record_format mp4: an H.265 (Enhanced RTMP) stream, then a switch to H.264
   // the H.265 frames decode: ffmpeg decodes every one without an error
   const decoded = execFileSync(await ffmpegPath(), ['-hide_banner', '-v', 'error', '-i', first, '-f', 'framecrc', '-'], { encoding: 'utf8' });
   assert.equal(decoded.split('\n').filter((l) => /^\s*0,/.test(l)).length, 50);
+});
+
+test('Mp4Piece: malformed codec headers and random frames: a bad track is left out with one warning, none at all throws a coded error, random bytes never throw', () => {
+  const logs: MemoryLogEntry[] = [];
+  const log = memoryLogger(logs);
+  const badAvc = new MediaFrame(FrameKind.Video, 0, Buffer.from([VideoTag.AvcKey, VideoTag.AvcConfig, 0, 0, 0, 1, 0x64]), FrameFlag.SequenceHeader | FrameFlag.Keyframe);
+  const badAac = aac(0, AacPacket.Config, Buffer.from([0x12]));
+  const goodAac = aac(0, AacPacket.Config, ASC_44100);
+  assert.throws(() => new Mp4Piece({ video: badAvc, audio: badAac }, log), (e: unknown) => isServerError(e) && e.code === ErrorCode.OutputWriteFailed);
+  assert.throws(() => new Mp4Piece({ video: undefined, audio: undefined }, log), /nothing to write as MP4/);
+  const piece = new Mp4Piece({ video: badAvc, audio: goodAac }, log);
+  assert.equal(piece.hasVideo, false);
+  assert.equal(logs.filter((l) => l.level === 'warn').length, 1);
+  assert.equal(topBoxes(piece.init()).map((b) => b[0]).join(' '), 'ftyp moov');
+  // random tags of both kinds, truncated ones included: frames of a kind without a track are dropped (one more warning)
+  let seed = 7;
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 0x80000000) / 0x80000000;
+  let bytes = 0;
+  for (let i = 0; i < 2000; i++) {
+    const len = Math.floor(rnd() * 40);
+    const payload = Buffer.from(Array.from({ length: len }, () => Math.floor(rnd() * 256)));
+    if (rnd() < 0.5 && len > 1) {
+      payload[0] = AAC_HEADER;
+      payload[1] = AacPacket.Raw;
+    }
+    const f = new MediaFrame(rnd() < 0.5 ? FrameKind.Audio : FrameKind.Video, i * 10, payload, rnd() < 0.2 ? FrameFlag.Keyframe : FrameFlag.None);
+    for (const b of piece.add(f, i * 10)) bytes += b.length;
+  }
+  for (const b of piece.end()) bytes += b.length;
+  assert.ok(bytes > 0);
+  assert.ok(logs.filter((l) => l.level === 'warn').length <= 3, JSON.stringify(logs.map((l) => l.msg)));
 });
