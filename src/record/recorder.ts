@@ -135,6 +135,11 @@ export interface RecorderOptions {
  * audio-only recording) closes the piece and starts the next with it, so no
  * frame is lost and every piece starts with metadata, headers and a keyframe.
  * Closing rewrites the metadata in place (duration, size, keyframe index).
+ *
+ * `record_format mp4` uses the same files, rolling, notifications and error
+ * handling; only the bytes differ: the piece's Mp4Piece (src/record/mp4.ts)
+ * gives the init at open and whole fragments as frames arrive, and a
+ * codec configuration change rolls the piece at the next start point.
  */
 export class FlvRecorder implements BatchSink {
   /** the current (or, before the first frame, the first) file */
