@@ -55,7 +55,7 @@ const logs: unknown[] = [];
 const log = memoryLogger(logs as never[]);
 
 const hlsSettings = { enabled: true, path: root, fragment: 2000, maxFragment: 20000, playlistLength: 10000, sync: 2, continuous: true, nested: false, baseUrl: '', cleanup: true, naming: 'sequential', granularity: 0, slicing: 'plain', type: 'live', keys: false, keyPath: root, keyUrl: '', fragmentsPerKey: 0, maxAudioDelay: 300, audioBufferSize: 1 << 20, variants: [] } as const;
-const recConfig = { name: '', audio: true, video: true, keyframes: false, manual: false, path: root, suffix: '.flv', unique: false, append: false, lock: false, maxSize: 0, maxFrames: 0, interval: 0, notify: false };
+const recConfig = { name: '', audio: true, video: true, keyframes: false, manual: false, path: root, suffix: '.flv', unique: false, append: false, lock: false, maxSize: 0, maxFrames: 0, interval: 0, notify: false, format: 'flv' as const };
 const session = { id: 'bench', remote: '127.0.0.1:1', app: 'live' } as never;
 
 interface Pub {

@@ -241,7 +241,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   // -------------------------------------------------------------- Record
   d('record', 'Record', RSA, MANY, 'words', 'off', 'override', 'supported', 'Record mode: off, all, audio, video, keyframes, manual.'),
   d('record_path', 'Record', RSA, ONE, 'string', undefined, 'override', 'supported', 'Directory for recorded files.'),
-  d('record_suffix', 'Record', RSA, ONE, 'string', '.flv', 'override', 'supported', 'Recorded file name suffix (strftime format allowed).'),
+  d('record_suffix', 'Record', RSA, ONE, 'string', '.flv', 'override', 'supported', 'Recorded file name suffix (strftime format allowed); `.mp4` with `record_format mp4` when not given.'),
   d('record_unique', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Append the current time to recorded file names.'),
   d('record_append', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Append to an existing recording instead of overwriting it.'),
   d('record_lock', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Accepted for compatibility: no lock is taken (Node.js has no fcntl locks; one warning at load).'),
@@ -250,6 +250,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   d('record_interval', 'Record', RSA, ONE, 'time_or_off', 'off', 'override', 'supported', 'Restart the recording after this interval.'),
   // refused before its block is read, so the block kind only says "a block follows"
   d('recorder', 'Record', ['application'], ONE, 'string', undefined, 'none', 'supported', 'A named recorder block inside an application.', { block: 'application' }),
+  d('record_format', 'Record', RSA, ONE, 'enum', 'flv', 'override', 'supported', 'Ours: the recording\'s file format: `flv` (as nginx-rtmp) or `mp4` (fragmented MP4, one fragment per GOP, playable while written and after a crash; H.264/H.265/AAC).', { values: ['flv', 'mp4'] }),
   d('record_notify', 'Record', RSA, ONE, 'flag', 'off', 'override', 'supported', 'Send NetStream.Record.Start / Stop to the publisher.'),
 
   // ----------------------------------------------------------------- VOD

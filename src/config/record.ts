@@ -2,8 +2,8 @@
  * The recording section of an application (nginx-rtmp's record module):
  * `record`, `record_path`, `record_suffix`, `record_unique`, `record_append`,
  * `record_lock`, `record_max_size`, `record_max_frames`, `record_interval`,
- * `record_notify`, and `recorder NAME { ... }` blocks, each inheriting the
- * application's record settings and overriding some.
+ * `record_notify`, `record_format` (ours: flv or mp4), and `recorder NAME { ... }`
+ * blocks, each inheriting the application's record settings and overriding some.
  */
 
 /** What the loader gives this reader for one block: values after inheritance and defaults. */
@@ -44,6 +44,20 @@ export interface RecorderConfig {
   readonly interval: number;
   /** NetStream.Record.Start / Stop to the publisher */
   readonly notify: boolean;
+  /** the file format (record_format, ours): FLV as nginx-rtmp, or fragmented MP4 */
+  readonly format: RecordFormat;
+}
+
+/** record_format's values */
+export const RecordFormat = { Flv: 'flv', Mp4: 'mp4' } as const;
+export type RecordFormat = (typeof RecordFormat)[keyof typeof RecordFormat];
+
+/** The default record_suffix of each format (when record_suffix is not given) */
+const DEFAULT_SUFFIX: Readonly<Record<RecordFormat, string>> = { flv: '.flv', mp4: '.mp4' };
+
+function readFormat(v: DirectiveValues): RecordFormat {
+  const t = v.text('record_format');
+  return t === RecordFormat.Mp4 ? RecordFormat.Mp4 : RecordFormat.Flv;
 }
 
 export interface RecordConfig {
@@ -109,6 +123,12 @@ function readRecorder(name: string, v: DirectiveValues, report: ConfigReport): R
     return undefined;
   }
   const lock = v.flag('record_lock');
+  const format = readFormat(v);
+  let append = v.flag('record_append');
+  if (append && format === RecordFormat.Mp4) {
+    report.warn(`${where}: record_append is not done for record_format mp4 (an MP4 file has one init): each recording starts a new file`);
+    append = false;
+  }
   if (lock) report.warn(`${where}: record_lock takes no lock on this server (Node.js has no fcntl locks); the file is written in place as usual`);
   return {
     name,
@@ -117,14 +137,16 @@ function readRecorder(name: string, v: DirectiveValues, report: ConfigReport): R
     keyframes,
     manual,
     path,
-    suffix: v.text('record_suffix') ?? '.flv',
+    // record_suffix when given, else the format's (the table's default is FLV's)
+    suffix: v.words('record_suffix') === undefined ? DEFAULT_SUFFIX[format] : (v.text('record_suffix') ?? DEFAULT_SUFFIX[format]),
     unique: v.flag('record_unique'),
-    append: v.flag('record_append'),
+    append,
     lock,
     maxSize: v.int('record_max_size'),
     maxFrames: v.int('record_max_frames'),
     interval: v.int('record_interval'),
     notify: v.flag('record_notify'),
+    format,
   };
 }
 

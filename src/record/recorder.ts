@@ -1,6 +1,6 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { RecordEvents } from '../app/chain.js';
-import type { RecorderConfig } from '../config/record.js';
+import { RecordFormat, type RecorderConfig } from '../config/record.js';
 import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { outputErrors } from '../core/metrics.js';
@@ -21,6 +21,7 @@ import { FLV_PREVIOUS_TAG_SIZE, FLV_TAG_HEADER_SIZE } from '../media/flv.js';
 import { decodeAmf0 } from '../rtmp/amf0.js';
 import { amfObjectOf } from '../rtmp/amf-types.js';
 import type { SessionInfo } from '../app/chain.js';
+import { Mp4Piece } from './mp4.js';
 import { recordFilePath } from './names.js';
 
 /** The file operations a recorder uses (node:fs/promises; tests pass a slow or failing one). */
@@ -127,6 +128,8 @@ interface Piece {
   frames: number;
   readonly times: number[];
   readonly positions: number[];
+  /** record_format mp4: the piece's fragmenter (src/record/mp4.ts); undefined for FLV */
+  readonly mp4: Mp4Piece | undefined;
 }
 
 export interface RecorderOptions {
@@ -168,6 +171,11 @@ export interface RecorderOptions {
  * audio-only recording) closes the piece and starts the next with it, so no
  * frame is lost and every piece starts with metadata, headers and a keyframe.
  * Closing rewrites the metadata in place (duration, size, keyframe index).
+ *
+ * `record_format mp4` uses the same files, rolling, notifications and error
+ * handling; only the bytes differ: the piece's Mp4Piece (src/record/mp4.ts)
+ * gives the init at open and whole fragments as frames arrive, and a
+ * codec configuration change rolls the piece at the next start point.
  */
 export class FlvRecorder implements BatchSink {
   /** the current (or, before the first frame, the first) file */
@@ -270,7 +278,7 @@ export class FlvRecorder implements BatchSink {
       if (p === undefined) {
         if (f.isSequenceHeader) continue; // written at the piece's start
         p = await this.openPiece(f);
-      } else if (this.isStartPoint(f, p.video) && this.rollDue(p, f)) {
+      } else if (this.isStartPoint(f, p.video) && (this.rollDue(p, f) || p.mp4?.mustRoll === true)) {
         if (used > from) iov.push(heads.subarray(from, used));
         from = used;
         await this.flush(p, iov);
@@ -279,8 +287,12 @@ export class FlvRecorder implements BatchSink {
         this.path = this.nextPath();
         p = await this.openPiece(f);
       }
-      used = this.tag(p, f, heads, used, from, iov);
-      from = used - FLV_PREVIOUS_TAG_SIZE;
+      const end = this.tag(p, f, heads, used, from, iov);
+      if (end !== used) {
+        // an FLV tag: its trailer waits in `heads` to go out with the next tag's header
+        used = end;
+        from = used - FLV_PREVIOUS_TAG_SIZE;
+      }
     }
     const p = this.piece;
     if (used > from) iov.push(heads.subarray(from, used));
@@ -295,21 +307,33 @@ export class FlvRecorder implements BatchSink {
    */
   private tag(p: Piece, f: MediaFrame, heads: Buffer, at: number, from: number, iov: Buffer[]): number {
     const ts = Math.max(0, f.timestamp - p.epoch) + p.shift;
-    const size = f.payload.length;
-    writeFlvTagHeader(heads, at, f.kind, size, ts);
-    heads.writeUInt32BE(FLV_TAG_HEADER_SIZE + size, at + FLV_TAG_HEADER_SIZE);
+    // the tag's file position (FLV's keyframe index)
+    const pos = p.pos;
+    let end = at;
+    if (p.mp4 !== undefined) {
+      // MP4: the frame joins the pending fragment; a fragment it completes is appended (nothing goes in `heads`)
+      for (const b of p.mp4.add(f, ts)) {
+        iov.push(b);
+        p.pos += b.length;
+      }
+    } else {
+      const size = f.payload.length;
+      writeFlvTagHeader(heads, at, f.kind, size, ts);
+      heads.writeUInt32BE(FLV_TAG_HEADER_SIZE + size, at + FLV_TAG_HEADER_SIZE);
+      iov.push(heads.subarray(from, at + FLV_TAG_HEADER_SIZE), f.payload);
+      p.pos += FLV_TAG_OVERHEAD + size;
+      end = at + FLV_TAG_OVERHEAD;
+    }
     if (f.kind === FrameKind.Video && f.isKeyframe && !f.isSequenceHeader) {
       p.times.push(ts / 1000);
-      p.positions.push(p.pos);
+      p.positions.push(pos);
       p.lastKeyTs = ts;
     }
-    if (f.kind === FrameKind.Video && !p.video) p.video = true;
+    if (f.kind === FrameKind.Video && !p.video && p.mp4 === undefined) p.video = true;
     if (!f.isSequenceHeader && (f.kind === FrameKind.Video || !p.video)) p.frames++;
-    iov.push(heads.subarray(from, at + FLV_TAG_HEADER_SIZE), f.payload);
-    p.pos += FLV_TAG_OVERHEAD + size;
     if (ts > p.lastTs) p.lastTs = ts;
     this.framesWritten++;
-    return at + FLV_TAG_OVERHEAD;
+    return end;
   }
 
   private async flush(p: Piece, iov: Buffer[]): Promise<void> {
@@ -366,8 +390,11 @@ export class FlvRecorder implements BatchSink {
   /** Opens the next piece with `first` as its first frame; writes the file start and the codec headers. */
   private async openPiece(first: MediaFrame): Promise<Piece> {
     const c = this.o.config;
-    const video = (c.video || c.keyframes) && (this.sawVideo || this.videoConfig !== undefined);
+    let video = (c.video || c.keyframes) && (this.sawVideo || this.videoConfig !== undefined);
     const audio = c.audio;
+    // MP4: the tracks of the file's init (throws when there is none to write: the recorder ends)
+    const mp4 = c.format === RecordFormat.Mp4 ? new Mp4Piece({ video: video ? this.videoConfig : undefined, audio: audio ? this.audioConfig : undefined }, this.o.log) : undefined;
+    if (mp4 !== undefined) video = mp4.hasVideo;
     const path = this.path;
     this.taken.add(path);
     this.pieces++;
@@ -400,10 +427,14 @@ export class FlvRecorder implements BatchSink {
     }
     // the header's flags and the metadata say what the recorder records: a stream's video header may come after its first audio frame
     const meta = this.fileMetadata(c.video || c.keyframes, c.audio);
-    const p: Piece = { fh, path, pos, epoch: first.timestamp, shift, ownsMetadata, video, meta, lastTs: shift, lastKeyTs: shift, frames: 0, times: [], positions: [] };
+    const p: Piece = { fh, path, pos, epoch: first.timestamp, shift, ownsMetadata, video, meta, lastTs: shift, lastKeyTs: shift, frames: 0, times: [], positions: [], mp4 };
     this.piece = p;
     const iov: Buffer[] = [];
-    if (ownsMetadata) {
+    if (mp4 !== undefined) {
+      const init = mp4.init();
+      iov.push(init);
+      p.pos += init.length;
+    } else if (ownsMetadata) {
       const start = encodeFlvFileStart(meta, this.capacity);
       iov.push(start);
       p.pos += start.length;
@@ -411,7 +442,7 @@ export class FlvRecorder implements BatchSink {
     const heads = Buffer.allocUnsafe(2 * FLV_TAG_OVERHEAD);
     let used = 0;
     for (const cfg of [video ? this.videoConfig : undefined, audio ? this.audioConfig : undefined]) {
-      if (cfg === undefined) continue;
+      if (cfg === undefined || mp4 !== undefined) continue;
       // the header's timestamp is the piece's 0 (it may be older than the piece)
       const h = heads.subarray(used, used + FLV_TAG_OVERHEAD);
       used += FLV_TAG_OVERHEAD;
@@ -434,7 +465,12 @@ export class FlvRecorder implements BatchSink {
     if (p === undefined) return;
     this.piece = undefined;
     try {
-      if (p.ownsMetadata) {
+      if (p.mp4 !== undefined) {
+        // MP4: the last fragment (nothing is rewritten: the file was whole after every fragment)
+        const out = p.mp4.end();
+        for (const b of out) p.pos += b.length;
+        await this.flush(p, out);
+      } else if (p.ownsMetadata) {
         const meta: FlvFileMetadata = {
           ...p.meta,
           duration: p.lastTs / 1000,
@@ -447,7 +483,8 @@ export class FlvRecorder implements BatchSink {
         await p.fh.write(tag, 0, tag.length, FLV_FILE_HEADER_SIZE);
       }
     } catch (e) {
-      this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the metadata could not be rewritten at close (the file stays readable, without its index)');
+      if (p.mp4 !== undefined) this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the last MP4 fragment could not be written at close (the file stays readable up to the one before)');
+      else this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the metadata could not be rewritten at close (the file stays readable, without its index)');
     } finally {
       await p.fh.close().catch(() => undefined);
       this.files.push(p.path);
