@@ -1,13 +1,15 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { FlvTagType, readFlvFile } from '../../src/media/flv.js';
 import { decodeAmf0 } from '../../src/rtmp/amf0.js';
 import { amfObjectOf, type AmfObject } from '../../src/rtmp/amf-types.js';
-
-import { ffprobePath } from '../helpers/ffmpeg.js';
+import { freePort, runCli } from '../helpers/cli.js';
+import { ffprobePath, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
+import { sleep } from '../helpers/server.js';
 
 export { ffprobePath };
 
@@ -103,4 +105,31 @@ export function summarize(file: string): FlvSummary {
     mediaVideo: video - videoConfigs,
     mediaAudio: audio - audioConfigs,
   };
+}
+
+/**
+ * The crash scenario of the FLV and MP4 recorders: the CLI server as a child
+ * records stream `crash` (`record all`, `record_format` as given) while ffmpeg
+ * publishes, then is killed with SIGKILL about 5 s after the file opened.
+ * Returns the file's path and the seconds recorded before the kill.
+ */
+export async function recordThenKill(t: TestContext, dir: string, format: 'flv' | 'mp4'): Promise<{ file: string; recorded: number }> {
+  const port = await freePort();
+  const conf = path.join(dir, 'crash.conf');
+  const fmt = format === 'mp4' ? ' record_format mp4;' : '';
+  writeFileSync(conf, `rtmp { server { listen 127.0.0.1:${port}; application live { live on; record all;${fmt} record_path ${dir}; } } }\n`);
+  const server = runCli(['-c', conf]);
+  t.after(() => server.kill());
+  assert.ok(await server.waitFor(/listening|started/i), server.stderr().slice(-2000));
+  const ff = await runFfmpeg(publishArgs(`rtmp://127.0.0.1:${port}/live/crash`, 30, { rate: 25, gop: 25 }), 60_000);
+  t.after(() => ff.kill());
+  assert.ok(await server.waitFor(/record: file opened/), server.stderr().slice(-2000));
+  const opened = Date.now();
+  await sleep(5000);
+  const recorded = (Date.now() - opened) / 1000;
+  server.child.kill('SIGKILL');
+  const exit = await server.exited;
+  assert.equal(exit.signal, 'SIGKILL');
+  ff.kill();
+  return { file: path.join(dir, `crash.${format}`), recorded };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { SessionInfo } from '../../src/app/chain.js';
@@ -12,11 +12,10 @@ import { FrameFlag, FrameKind, MediaFrame } from '../../src/live/frame.js';
 import { parseMoov, type Mp4Track } from '../../src/media/mp4-demux.js';
 import { Mp4Piece } from '../../src/record/mp4.js';
 import { FlvRecorder } from '../../src/record/recorder.js';
-import { freePort, runCli } from '../helpers/cli.js';
 import { ffmpegPath, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { hookServer } from '../helpers/hooks.js';
 import { sleep, startServer, until } from '../helpers/server.js';
-import { ffprobePath, probe, tempDir } from './helpers.js';
+import { ffprobePath, probe, recordThenKill, tempDir } from './helpers.js';
 
 /** Top-level MP4 boxes of a file: [type, size]; a last box cut short is reported with its declared size. */
 function topBoxes(bytes: Buffer): [string, number][] {
@@ -119,24 +118,7 @@ test('record_format mp4: 10 s of H.264+AAC: both streams, duration within 0.5 s,
 
 test('record_format mp4: kill -9 mid-recording: ffprobe reads the file up to its last second', { timeout: 90_000 }, async (t) => {
   const dir = tempDir(t, 'recmp4-');
-  const port = await freePort();
-  const conf = path.join(dir, 'crash.conf');
-  writeFileSync(conf, `rtmp { server { listen 127.0.0.1:${port}; application live { live on; record all; record_format mp4; record_path ${dir}; } } }\n`);
-  const server = runCli(['-c', conf]);
-  t.after(() => server.kill());
-  assert.ok(await server.waitFor(/listening|started/i), server.stderr().slice(-2000));
-  const ff = await runFfmpeg(publishArgs(`rtmp://127.0.0.1:${port}/live/crash`, 30, { rate: 25, gop: 25 }), 60_000);
-  t.after(() => ff.kill());
-  assert.ok(await server.waitFor(/record: file opened/), server.stderr().slice(-2000));
-  const opened = Date.now();
-  await sleep(5000);
-  const recorded = (Date.now() - opened) / 1000;
-  server.child.kill('SIGKILL');
-  const exit = await server.exited;
-  assert.equal(exit.signal, 'SIGKILL');
-  ff.kill();
-
-  const file = path.join(dir, 'crash.mp4');
+  const { file, recorded } = await recordThenKill(t, dir, 'mp4');
   const bytes = readFileSync(file);
   const boxes = topBoxes(bytes);
   assert.deepEqual(boxes.slice(0, 2).map((b) => b[0]), ['ftyp', 'moov']);
