@@ -65,6 +65,7 @@
 #include <sys/uio.h>
 #include <limits.h>
 #include <unistd.h>
+#include "reader.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -273,5 +274,6 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "dupFd", NAPI_AUTO_LENGTH, DupFd, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "dupFd", fn) != napi_ok) return NULL;
+  if (!reader_init(env, exports)) return NULL;
   return exports;
 }

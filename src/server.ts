@@ -16,7 +16,7 @@ import type { LivePlayDeps } from './http/flv-live.js';
 import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
-import { SharedSocketReader } from './rtmp/socket-input.js';
+import { createSocketInput, type SocketInput } from './rtmp/socket-input.js';
 import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
 import { defaultConfig } from './config/default.js';
 import { RecordControl, recordModule, type RecordModuleOptions } from './record/module.js';
@@ -56,7 +56,7 @@ export class RtmpServer {
   /** the native fan-out writer, or why it is not used */
   private readonly native: NativeWriterLoad;
   /** one read buffer for every connection (shared_read), where the native addon can dup(2) */
-  private readonly sharedReader: SharedSocketReader | undefined;
+  private readonly sharedReader: SocketInput | undefined;
   private config: ServerConfig;
   private blocks: ServerBlock[] = [];
   private listeners: Listener[] = [];
@@ -92,8 +92,7 @@ export class RtmpServer {
     const given = options.nativeWriter;
     this.native = given === false ? { writer: undefined, reason: 'disabled by the embedding code' } : given !== undefined ? { writer: given, path: '(given by the embedding code)' } : loadNativeWriter();
     this.writeGroup = new WriteGroup({ native: this.native.writer });
-    const dupFd = this.native.writer?.dupFd?.bind(this.native.writer);
-    this.sharedReader = dupFd !== undefined ? new SharedSocketReader(dupFd) : undefined;
+    this.sharedReader = createSocketInput(this.native.writer, this.writeGroup);
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
     // the outputs, one line each, after the application's own modules (the live step is added last)
     const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [
@@ -379,6 +378,7 @@ export class RtmpServer {
     await this.execStatic?.close();
     await this.http?.stop();
     await Promise.all(closing);
+    this.sharedReader?.close();
   }
 
   /** exec_static programs run for the server's lifetime; a reload restarts them only if they changed. */

@@ -37,6 +37,22 @@ export interface NativeWriter {
    * failure (EMFILE...). Absent in test doubles and in an addon built before it.
    */
   dupFd?(fd: number): number;
+  /**
+   * Batched reads (native/reader.c; contract there and in src/rtmp/socket-input.ts,
+   * NativeSocketReader): a poller reads every watched descriptor that is ready
+   * with one recv(2) into `buffer` and hands the batch to `onBatch` once per
+   * turn of the event loop (entries of three int32 in `meta`: token, result,
+   * offset). Absent in test doubles and in an addon built before them.
+   */
+  createPoller?(buffer: Buffer, meta: Int32Array, onBatch: (count: number) => void): NativePoller;
+  pollerWatch?(poller: NativePoller, fd: number, token: number): void;
+  pollerUnwatch?(poller: NativePoller, token: number): void;
+  pollerClose?(poller: NativePoller): void;
+}
+
+/** A poller made by createPoller (an opaque native handle). */
+export interface NativePoller {
+  readonly __nativePoller: unique symbol;
 }
 
 export type NativeWriterLoad = { readonly writer: NativeWriter; readonly path: string } | { readonly writer: undefined; readonly reason: string };

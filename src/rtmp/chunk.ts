@@ -247,17 +247,17 @@ export class ChunkDecoder {
    * chunk is read) and are still passed to onMessage. Throws a ServerError on a
    * protocol violation; after any throw (including one from onMessage) the
    * decoder is dead and every later push throws ERR_RTMP_PROTOCOL. Only the
-   * first `length` bytes of `data` are read (a reused read buffer is passed
-   * whole, without a view made per read).
+   * bytes `data[start..end)` are read (a reused read buffer is passed whole,
+   * without a view made per read).
    */
-  push(data: Buffer, length = data.length): void {
+  push(data: Buffer, end = data.length, start = 0): void {
     if (this.failed) {
       throw serverError(ErrorCode.ProtocolViolation, 'chunk decoder already failed', this.failure);
     }
-    assert(Number.isInteger(length) && length >= 0 && length <= data.length, `push(): length ${length} is not within the buffer's ${data.length} bytes`);
+    assert(Number.isInteger(end) && Number.isInteger(start) && start >= 0 && start <= end && end <= data.length, `push(): ${start}..${end} is not within the buffer's ${data.length} bytes`);
+    const length = end - start;
     this.totalBytes += length;
     try {
-      let start = 0;
       const carry = this.carry;
       if (carry !== null) {
         // Complete the cut-off header from a small joined buffer. Every header that
@@ -267,12 +267,12 @@ export class ChunkDecoder {
         const take = Math.min(length, HeaderSize.Max);
         const joined = Buffer.allocUnsafe(carry.length + take);
         carry.copy(joined, 0);
-        data.copy(joined, carry.length, 0, take);
+        data.copy(joined, carry.length, start, start + take);
         const r = new ByteReader(joined);
         this.process(r, carry.length);
-        start = r.pos - carry.length;
+        start += r.pos - carry.length;
       }
-      if (start < length) this.process(new ByteReader(data, start, length), length);
+      if (start < end) this.process(new ByteReader(data, start, end), end);
     } catch (e) {
       this.failed = true;
       this.failure = e;

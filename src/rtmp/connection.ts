@@ -10,7 +10,7 @@ import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControl
 import { ServerHandshake } from './handshake.js';
 import { ProxyProtocolParser } from './proxy-protocol.js';
 import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
-import { SocketOutput, type WriteGroup } from './output.js';
+import { SocketOutput, errnoName, type WriteGroup } from './output.js';
 import { MediaWriter } from './player.js';
 
 export interface ConnectionOptions {
@@ -411,8 +411,36 @@ export class RtmpConnection {
     return out;
   }
 
+  /** bytes received from the peer (counted here: with the shared reader, Node.js's socket reads nothing itself) */
   get bytesIn(): number {
-    return this.socket.bytesRead;
+    return this.received;
+  }
+
+  /**
+   * The shared reader's end of stream (src/rtmp/socket-input.ts): the peer
+   * closed its side. As Node.js does for a socket it reads (allowHalfOpen
+   * off): what is queued goes, then the socket closes.
+   */
+  peerEnded(): void {
+    if (!this.closed) {
+      this.log.debug('peer closed the connection');
+      this.cleanup(undefined);
+      this.output.end();
+      setTimeout(() => this.output.destroy(), 2000).unref();
+    }
+    // both sides done (ours ended here or by an earlier close()): the socket closes once what was queued has gone
+    if (this.socket.writableFinished) this.socket.destroy();
+    else this.socket.once('finish', () => this.socket.destroy());
+  }
+
+  /**
+   * The shared reader's read failed with -errno (ECONNRESET...): the socket
+   * closes at once, as Node.js does on a read error, also when the connection
+   * was already closing (its queued bytes cannot reach a peer that reset it).
+   */
+  readFailed(errno: number): void {
+    if (this.closed) this.output.destroy();
+    else this.fail(serverError(ErrorCode.ClientClosed, `socket error: ${errnoName(errno)}`), 'debug');
   }
 
   get bytesOut(): number {
@@ -495,13 +523,16 @@ export class RtmpConnection {
 
   private lastWritten = 0;
   private lastOutput = Date.now();
+  /** bytes received (bytesIn) */
+  private received = 0;
 
   /**
    * What the peer sent (the socket's 'data', or the owner's shared reads with
-   * `sharedInput`): the first `length` bytes of `data`.
+   * `sharedInput`): the bytes `data[start..end)`.
    */
-  receive(data: Buffer, length = data.length): void {
+  receive(data: Buffer, start = 0, end = data.length): void {
     if (this.closed) return;
+    this.received += end - start;
     const now = Date.now();
     this.lastInput = now;
     // the message budget refills with time (a token bucket), once per read
@@ -511,7 +542,7 @@ export class RtmpConnection {
     this.output.cork();
     try {
       if (this.proxy !== undefined) {
-        const p = this.proxy.push(length === data.length ? data : data.subarray(0, length));
+        const p = this.proxy.push(start === 0 && end === data.length ? data : data.subarray(start, end));
         if (!p.done) return;
         this.proxy = undefined;
         const trusted = this.options.trustedProxy;
@@ -525,22 +556,24 @@ export class RtmpConnection {
         }
         if (p.rest.length === 0) return;
         data = p.rest;
-        length = data.length;
+        start = 0;
+        end = data.length;
       }
       if (this.handshake !== undefined) {
-        const step = this.handshake.push(length === data.length ? data : data.subarray(0, length));
+        const step = this.handshake.push(start === 0 && end === data.length ? data : data.subarray(start, end));
         for (const b of step.send) this.output.write(b);
         if (!step.done) return;
         this.log.debug({ digest: this.handshake.digest }, 'handshake done');
         this.handshake = undefined;
         if (step.rest.length === 0) return;
         data = step.rest;
-        length = data.length;
+        start = 0;
+        end = data.length;
       }
       const pubs = this.publishing;
       for (let i = 0; i < pubs.length; i++) pubs[i]!.beginBatch();
       try {
-        this.decoder.push(data, length);
+        this.decoder.push(data, end, start);
       } finally {
         for (let i = 0; i < pubs.length; i++) pubs[i]!.endBatch();
       }

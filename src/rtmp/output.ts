@@ -133,7 +133,7 @@ function writeError(e: unknown): number {
 }
 
 /** "EPIPE" for -32. */
-function errnoName(result: number): string {
+export function errnoName(result: number): string {
   try {
     return getSystemErrorName(result);
   } catch {

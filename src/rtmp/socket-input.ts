@@ -1,7 +1,41 @@
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import net from 'node:net';
-import { descriptorOf } from './output.js';
+import type { NativePoller, NativeWriter } from '../core/native.js';
+import { descriptorOf, type WriteGroup } from './output.js';
+
+/** Where an adopted socket's input goes. */
+export interface SocketInputHandler {
+  /** bytes read, `buffer[start..end)`: valid only during the call (the buffer is reused) */
+  data(buffer: Buffer, start: number, end: number): void;
+  /** the peer closed its side (NativeSocketReader only: a socket read by Node.js says so with its own events) */
+  end(): void;
+  /** a read failed with -errno (NativeSocketReader only, as end()) */
+  error(errno: number): void;
+}
+
+export type Adopted = { readonly socket: net.Socket } | { readonly socket: undefined; readonly reason: string };
+
+/** How the server reads its connections: a socket it adopts is read through `handler` from a later turn of the event loop. */
+export interface SocketInput {
+  adopt(accepted: net.Socket, handler: SocketInputHandler): Adopted;
+  /** After the server's last connection: frees what the reader holds. */
+  close(): void;
+}
+
+/**
+ * The best reader the native addon allows: NativeSocketReader (batched reads,
+ * one call into JavaScript per turn), else SharedSocketReader (Node.js's
+ * `onread` into one buffer), else none (each socket read the usual way).
+ */
+export function createSocketInput(native: NativeWriter | undefined, group: WriteGroup | undefined): SocketInput | undefined {
+  const dupFd = native?.dupFd?.bind(native);
+  if (native === undefined || dupFd === undefined) return undefined;
+  if (native.createPoller !== undefined && native.pollerWatch !== undefined && native.pollerUnwatch !== undefined && native.pollerClose !== undefined) {
+    return new NativeSocketReader(native as Required<NativeWriter>, dupFd, group);
+  }
+  return new SharedSocketReader(dupFd);
+}
 
 /**
  * One read buffer for every connection of a server.
@@ -34,7 +68,7 @@ import { descriptorOf } from './output.js';
  * socket's handle and checks the handle before each write), never on the
  * accepted one; adopt() asserts that the returned socket's handle holds the copy.
  */
-export class SharedSocketReader {
+export class SharedSocketReader implements SocketInput {
   readonly buffer: Buffer;
 
   constructor(
@@ -52,7 +86,7 @@ export class SharedSocketReader {
    * the accepted socket as it was, when it has no descriptor or dup(2) failed
    * (EMFILE...): the caller then reads it the usual way. `reason` says why.
    */
-  adopt(accepted: net.Socket, onData: (buffer: Buffer, length: number) => void): { socket: net.Socket } | { socket: undefined; reason: string } {
+  adopt(accepted: net.Socket, handler: SocketInputHandler): Adopted {
     const fd = descriptorOf(accepted);
     if (fd < 0) return { socket: undefined, reason: 'no file descriptor' };
     let copy: number;
@@ -73,7 +107,7 @@ export class SharedSocketReader {
         buffer,
         callback: (n: number): boolean => {
           // the shared buffer itself and the read's length: no view allocated per read
-          onData(buffer, n);
+          handler.data(buffer, 0, n);
           return true;
         },
       },
@@ -92,5 +126,125 @@ export class SharedSocketReader {
     }
     accepted.destroy();
     return { socket };
+  }
+
+  close(): void {
+    // nothing held beyond the buffer
+  }
+}
+
+/** Bytes a batch can hold: sixteen full reads (native/reader.c reads at most 64 KiB at a time). */
+const BATCH_BYTES = 1024 * 1024;
+/** Reads a batch can hold (three int32 each: token, result, offset). */
+const BATCH_READS = 1024;
+const ENTRY_INTS = 3;
+
+/**
+ * Batched reads: one call into JavaScript per turn of the event loop for every
+ * connection that had something to read (native/reader.c).
+ *
+ * Node.js enters JavaScript once per read (the stream handle's onread, the
+ * socket's bookkeeping, a callback, a microtask checkpoint). A publisher makes
+ * about one read per message, so with hundreds of publishers that entry costs
+ * more than the message's processing. The native poller watches a dup(2) of
+ * each adopted socket with libuv's uv_poll on Node's own loop, makes one
+ * recv(2) per ready socket into the next free part of one batch buffer, and
+ * calls deliver() with the batch in the loop's check phase, right after the
+ * poll phase that made the reads (or at once when the buffer is full). The
+ * batch's writes (command replies, media fanned out to players) wait in the
+ * server's write group and leave together when the batch ends.
+ *
+ * The contract (asserted here and in native/reader.c):
+ * - The poller owns its copy of the descriptor: nothing else reads or closes it,
+ *   so its number cannot be given to another file while it is watched. Node.js
+ *   keeps the accepted socket, never reading it (accepted paused, never
+ *   resumed), and writes and closes it as usual. The TCP connection lives until
+ *   both descriptors are closed: the copy closes on the socket's 'close'.
+ * - The peer's end of stream and read errors come to the handler (end(),
+ *   error()); Node.js does not see them (it does not read).
+ * - A connection's entries of a batch go to its handler in order; after
+ *   release (its socket closed) none reach it, not even those of the batch
+ *   being delivered (the poller forgets them on unwatch).
+ * - What data() gets is valid only until it returns.
+ */
+export class NativeSocketReader implements SocketInput {
+  private readonly buffer = Buffer.allocUnsafe(BATCH_BYTES);
+  private readonly meta = new Int32Array(BATCH_READS * ENTRY_INTS);
+  private readonly poller: NativePoller;
+  /** handlers by token; undefined where free */
+  private readonly handlers: (SocketInputHandler | undefined)[] = [];
+  private readonly freeTokens: number[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly native: Pick<Required<NativeWriter>, 'createPoller' | 'pollerWatch' | 'pollerUnwatch' | 'pollerClose'>,
+    private readonly dupFd: (fd: number) => number,
+    /** the server's write group: a batch's writes leave together */
+    private readonly group?: WriteGroup,
+  ) {
+    this.poller = native.createPoller(this.buffer, this.meta, (count) => this.deliver(count));
+  }
+
+  /** The accepted socket must not have read yet (a server with pauseOnConnect); it stays paused for good. */
+  adopt(accepted: net.Socket, handler: SocketInputHandler): Adopted {
+    assert(!this.closed, 'adopt() after close()');
+    const fd = descriptorOf(accepted);
+    if (fd < 0) return { socket: undefined, reason: 'no file descriptor' };
+    let copy: number;
+    try {
+      copy = this.dupFd(fd);
+    } catch (e) {
+      return { socket: undefined, reason: e instanceof Error ? e.message : String(e) };
+    }
+    const token = this.freeTokens.pop() ?? this.handlers.length;
+    try {
+      this.native.pollerWatch(this.poller, copy, token);
+    } catch (e) {
+      closeSync(copy);
+      if (token < this.handlers.length) this.freeTokens.push(token);
+      return { socket: undefined, reason: e instanceof Error ? e.message : String(e) };
+    }
+    this.handlers[token] = handler;
+    accepted.once('close', () => this.release(token));
+    return { socket: accepted };
+  }
+
+  private release(token: number): void {
+    if (this.closed) return;
+    assert(this.handlers[token] !== undefined, `release(): token ${token} is not in use`);
+    this.native.pollerUnwatch(this.poller, token);
+    this.handlers[token] = undefined;
+    this.freeTokens.push(token);
+  }
+
+  /** One batch of reads, in the order they were made. */
+  private deliver(count: number): void {
+    const { meta, buffer, handlers, group } = this;
+    group?.begin();
+    try {
+      for (let i = 0; i < count; i++) {
+        const e = i * ENTRY_INTS;
+        const token = meta[e]!;
+        if (token < 0) continue; // its socket closed meanwhile
+        const handler = handlers[token];
+        if (handler === undefined) continue;
+        const result = meta[e + 1]!;
+        if (result > 0) {
+          const start = meta[e + 2]!;
+          handler.data(buffer, start, start + result);
+        } else if (result === 0) handler.end();
+        else handler.error(result);
+      }
+    } finally {
+      group?.end();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.pollerClose(this.poller);
+    this.handlers.length = 0;
+    this.freeTokens.length = 0;
   }
 }

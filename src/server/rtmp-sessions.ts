@@ -19,7 +19,7 @@ import {
   type RedirectRole,
 } from '../rtmp/connection.js';
 import type { WriteGroup } from '../rtmp/output.js';
-import type { SharedSocketReader } from '../rtmp/socket-input.js';
+import type { SocketInput } from '../rtmp/socket-input.js';
 import type { Applications, Listener, ServerBlock } from './applications.js';
 
 /** A session's state as the handler sees it. */
@@ -39,7 +39,7 @@ export interface RtmpSessionsDeps {
   readonly apps: Applications;
   readonly service: StreamService;
   readonly writeGroup: WriteGroup;
-  readonly sharedReader: SharedSocketReader | undefined;
+  readonly sharedReader: SocketInput | undefined;
   readonly log: Logger;
 }
 
@@ -72,7 +72,11 @@ export class RtmpSessions {
     let socket = accepted;
     if (block.config.sharedRead && sharedReader !== undefined) {
       // reads start on a later turn of the event loop, when conn (below) exists
-      const adopted = sharedReader.adopt(accepted, (buffer, length) => conn.receive(buffer, length));
+      const adopted = sharedReader.adopt(accepted, {
+        data: (buffer, start, end) => conn.receive(buffer, start, end),
+        end: () => conn.peerEnded(),
+        error: (errno) => conn.readFailed(errno),
+      });
       if (adopted.socket !== undefined) {
         socket = adopted.socket;
         options = { ...options, sharedInput: true };
@@ -81,8 +85,8 @@ export class RtmpSessions {
       }
     }
     const conn = new RtmpConnection(id, socket, this.handler, options, internal ? silentLogger() : log, writeGroup);
-    // a socket read the usual way starts here (an adopted one already reads)
-    if (socket === accepted) accepted.resume();
+    // a socket read the usual way starts here (an adopted one is read by the shared reader)
+    if (options.sharedInput !== true) accepted.resume();
     this.sessions.set(conn, { conn, block, listener, internal, app: undefined, info: undefined });
   }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import test, { type TestContext } from 'node:test';
 import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import type { NativeWriter } from '../../src/core/native.js';
@@ -9,9 +10,13 @@ import { nativeOrSkip } from '../helpers/native.js';
 import { loopbackDefault, sleep, until } from '../helpers/server.js';
 import { playCounting, publishSynthetic } from '../helpers/synthetic.js';
 
-/** The real addon, with its dupFd counted (or made to fail). */
-function countingWriter(real: NativeWriter, fail = false): { writer: NativeWriter; dups: number[] } {
+/**
+ * The real addon, with its dupFd counted (or made to fail); with `poller` its batched reader too
+ * (NativeSocketReader), else as an addon built before it (SharedSocketReader, Node.js's onread).
+ */
+function countingWriter(real: NativeWriter, fail = false, poller = true): { writer: NativeWriter; dups: number[]; watched: number[] } {
   const dups: number[] = [];
+  const watched: number[] = [];
   const writer: NativeWriter = {
     writeSlots: (...a) => real.writeSlots(...a),
     trimHeap: () => real.trimHeap?.(),
@@ -21,10 +26,19 @@ function countingWriter(real: NativeWriter, fail = false): { writer: NativeWrite
       return real.dupFd!(fd);
     },
   };
-  return { writer, dups };
+  if (poller) {
+    writer.createPoller = (...a) => real.createPoller!(...a);
+    writer.pollerWatch = (p, fd, token) => {
+      watched.push(fd);
+      real.pollerWatch!(p, fd, token);
+    };
+    writer.pollerUnwatch = (...a) => real.pollerUnwatch!(...a);
+    writer.pollerClose = (...a) => real.pollerClose!(...a);
+  }
+  return { writer, dups, watched };
 }
 
-async function serve(t: TestContext, writer: NativeWriter, sharedRead = true): Promise<{ url: string; logs: MemoryLogEntry[] }> {
+async function serve(t: TestContext, writer: NativeWriter, sharedRead = true): Promise<{ url: string; logs: MemoryLogEntry[]; server: RtmpServer }> {
   const logs: MemoryLogEntry[] = [];
   const server = new RtmpServer(
     loopbackDefault(() => ({ sharedRead })),
@@ -32,7 +46,7 @@ async function serve(t: TestContext, writer: NativeWriter, sharedRead = true): P
   );
   await server.start();
   t.after(() => server.stop(1000));
-  return { url: `rtmp://127.0.0.1:${server.port}/live`, logs };
+  return { url: `rtmp://127.0.0.1:${server.port}/live`, logs, server };
 }
 
 /**
@@ -73,15 +87,43 @@ async function lateJoinerGetsIntactFrames(url: string): Promise<number> {
   }
 }
 
-test('shared_read: connections read through the shared buffer, and a late player gets the GOP intact', async (t) => {
+for (const poller of [true, false]) {
+  test(`shared_read (${poller ? 'batched native reads' : 'an addon without them: Node.js onread'}): connections read through the shared buffer, and a late player gets the GOP intact`, async (t) => {
+    const real = nativeOrSkip(t);
+    if (real === undefined) return;
+    const { writer, dups, watched } = countingWriter(real, false, poller);
+    const { url, logs } = await serve(t, writer);
+    const checked = await lateJoinerGetsIntactFrames(url);
+    assert.ok(checked >= 60, `checked ${checked} frames`);
+    assert.equal(dups.length, 2, 'the publisher and the player were read through the shared buffer');
+    assert.equal(watched.length, poller ? 2 : 0, 'read by the native poller');
+    assert.ok(logs.some((l) => l.msg === 'native fan-out writer loaded' && l.fields['sharedRead'] === true));
+  });
+}
+
+test('shared_read: a peer that resets a connection the server is closing (stop) does not keep the server from stopping', async (t) => {
   const real = nativeOrSkip(t);
   if (real === undefined) return;
-  const { writer, dups } = countingWriter(real);
-  const { url, logs } = await serve(t, writer);
-  const checked = await lateJoinerGetsIntactFrames(url);
-  assert.ok(checked >= 60, `checked ${checked} frames`);
-  assert.equal(dups.length, 2, 'the publisher and the player were read through the shared buffer');
-  assert.ok(logs.some((l) => l.msg === 'native fan-out writer loaded' && l.fields['sharedRead'] === true));
+  for (let round = 0; round < 5; round++) {
+    const { writer, watched } = countingWriter(real);
+    const { server } = await serve(t, writer);
+    const clients = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const c = net.connect(server.port, '127.0.0.1', () => resolve(c));
+            c.on('error', () => undefined);
+          }),
+      ),
+    );
+    await until(() => watched.length === 3);
+    // the server ends the connections (close(): its FIN) while the peers reset theirs
+    const stopped = server.stop(1000);
+    for (const c of clients) c.resetAndDestroy();
+    // without the fix the socket waited for close()'s 2 s timer (and, in a process with nothing else to do, forever)
+    const outcome = await Promise.race([stopped.then(() => 'stopped'), sleep(1500).then(() => 'still stopping')]);
+    assert.equal(outcome, 'stopped', `round ${round}`);
+  }
 });
 
 test('shared_read off, or a dup(2) that fails: the connections are read the usual way and served the same', async (t) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { loadNativeWriter } from '../../src/core/native.js';
 import { SocketOutput, WriteGroup, descriptorOf } from '../../src/rtmp/output.js';
-import { SharedSocketReader } from '../../src/rtmp/socket-input.js';
+import { NativeSocketReader, SharedSocketReader, type SocketInputHandler } from '../../src/rtmp/socket-input.js';
 import { nativeOrSkip } from '../helpers/native.js';
 
 /** A listener that accepts paused (as the server's do); each accepted socket comes out of next(). */
@@ -16,6 +16,11 @@ async function pausedListener(t: TestContext): Promise<{ port: number; next(): P
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.after(() => srv.close());
   return { port: (srv.address() as net.AddressInfo).port, next: () => new Promise((r) => waiting.push(r)) };
+}
+
+/** A handler whose data() is `data`; end() and error() fail the test (SharedSocketReader leaves them to Node.js). */
+function handler(data: SocketInputHandler['data']): SocketInputHandler {
+  return { data, end: () => assert.fail('end() from SharedSocketReader'), error: () => assert.fail('error() from SharedSocketReader') };
 }
 
 function connect(t: TestContext, port: number): net.Socket {
@@ -37,7 +42,7 @@ test('adopt: reads of every connection land in the one shared buffer, the accept
     const accepted = l.next();
     clients.push(connect(t, l.port));
     const acc = await accepted;
-    const r = reader.adopt(acc, (data, length) => got.push({ who, text: data.toString('utf8', 0, length), shared: data === reader.buffer }));
+    const r = reader.adopt(acc, handler((data, start, end) => got.push({ who, text: data.toString('utf8', start, end), shared: data === reader.buffer })));
     assert.ok(r.socket !== undefined, r.socket === undefined ? r.reason : '');
     t.after(() => r.socket.destroy());
     assert.equal(acc.destroyed, true, 'the accepted socket is closed');
@@ -71,7 +76,7 @@ test('adopt: the output writes only to the copy, and not after the peer\'s FIN c
   const client = connect(t, l.port);
   const acc = await accepted;
   const accFd = descriptorOf(acc);
-  const r = reader.adopt(acc, () => undefined);
+  const r = reader.adopt(acc, handler(() => undefined));
   assert.ok(r.socket !== undefined, r.socket === undefined ? r.reason : '');
   const socket = r.socket;
   socket.on('error', () => undefined);
@@ -146,7 +151,7 @@ test('adopt: when dup(2) fails the accepted socket is left as it was, to be read
   const c = connect(t, l.port);
   const acc = await accepted;
   t.after(() => acc.destroy());
-  const r = reader.adopt(acc, () => assert.fail('no shared reads'));
+  const r = reader.adopt(acc, handler(() => assert.fail('no shared reads')));
   assert.equal(r.socket, undefined);
   assert.match(r.socket === undefined ? r.reason : '', /Too many open files/);
   assert.equal(acc.destroyed, false);
@@ -160,4 +165,172 @@ test('SharedSocketReader: the buffer size is checked', () => {
   assert.throws(() => new SharedSocketReader(() => 0, 100), RangeError);
   assert.throws(() => new SharedSocketReader(() => 0, 4096.5), RangeError);
   assert.equal(new SharedSocketReader(() => 0).buffer.length, 64 * 1024);
+});
+
+/** What a NativeSocketReader's handler got, per connection. */
+class Recorder implements SocketInputHandler {
+  text = '';
+  bytes = 0;
+  ends = 0;
+  errors: number[] = [];
+  /** how many batches (deliveries) delivered data to it */
+  calls = 0;
+  data(buffer: Buffer, start: number, end: number): void {
+    this.text += buffer.toString('latin1', start, end);
+    this.bytes += end - start;
+    this.calls++;
+  }
+  end(): void {
+    this.ends++;
+  }
+  error(errno: number): void {
+    this.errors.push(errno);
+  }
+}
+
+async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function nativeReader(t: TestContext, group?: WriteGroup): NativeSocketReader | undefined {
+  const w = nativeOrSkip(t);
+  if (w === undefined) return undefined;
+  assert.ok(w.createPoller !== undefined, 'the addon has the poller');
+  const reader = new NativeSocketReader(w as Required<typeof w>, w.dupFd!.bind(w), group);
+  t.after(() => reader.close());
+  return reader;
+}
+
+test('NativeSocketReader: reads of several connections in one batch, in order per connection; the accepted socket stays and writes; the peer\'s FIN and reset reach the handler', async (t) => {
+  const reader = nativeReader(t);
+  if (reader === undefined) return;
+  const l = await pausedListener(t);
+  const recs: Recorder[] = [];
+  const clients: net.Socket[] = [];
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const accepted = l.next();
+    clients.push(connect(t, l.port));
+    const acc = await accepted;
+    const rec = new Recorder();
+    const r = reader.adopt(acc, rec);
+    assert.ok(r.socket === acc, 'the accepted socket is the connection\'s');
+    acc.on('error', () => undefined);
+    t.after(() => acc.destroy());
+    recs.push(rec);
+    sockets.push(acc);
+  }
+  // all three are ready before the loop polls again: one batch
+  for (let i = 0; i < 3; i++) clients[i]!.write(`hello ${i}`);
+  const until0 = Date.now() + 50;
+  while (Date.now() < until0); // the data arrives while the loop is busy
+  await until('three reads', () => recs.every((r) => r.bytes > 0));
+  assert.deepEqual(recs.map((r) => r.text), ['hello 0', 'hello 1', 'hello 2']);
+  assert.deepEqual(recs.map((r) => r.calls), [1, 1, 1]);
+  // more than one batch buffer's worth from one peer: everything, in order
+  const big = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
+  clients[0]!.write(big);
+  await until('3 MiB', () => recs[0]!.bytes === 7 + big.length, 10_000);
+  assert.ok(Buffer.from(recs[0]!.text.slice(7), 'latin1').equals(big), 'the bytes in order');
+  // writes go the other way on the accepted socket
+  const back = new Promise<string>((r) => clients[1]!.once('data', (d: Buffer) => r(d.toString())));
+  sockets[1]!.write('pong');
+  assert.equal(await back, 'pong');
+  // FIN: end() once, nothing else
+  clients[1]!.end();
+  await until('end', () => recs[1]!.ends === 1);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(recs[1]!.ends, 1, 'end() once (the descriptor is no longer watched)');
+  // a reset: error(-ECONNRESET)
+  clients[2]!.resetAndDestroy();
+  await until('error', () => recs[2]!.errors.length + recs[2]!.ends > 0);
+  assert.deepEqual(recs[2]!.errors, [-104], 'ECONNRESET');
+});
+
+test('NativeSocketReader: a socket closed by Node.js releases its copy (the peer sees the FIN), and no later read reaches its handler', async (t) => {
+  const reader = nativeReader(t);
+  if (reader === undefined) return;
+  const l = await pausedListener(t);
+  const accepted = l.next();
+  const client = connect(t, l.port);
+  const acc = await accepted;
+  const rec = new Recorder();
+  reader.adopt(acc, rec);
+  client.write('a');
+  await until('a', () => rec.bytes === 1);
+  const ended = new Promise((r) => client.once('end', r));
+  acc.destroy();
+  await ended; // the FIN came: the poller's copy is closed too
+  client.on('error', () => undefined);
+  client.write('b');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(rec.text, 'a');
+  assert.equal(rec.ends + rec.errors.length, 0);
+});
+
+test('NativeSocketReader: a batch\'s writes wait in the write group and leave when the batch ends', async (t) => {
+  const group = new WriteGroup({ native: loadNativeWriter().writer });
+  const reader = nativeReader(t, group);
+  if (reader === undefined) return;
+  const l = await pausedListener(t);
+  const accepted = l.next();
+  const client = connect(t, l.port);
+  const acc = await accepted;
+  const out = new SocketOutput(acc, { group });
+  let openDuring: boolean | undefined;
+  reader.adopt(acc, {
+    data: (b, s, e) => {
+      openDuring = group.open;
+      out.write(Buffer.from(b.toString('utf8', s, e).toUpperCase()));
+    },
+    end: () => undefined,
+    error: () => undefined,
+  });
+  const back = new Promise<string>((r) => client.once('data', (d: Buffer) => r(d.toString())));
+  client.write('echo');
+  assert.equal(await back, 'ECHO');
+  assert.equal(openDuring, true);
+});
+
+test('native poller: unwatching a token during a batch forgets that token\'s entries of the batch being delivered', async (t) => {
+  const w = nativeOrSkip(t);
+  if (w === undefined) return;
+  const l = await pausedListener(t);
+  const meta = new Int32Array(3 * 16);
+  const seen: number[][] = [];
+  let unwatched = false;
+  const poller = w.createPoller!(Buffer.alloc(128 * 1024), meta, (count) => {
+    const tokens = [];
+    for (let i = 0; i < count; i++) {
+      tokens.push(meta[i * 3]!);
+      if (!unwatched && count === 2) {
+        unwatched = true;
+        w.pollerUnwatch!(poller, meta[i * 3]! === 0 ? 1 : 0);
+      }
+    }
+    seen.push(tokens);
+  });
+  t.after(() => w.pollerClose!(poller));
+  const clients: net.Socket[] = [];
+  for (const token of [0, 1]) {
+    const accepted = l.next();
+    clients.push(connect(t, l.port));
+    const acc = await accepted;
+    t.after(() => acc.destroy());
+    w.pollerWatch!(poller, w.dupFd!(descriptorOf(acc)), token);
+  }
+  assert.throws(() => w.pollerWatch!(poller, 0, 1), /already watched/);
+  clients[0]!.write('x');
+  clients[1]!.write('y');
+  const until0 = Date.now() + 50;
+  while (Date.now() < until0);
+  await until('a batch of two', () => seen.length > 0);
+  assert.deepEqual(seen[0]!.length, 2, 'both reads in one batch');
+  assert.equal(seen[0]![1], -1, 'the second entry, unwatched while the first was delivered, is forgotten');
+  assert.throws(() => w.pollerWatch!(poller, -1, 2), TypeError);
 });
