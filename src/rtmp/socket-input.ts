@@ -211,7 +211,7 @@ export class NativeSocketReader implements SocketInput {
 
   private release(token: number): void {
     if (this.closed) return;
-    assert(this.handlers[token] !== undefined, `release(): token ${token} is not in use`);
+    if (this.handlers[token] === undefined) assert.fail(`release(): token ${token} is not in use`);
     this.native.pollerUnwatch(this.poller, token);
     this.handlers[token] = undefined;
     this.freeTokens.push(token);
