@@ -3,7 +3,7 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { FrameKind, MediaFrame, frameFlags } from '../live/frame.js';
 import { LiveReader, type StreamReader } from '../live/reader.js';
-import type { VodFrame, VodMedia } from './media-file.js';
+import type { VodFrame, VodMedia } from './vod-media.js';
 
 /** How far ahead of real time a play sends (nginx-rtmp sends about the client's buffer ahead). */
 export const VOD_LEAD_MS = 1000;

@@ -2,8 +2,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { MediaFrame } from '../live/frame.js';
 
 /**
- * What every play of one file shares (src/vod/media-file.ts): one file
- * descriptor, and the frames read lately. A frame is one `MediaFrame` object
+ * What every play of one file shares (opened by src/vod/media-file.ts, read by
+ * src/vod/flv-media.ts and src/vod/mp4-media.ts): one file descriptor, and
+ * the frames read lately. A frame is one `MediaFrame` object
  * for every play that reaches it while it is cached, so its RTMP encoding
  * (the frame's shared encoding slots, src/rtmp/player.ts) is made once and the
  * same bytes are queued to every player: plays that run within the cache's
