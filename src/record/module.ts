@@ -5,7 +5,8 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { CompleteReader, DEFAULT_COMPLETE_READER_LIMITS, type CompleteReaderLimits } from '../live/complete-reader.js';
 import type { LiveStream } from '../live/stream.js';
-import { FlvRecorder, type RecordFs } from './recorder.js';
+import type { RecordFs } from './disk.js';
+import { FlvRecorder } from './recorder.js';
 
 /**
  * The record module of an application's chain (nginx-rtmp's record module).

@@ -10,7 +10,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { memoryLogger, type MemoryLogEntry } from '../../src/core/log.js';
 import { buildModules } from '../../src/app/modules.js';
-import type { RecordFs } from '../../src/record/recorder.js';
+import type { RecordFs } from '../../src/record/disk.js';
 import { RtmpClient } from '../../src/rtmp/client.js';
 import { MessageType } from '../../src/rtmp/messages.js';
 import { RtmpServer } from '../../src/server.js';
