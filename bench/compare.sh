@@ -21,6 +21,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+BENCH_TAG=compare
+# log, NGX_MODULE, install_nginx_rtmp, pin_cores, raise_nofile, build_ours, stop_pid, stop_servers, wait_port
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
 
 PLAYERS=${PLAYERS:-"1 50 200 500 1000"}
 ROUNDS=${ROUNDS:-3}
@@ -49,38 +53,11 @@ OURS_NODE_ARGS=${OURS_NODE_ARGS:-""}
 OURS_CONFIG=${OURS_CONFIG:-""}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$ROOT/bench/results/$STAMP}
-NGX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-
-log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
 # --- prerequisites -----------------------------------------------------------
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$NGX_MODULE" ]; then
-  log "installing nginx + libnginx-mod-rtmp (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq nginx libnginx-mod-rtmp >/dev/null
-  # the package may start a system nginx on port 80: it is not ours to keep
-  if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
-fi
-[ -f "$NGX_MODULE" ] || { log "no $NGX_MODULE after install"; exit 1; }
-
-if [ "$(nproc)" -lt 2 ]; then
-  log "fewer than 2 cores: no pinning (results are not comparable to the reference)"
-  PIN_SERVER=()
-  PIN_LOAD=()
-else
-  # arrays, not functions: `taskset ... &` must be the process whose pid $! gives (taskset execs)
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-  PIN_LOAD=(taskset -c "$LOAD_CPU")
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-if [ "${SKIP_BUILD:-0}" = 1 ] && [ -f dist/cli.js ]; then
-  log "SKIP_BUILD=1: using the existing dist/"
-else
-  log "building our server (npm run build)"
-  npm run --silent build
-fi
+install_nginx_rtmp
+pin_cores
+raise_nofile
+build_ours
 case " $EXTRA " in
   *" vod "*) node --import tsx bench/make-media.ts --vod >/dev/null ;;
   *) node --import tsx bench/make-media.ts >/dev/null ;;
@@ -91,29 +68,9 @@ TMP=$(mktemp -d /tmp/rtmp-compare.XXXXXX)
 OURS_PID=""
 NGINX_PID=""
 
-stop_pid() { # pid: TERM, wait up to 5 s, then KILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-stop_servers() {
-  stop_pid "$OURS_PID"; OURS_PID=""
-  stop_pid "$NGINX_PID"; NGINX_PID=""
-}
 cleanup() { stop_servers; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_port() { # port pid
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 start_servers() { # tag
   local tag=$1

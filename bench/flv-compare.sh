@@ -17,6 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+BENCH_TAG=flv-compare
+# log, pin_cores, raise_nofile, build_ours, stop_pid, wait_port
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
 PLAYERS=${PLAYERS:-200}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
@@ -26,45 +30,23 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 LOAD_ARGS=${LOAD_ARGS:-""}
 OUT=${OUT:-$ROOT/bench/results/flv-$(date -u +%Y%m%dT%H%M%SZ)}
-log() { printf '[flv-compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-if [ "$(nproc)" -lt 2 ]; then
-  log "fewer than 2 cores: no pinning"
-  PIN_SERVER=()
-  PIN_LOAD=()
-else
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-  PIN_LOAD=(taskset -c "$LOAD_CPU")
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "${SKIP_BUILD:-0}" = 1 ] && [ -f dist/cli.js ]; then log "SKIP_BUILD=1: using the existing dist/"; else npm run --silent build; fi
+pin_cores
+raise_nofile
+build_ours
 node --import tsx bench/make-media.ts >/dev/null
 mkdir -p "$OUT"
 TMP=$(mktemp -d /tmp/flv-compare.XXXXXX)
 sed -e "s/19381/$RTMP_PORT/" -e "s/19382/$HTTP_PORT/" bench/http-flv.conf >"$TMP/http-flv.conf"
 SRV_PID=""
-stop_server() {
-  [ -n "$SRV_PID" ] || return 0
-  kill -TERM "$SRV_PID" 2>/dev/null || { SRV_PID=""; return 0; }
-  for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SRV_PID" 2>/dev/null || true
-  SRV_PID=""
-}
+stop_server() { stop_pid "$SRV_PID"; SRV_PID=""; }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$SRV_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 start_server() { # tag
   LOG_LEVEL=${LOG_LEVEL:-info} "${PIN_SERVER[@]}" node dist/cli.js -c "$TMP/http-flv.conf" >"$OUT/server-$1.log" 2>&1 &
   SRV_PID=$!
   # (a port answered by another process does not count: ours must still be running)
-  wait_port "$RTMP_PORT" && wait_port "$HTTP_PORT" && sleep 0.3 && kill -0 "$SRV_PID" 2>/dev/null || { log "server did not start:"; cat "$OUT/server-$1.log" >&2; exit 1; }
+  wait_port "$RTMP_PORT" "$SRV_PID" && wait_port "$HTTP_PORT" "$SRV_PID" && sleep 0.3 && kill -0 "$SRV_PID" 2>/dev/null || { log "server did not start:"; cat "$OUT/server-$1.log" >&2; exit 1; }
 }
 run() { # tag, load args...
   local tag=$1

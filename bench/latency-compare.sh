@@ -13,6 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+BENCH_TAG=latency
+# log, NGX_MODULE, build_ours, stop_pid, stop_servers, wait_port
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
 ROUNDS=${ROUNDS:-5}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-20}
 OURS_PORT=${OURS_PORT:-19371}
@@ -22,33 +26,15 @@ LOAD_CPU=${LOAD_CPU:-1}
 OURS_NODE_ARGS=${OURS_NODE_ARGS:-"--max-semi-space-size=1 --single-threaded-gc"}
 OURS_CONFIG=${OURS_CONFIG:-""}
 OUT=${OUT:-$ROOT/bench/results/latency-$(date -u +%Y%m%dT%H%M%SZ)}
-NGX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-log() { printf '[latency %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 [ -f "$NGX_MODULE" ] || { log "no $NGX_MODULE: run bench/compare.sh once (it installs nginx-rtmp)"; exit 1; }
-if [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -f dist/cli.js ]; then npm run --silent build; fi
+build_ours
 mkdir -p "$OUT"
 TMP=$(mktemp -d /tmp/rtmp-latency.XXXXXX)
 OURS_PID=""
 NGINX_PID=""
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-stop_servers() { stop_pid "$OURS_PID"; OURS_PID=""; stop_pid "$NGINX_PID"; NGINX_PID=""; }
 trap 'stop_servers; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 start_servers() {
   # shellcheck disable=SC2086
   LOG_LEVEL=${LOG_LEVEL:-warn} taskset -c "$SERVER_CPU" node $OURS_NODE_ARGS dist/cli.js "$OURS_PORT" ${OURS_CONFIG:+-c "$OURS_CONFIG"} >"$OUT/server-ours-$1.log" 2>&1 &

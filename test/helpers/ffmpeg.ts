@@ -24,6 +24,37 @@ export function ffprobePath(): Promise<string> {
   return toolPath('FFPROBE_PATH', () => import('@ffprobe-installer/ffprobe') as Promise<{ default: { path: string } }>, 'ffprobe');
 }
 
+/** A stream of `ffprobe -show_streams` (the fields the tests read). */
+export interface ProbeStream {
+  readonly codec_type: string;
+  readonly codec_name: string;
+  readonly width?: number;
+  readonly height?: number;
+  readonly sample_rate?: string;
+}
+
+/** ffprobe -show_streams as JSON (extra arguments before the output options); rejects with its stderr on failure. */
+export async function ffprobe(input: string, extra: readonly string[] = []): Promise<{ streams: ProbeStream[]; stderr: string }> {
+  const bin = await ffprobePath();
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', input], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`ffprobe ${input} exited ${String(code)}: ${err}`));
+      try {
+        resolve({ streams: (JSON.parse(out) as { streams: ProbeStream[] }).streams, stderr: err });
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
+
 export interface FfmpegRun {
   readonly child: ChildProcess;
   /** resolves when ffmpeg exits, with its code and stderr */

@@ -1,40 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-
-import { ffprobePath } from '../helpers/ffmpeg.js';
-
-export { ffprobePath };
-
-export interface ProbeStream {
-  readonly codec_type: string;
-  readonly codec_name: string;
-}
-
-/** ffprobe -show_streams as JSON; rejects with its stderr on failure. */
-export async function ffprobe(input: string, extra: readonly string[] = []): Promise<{ streams: ProbeStream[]; stderr: string }> {
-  const bin = await ffprobePath();
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', input], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`ffprobe ${input} exited ${String(code)}: ${err}`));
-      try {
-        resolve({ streams: (JSON.parse(out) as { streams: ProbeStream[] }).streams, stderr: err });
-      } catch (e) {
-        reject(e instanceof Error ? e : new Error(String(e)));
-      }
-    });
-  });
-}
 
 export interface HlsServer extends TestServer {
   readonly httpBase: string | undefined;

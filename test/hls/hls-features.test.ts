@@ -6,11 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { probePackets, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
+import { ffprobe, probePackets, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { until } from '../helpers/server.js';
 import { playCounting } from '../helpers/synthetic.js';
 import { checkTs } from '../media/ts-check.js';
-import { ffprobe, filesOf, readPlaylist, startHlsServer, type HlsServer, type ParsedPlaylist } from './helpers.js';
+import { filesOf, readPlaylist, startHlsServer, type HlsServer, type ParsedPlaylist } from './helpers.js';
 
 /** HLS features with real ffmpeg publishers: reconnects, AES-128, audio-only, video-only, nested + variant, a broken disk. */
 

@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
+import { ffprobe, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { until } from '../helpers/server.js';
 import { checkTs } from '../media/ts-check.js';
-import { ffprobe, readPlaylist, startHlsServer } from './helpers.js';
+import { readPlaylist, startHlsServer } from './helpers.js';
 
 /**
  * HLS end to end: ffmpeg publishes H.264+AAC for 30 s; while it runs, ffprobe
