@@ -135,6 +135,13 @@ export interface ChunkDecoderOptions {
    * publisher's connection.
    */
   arena?: boolean;
+  /**
+   * Audio and video messages go here instead of onMessage, as their fields: no
+   * message object per frame (a publisher's connection: one call from the
+   * decoder to the publishing stream's handle). Set Chunk Size, Abort and every
+   * other type still go to onMessage.
+   */
+  onMedia?: (type: number, streamId: number, timestamp: number, payload: Buffer) => void;
 }
 
 /** Per chunk stream state: the previous header and the message being reassembled. */
@@ -179,8 +186,13 @@ function isPrefixOf(r: ByteReader, n: number, value: number): boolean {
   return match;
 }
 
+/** Chunk stream ids below this (the one-byte basic header's, where every encoder puts its streams) are looked up in an array. */
+const FAST_CSIDS = 64;
+
 export class ChunkDecoder {
   private readonly streams = new Map<number, ChunkStreamState>();
+  /** streams by csid for csid < FAST_CSIDS (the same objects as in `streams`) */
+  private readonly fast: (ChunkStreamState | undefined)[] = new Array<ChunkStreamState | undefined>(FAST_CSIDS).fill(undefined);
   private readonly maxMessageSize: number;
   private readonly maxChunkSize: number;
   private readonly maxPendingBytes: number;
@@ -217,7 +229,10 @@ export class ChunkDecoder {
     this.keepMediaBytes = opts.keepMediaBytes ?? Infinity;
     this.copyPayloads = opts.copyPayloads === true;
     this.arena = opts.arena === true ? new PayloadArena() : undefined;
+    this.onMedia = opts.onMedia;
   }
+
+  private readonly onMedia: ChunkDecoderOptions['onMedia'];
 
   private readonly keepMediaBytes: number;
   private readonly copyPayloads: boolean;
@@ -363,7 +378,7 @@ export class ChunkDecoder {
       const lo = r.u8();
       csid = BasicHeader.CsidOffset + lo + (r.u8() << 8);
     }
-    const known = this.streams.get(csid);
+    const known = csid < FAST_CSIDS ? this.fast[csid] : this.streams.get(csid);
     if (known === undefined && fmt !== ChunkFormat.Type0) {
       throw serverError(ErrorCode.ChunkNoPreviousHeader, `type ${fmt} chunk on chunk stream ${csid} with no previous header`);
     }
@@ -426,6 +441,7 @@ export class ChunkDecoder {
       }
       s = new ChunkStreamState(csid);
       this.streams.set(csid, s);
+      if (csid < FAST_CSIDS) this.fast[csid] = s;
     }
     if (s.payload !== null) {
       // A header in the middle of a message: only its length is checked; the
@@ -476,6 +492,11 @@ export class ChunkDecoder {
 
   /** Applies Set Chunk Size / Abort, then hands the message to the callback. */
   private deliver(s: ChunkStreamState, payload: Buffer): void {
+    const onMedia = this.onMedia;
+    if (onMedia !== undefined && (s.type === MessageType.Audio || s.type === MessageType.Video)) {
+      onMedia(s.type, s.streamId, s.timestamp, payload);
+      return;
+    }
     const m: RtmpMessage = { csid: s.csid, type: s.type, streamId: s.streamId, timestamp: s.timestamp, payload };
     if (m.type === MessageType.SetChunkSize) this.applySetChunkSize(payload);
     else if (m.type === MessageType.Abort) this.applyAbort(payload);

@@ -90,7 +90,13 @@ export class RtmpConnection {
     this.log = logger.child({ conn: this.id, remote: this.remote });
     const sharedInput = options.sharedInput === true;
     this.decoder = new ChunkDecoder(
-      { maxMessageSize: options.maxMessageSize, copyPayloads: sharedInput, arena: true, maxChunkStreams: options.maxStreams },
+      {
+        maxMessageSize: options.maxMessageSize,
+        copyPayloads: sharedInput,
+        arena: true,
+        maxChunkStreams: options.maxStreams,
+        onMedia: (type, streamId, timestamp, payload) => this.onMediaMessage(type, streamId, timestamp, payload),
+      },
       (m) => this.onMessage(m),
     );
     if (options.proxyProtocol === true) this.proxy = new ProxyProtocolParser();
@@ -297,9 +303,7 @@ export class RtmpConnection {
 
   /** Every message and every aggregate's sub-message comes through here: one path, one order. */
   private onMessage(m: RtmpMessage): void {
-    if (--this.messageTokens < 0) {
-      throw serverError(ErrorCode.MessageFlood, `more than ${this.messageRate} messages a second (${this.messageBurst} at once)`);
-    }
+    this.spendToken();
     if (m.type === MessageType.Aggregate) {
       // sub-messages queue behind a pending command like any message (splitAggregate refuses nested aggregates)
       for (const sub of splitAggregate(m)) this.onMessage(sub);
@@ -320,6 +324,35 @@ export class RtmpConnection {
       return;
     }
     this.dispatch(m);
+  }
+
+  /**
+   * An audio or video message, straight from the chunk decoder (no message
+   * object): the same rules as onMessage (the rate limit, the backlog while a
+   * command is pending, dropped unless its NetStream publishes).
+   */
+  private onMediaMessage(type: number, streamId: number, timestamp: number, payload: Buffer): void {
+    if (this.busy) {
+      // the backlog keeps messages: this one becomes one, on onMessage's one path
+      this.onMessage({ csid: 0, type, streamId, timestamp, payload });
+      return;
+    }
+    this.spendToken();
+    this.routeMedia(type, streamId, timestamp, payload);
+  }
+
+  /** One message of the rate limit's budget (a token bucket refilled once per read). */
+  private spendToken(): void {
+    if (--this.messageTokens < 0) {
+      throw serverError(ErrorCode.MessageFlood, `more than ${this.messageRate} messages a second (${this.messageBurst} at once)`);
+    }
+  }
+
+  /** Audio or video to its NetStream's publish handle; dropped when that NetStream does not publish. */
+  private routeMedia(type: number, streamId: number, timestamp: number, payload: Buffer): void {
+    const s = this.streams.get(streamId);
+    if (s?.state !== 'publishing') return;
+    s.handle.media(type, timestamp, payload);
   }
 
   /** The NetStream publishes, waits for its publish to be accepted, or has a publish in the backlog. */
@@ -390,9 +423,7 @@ export class RtmpConnection {
   }
 
   private onMedia(m: RtmpMessage): void {
-    const s = this.streams.get(m.streamId);
-    if (s?.state !== 'publishing') return;
-    s.handle.media(m.type, m.timestamp, m.payload);
+    this.routeMedia(m.type, m.streamId, m.timestamp, m.payload);
   }
 
   private onDataMessage(m: RtmpMessage): void {

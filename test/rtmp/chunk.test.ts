@@ -727,3 +727,33 @@ describe('ChunkDecoder.push(buffer, length): a reused read buffer', () => {
     assert.deepEqual([got[1]!.timestamp, [...got[1]!.payload]], [33, [0xaf, 7]]);
   });
 });
+
+describe('ChunkDecoder onMedia', () => {
+  it('audio and video go to onMedia as their fields, every other type to onMessage, in the order they complete; on chunk streams of every basic header size', () => {
+    const got: string[] = [];
+    const d = new ChunkDecoder(
+      {
+        ...OPTS,
+        onMedia: (type, streamId, timestamp, payload) => got.push(`media ${type} s${streamId} t${timestamp} ${payload.toString('latin1')}`),
+      },
+      (m) => got.push(`message ${m.type} c${m.csid} ${m.payload.toString('latin1')}`),
+    );
+    const msgs: RtmpMessage[] = [
+      { csid: 6, type: MessageType.Video, streamId: 1, timestamp: 40, payload: Buffer.from('v1') },
+      { csid: 3, type: MessageType.CommandAmf0, streamId: 0, timestamp: 0, payload: Buffer.from('cmd') },
+      { csid: 4, type: MessageType.Audio, streamId: 1, timestamp: 41, payload: Buffer.from('a1') },
+      { csid: 100, type: MessageType.Video, streamId: 2, timestamp: 42, payload: Buffer.from('v2') },
+      { csid: 400, type: MessageType.DataAmf0, streamId: 1, timestamp: 43, payload: Buffer.from('meta') },
+      { csid: 6, type: MessageType.Video, streamId: 1, timestamp: 80, payload: fill(300, 0x61) },
+    ];
+    d.push(Buffer.concat(msgs.map((m) => encodeMessage(m, 128))));
+    assert.deepEqual(got, [
+      'media 9 s1 t40 v1',
+      'message 20 c3 cmd',
+      'media 8 s1 t41 a1',
+      'media 9 s2 t42 v2',
+      'message 18 c400 meta',
+      `media 9 s1 t80 ${'a'.repeat(300)}`,
+    ]);
+  });
+});
