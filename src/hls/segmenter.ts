@@ -128,15 +128,11 @@ export class TsSegmenter {
         if (!cd.isKeyframe) return false;
         this.openFragment(ts);
       } else {
-        const d = ts - this.open.startTs;
-        const force = d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
+        const force = this.mustCut(this.open.startTs, ts);
         // video that began after an audio-only start: a new fragment (and PMT) at its first keyframe
         const newTrack = this.open.muxer.tracks.video === undefined;
         if (force || (cd.isKeyframe && (newTrack || this.boundary(ts)))) {
-          if (force) this.host.discontinuity();
-          this.flushAudio();
-          this.closeFragment(ts, jobs);
-          this.openFragment(ts);
+          this.cutAt(ts, force, jobs);
           closed = true;
         }
       }
@@ -175,13 +171,9 @@ export class TsSegmenter {
       this.openFragment(ts);
     } else if (this.open.muxer.tracks.video === undefined) {
       // audio-only: cut on audio
-      const d = ts - this.open.startTs;
-      const force = d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
+      const force = this.mustCut(this.open.startTs, ts);
       if (force || this.boundary(ts)) {
-        if (force) this.host.discontinuity();
-        this.flushAudio();
-        this.closeFragment(ts, jobs);
-        this.openFragment(ts);
+        this.cutAt(ts, force, jobs);
         closed = true;
       }
     }
@@ -205,6 +197,20 @@ export class TsSegmenter {
   }
 
   /** hls_fragment_slicing: does a fragment end before `ts`? */
+  /** Past hls_max_fragment, or the clock jumped back: the fragment is cut wherever the stream is. */
+  private mustCut(startTs: number, ts: number): boolean {
+    const d = ts - startTs;
+    return d > this.s.maxFragment || d < -BACKWARD_JUMP_MS;
+  }
+
+  /** Closes the open fragment at ts and opens the next; a forced cut is a discontinuity. */
+  private cutAt(ts: number, force: boolean, jobs: Job[]): void {
+    if (force) this.host.discontinuity();
+    this.flushAudio();
+    this.closeFragment(ts, jobs);
+    this.openFragment(ts);
+  }
+
   private boundary(ts: number): boolean {
     const open = this.open;
     if (open === undefined) return true;

@@ -23,6 +23,17 @@ export interface SocketInput {
   close(): void;
 }
 
+/** A second descriptor of the accepted socket (dup(2)), or why there is none (no descriptor, EMFILE...). */
+function duplicate(accepted: net.Socket, dupFd: (fd: number) => number): { copy: number; reason?: undefined } | { copy?: undefined; reason: string } {
+  const fd = descriptorOf(accepted);
+  if (fd < 0) return { reason: 'no file descriptor' };
+  try {
+    return { copy: dupFd(fd) };
+  } catch (e) {
+    return { reason: e instanceof Error ? e.message : String(e) };
+  }
+}
+
 /**
  * The best reader the native addon allows: NativeSocketReader (batched reads,
  * one call into JavaScript per turn), else SharedSocketReader (Node.js's
@@ -87,14 +98,9 @@ export class SharedSocketReader implements SocketInput {
    * (EMFILE...): the caller then reads it the usual way. `reason` says why.
    */
   adopt(accepted: net.Socket, handler: SocketInputHandler): Adopted {
-    const fd = descriptorOf(accepted);
-    if (fd < 0) return { socket: undefined, reason: 'no file descriptor' };
-    let copy: number;
-    try {
-      copy = this.dupFd(fd);
-    } catch (e) {
-      return { socket: undefined, reason: e instanceof Error ? e.message : String(e) };
-    }
+    const dup = duplicate(accepted, this.dupFd);
+    if (dup.reason !== undefined) return { socket: undefined, reason: dup.reason };
+    const copy = dup.copy;
     const buffer = this.buffer;
     // net.connect(options) hands its options, `onread` among them, to this
     // constructor, which is where Node.js sets the socket up to read into the
@@ -188,14 +194,9 @@ export class NativeSocketReader implements SocketInput {
   /** The accepted socket must not have read yet (a server with pauseOnConnect); it stays paused for good. */
   adopt(accepted: net.Socket, handler: SocketInputHandler): Adopted {
     assert(!this.closed, 'adopt() after close()');
-    const fd = descriptorOf(accepted);
-    if (fd < 0) return { socket: undefined, reason: 'no file descriptor' };
-    let copy: number;
-    try {
-      copy = this.dupFd(fd);
-    } catch (e) {
-      return { socket: undefined, reason: e instanceof Error ? e.message : String(e) };
-    }
+    const dup = duplicate(accepted, this.dupFd);
+    if (dup.reason !== undefined) return { socket: undefined, reason: dup.reason };
+    const copy = dup.copy;
     const token = this.freeTokens.pop() ?? this.handlers.length;
     try {
       this.native.pollerWatch(this.poller, copy, token);
