@@ -1,4 +1,4 @@
-// npm's install script: builds native/fanout.c (the fan-out's write loop) with
+// npm's install script: builds native/ (the fan-out's write loop, batched reads) with
 // node-gyp. It never fails the install: without a compiler or Node's headers
 // the server makes the same writes from JavaScript, a little slower. What
 // happened is written to build/native-status.json (the tests read it) and
