@@ -17,11 +17,12 @@ import { LiveHub } from './live/hub.js';
 import { WriteGroup } from './rtmp/output.js';
 import { loadNativeWriter, type NativeWriter, type NativeWriterLoad } from './core/native.js';
 import { createSocketInput, type SocketInput } from './rtmp/socket-input.js';
-import { warmUp, type WarmupOptions, type WarmupReport } from './warmup.js';
-import { defaultConfig } from './config/default.js';
+import type { WarmupReport } from './warmup.js';
+import { WARMUP_APP, runBootWarmup, type ServerWarmupOptions } from './server/boot-warmup.js';
 import { RecordControl, recordModule, type RecordModuleOptions } from './record/module.js';
 import { hlsModule } from './hls/module.js';
 import { viewerConnection, viewerRegistry } from './server/viewers.js';
+import { streamSnapshot } from './server/snapshot.js';
 
 export interface ServerOptions {
   readonly logger: Logger;
@@ -35,10 +36,7 @@ export interface ServerOptions {
   readonly record?: RecordModuleOptions;
 }
 
-export type ServerWarmupOptions = Pick<WarmupOptions, 'players' | 'messages' | 'timeoutMs'>;
-
-/** The application the warm-up publishes to, on a private listener (no hooks, no recording: only live). */
-const WARMUP_APP = '__warmup';
+export type { ServerWarmupOptions } from './server/boot-warmup.js';
 
 const SHUTDOWN_TIMEOUT = 5000;
 /** how often connection timeouts and pings are checked */
@@ -173,46 +171,19 @@ export class RtmpServer {
     return this.options.warmup !== false && this.config.rtmp[0]?.warmup === true;
   }
 
-  /**
-   * The boot warm-up (src/warmup.ts): a synthetic stream through a private
-   * listener on 127.0.0.1, into a live-only application built with the first
-   * server block's settings, so the same code paths run as for real clients.
-   * The public listeners are bound already; clients that arrive meanwhile wait
-   * (paused) and are let in when it ends. A failure is logged, never fatal.
-   */
+  /** The boot warm-up (src/server/boot-warmup.ts); clients that arrived meanwhile are let in when it ends. */
   private async warmUp(): Promise<void> {
-    const first = this.config.rtmp[0];
-    const given = this.options.warmup === false ? undefined : this.options.warmup;
-    let listener: net.Server | undefined;
-    let block: ServerBlock | undefined;
-    const cpu0 = process.cpuUsage();
     try {
-      if (first === undefined) return;
-      const live = defaultConfig().rtmp[0]?.applications[0];
-      if (live === undefined) return;
-      const b: ServerBlock = { ...this.apps.build({ ...first, listen: [], maxConnections: 0, applications: [{ ...live, name: WARMUP_APP }] }), group: {} };
-      block = b;
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, undefined, b));
-      listener = server;
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+      this.warmupReport = await runBootWarmup({
+        first: this.config.rtmp[0],
+        options: this.options.warmup === false ? undefined : this.options.warmup,
+        apps: this.apps,
+        sessions: this.sessions,
+        accept: (socket, block) => this.accept(socket, undefined, block),
+        stopping: () => this.stopping,
+        log: this.log,
       });
-      const a = server.address();
-      if (a === null || typeof a !== 'object') return;
-      const report = await warmUp(a.port, WARMUP_APP, { ...given, aborted: () => this.stopping });
-      // the warm-up's connections leave on their own (the clients closed them); wait for the server's side
-      const deadline = Date.now() + 2000;
-      while (Date.now() < deadline && this.sessions.hasInternal) await new Promise((r) => setTimeout(r, 10));
-      this.sessions.destroyInternal();
-      this.warmupReport = report;
-      const cpu = process.cpuUsage(cpu0);
-      this.log.info({ ...report, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, report.stopped === undefined ? 'warm-up done' : 'warm-up ended early');
-    } catch (e) {
-      this.log.warn(describeError(e), 'warm-up failed: starting cold');
     } finally {
-      if (listener !== undefined) listener.close();
-      if (block !== undefined) this.apps.retire([block]);
       this.warming = false;
       const held = this.held;
       this.held = [];
@@ -246,23 +217,7 @@ export class RtmpServer {
       accepted: this.sessions.accepted,
       now,
       connections: [...this.sessions.connections(), ...(this.http?.playerConnections() ?? []), ...this.viewers.list(now).map(viewerConnection)],
-      streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map((s) => ({
-        app: s.app,
-        name: s.name,
-        active: s.active,
-        publisher: s.publisher?.id,
-        readers: s.readers.size,
-        hasVideo: s.hasVideo,
-        hasAudio: s.hasAudio,
-        publishedAt: s.stats.publishedAt,
-        bytesIn: s.stats.bytesIn,
-        framesIn: s.stats.framesIn,
-        videoFrames: s.stats.videoFrames,
-        audioFrames: s.stats.audioFrames,
-        dropped: s.stats.droppedByGoneReaders + [...s.readers].reduce((n, r) => n + r.dropped, 0),
-        videoHeader: s.videoHeader?.payload,
-        audioHeader: s.audioHeader?.payload,
-      })),
+      streams: this.hub.list().filter((s) => !(this.warming && s.app === WARMUP_APP)).map(streamSnapshot),
     };
   }
 
