@@ -77,6 +77,7 @@ typedef struct {
 
 struct poller {
   napi_env env;
+  uv_loop_t *loop;
   uv_check_t check;
   napi_ref buffer_ref;
   napi_ref meta_ref;
@@ -243,6 +244,7 @@ static napi_value CreatePoller(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->env = env;
+  p->loop = loop;
   p->buf = buf;
   p->buf_len = buf_len;
   p->meta = meta;
@@ -296,9 +298,7 @@ static napi_value PollerWatch(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_NATIVE_MEMORY", "pollerWatch: out of memory");
     return NULL;
   }
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int r = uv_poll_init(loop, &w->handle, fd);
+  int r = uv_poll_init(p->loop, &w->handle, fd);
   if (r == 0) {
     w->handle.data = w;
     w->owner = p;

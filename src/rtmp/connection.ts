@@ -131,9 +131,7 @@ export class RtmpConnection {
   peerEnded(): void {
     if (!this.closed) {
       this.log.debug('peer closed the connection');
-      this.cleanup(undefined);
-      this.output.end();
-      setTimeout(() => this.output.destroy(), 2000).unref();
+      this.close();
     }
     // both sides done (ours ended here or by an earlier close()): the socket closes once what was queued has gone
     if (this.socket.writableFinished) this.socket.destroy();
