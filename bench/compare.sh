@@ -35,6 +35,9 @@ SOLO=${SOLO-"1000"}
 PUBLISHERS=${PUBLISHERS:-200}
 HLS_PUBLISHERS=${HLS_PUBLISHERS:-50}
 RECORD_PUBLISHERS=${RECORD_PUBLISHERS:-50}
+# our server's configuration in the hls and record modes (another template: a variant's cost)
+HLS_TEMPLATE=${HLS_TEMPLATE:-bench/hls.conf.template}
+RECORD_TEMPLATE=${RECORD_TEMPLATE:-bench/record.conf.template}
 # more lines for nginx-rtmp's application (set by the record mode)
 NGINX_APP_EXTRA=
 VOD_PLAYERS=${VOD_PLAYERS:-100}
@@ -79,7 +82,7 @@ start_servers() { # tag
     # HLS on both, each writing to its own fresh directory
     rm -rf "$TMP/hls-ours" "$TMP/hls-nginx"
     mkdir -p "$TMP/hls-ours" "$TMP/hls-nginx"
-    sed -e "s#@HLS_PATH@#$TMP/hls-ours#" bench/hls.conf.template >"$TMP/hls-ours.conf"
+    sed -e "s#@HLS_PATH@#$TMP/hls-ours#" "$HLS_TEMPLATE" >"$TMP/hls-ours.conf"
     ours_config=$TMP/hls-ours.conf
     nginx_template=bench/nginx-rtmp-hls.conf.template
   fi
@@ -152,7 +155,7 @@ run_record() { # round
   local rec_ours=$TMP/rec-ours rec_nginx=$TMP/rec-nginx
   rm -rf "$rec_ours" "$rec_nginx"
   mkdir -p "$rec_ours" "$rec_nginx"
-  sed -e "s#@PORT@#$OURS_PORT#" -e "s#@RECORD_PATH@#$rec_ours#" bench/record.conf.template >"$TMP/ours-record.conf"
+  sed -e "s#@PORT@#$OURS_PORT#" -e "s#@RECORD_PATH@#$rec_ours#" "$RECORD_TEMPLATE" >"$TMP/ours-record.conf"
   local saved_config=$OURS_CONFIG
   OURS_CONFIG=$TMP/ours-record.conf
   NGINX_APP_EXTRA="record all; record_path $rec_nginx;"
