@@ -3,7 +3,7 @@ import { FrameKind, type MediaFrame } from '../live/frame.js';
 import { parseAudioSpecificConfig, type AacConfig } from '../media/aac.js';
 import { parseAvcDecoderConfig, type AvcConfig } from '../media/avc.js';
 import { parseHevcDecoderConfig, type HevcConfig } from '../media/hevc.js';
-import { aacAdts, avcAnnexB, hevcAnnexB, TS_CLOCK_PER_MS, TsMuxer, TsPid, TsStreamType, type TsTracks } from '../media/ts.js';
+import { aacAdts, avcAnnexB, hevcAnnexB, TS_CLOCK_PER_MS, TsBuffer, TsMuxer, TsPid, TsStreamType, type TsTracks } from '../media/ts.js';
 import type { FragmentStart, Job } from './window.js';
 
 /**
@@ -26,10 +26,18 @@ const HZ_90K = 90_000;
 /** without a better estimate, the last frame of a stream lasts this long (ms) */
 const DEFAULT_FRAME_MS = 40;
 
+/** A fragment's memory is kept for the next ones while it is no larger than this (bytes). */
+const REUSE_MAX_BYTES = 32 * 1024 * 1024;
+/** fragments' memory kept for reuse: the one being written while the next fills */
+const SPARE_BUFFERS = 2;
+
 export interface OpenFragment extends FragmentStart {
   readonly startTs: number;
-  readonly buffers: Buffer[];
+  /** the fragment's transport stream (PAT/PMT first) */
+  readonly out: TsBuffer;
   readonly muxer: TsMuxer;
+  /** Its host is done with `out` (written or dropped): the memory goes to the next fragments. Once. */
+  readonly release: () => void;
 }
 
 /** Where fragments come from and go to. */
@@ -63,6 +71,10 @@ export class TsSegmenter {
   private lastTs = 0;
   private lastVideoDelta = DEFAULT_FRAME_MS;
   private lastVideoTs: number | undefined;
+  /** closed fragments' memory, written and given back (see OpenFragment.release) */
+  private readonly spare: TsBuffer[] = [];
+  /** the size of the last closed fragment: a new buffer's capacity */
+  private lastSize = 0;
 
   constructor(
     private readonly s: HlsSettings,
@@ -100,6 +112,7 @@ export class TsSegmenter {
 
   /** The publish failed: its open fragment is dropped. */
   drop(): void {
+    this.open?.release();
     this.open = undefined;
   }
 
@@ -143,7 +156,7 @@ export class TsSegmenter {
       const pcr = ts * TS_CLOCK_PER_MS;
       const withPcr = pcr > this.lastPcr;
       if (withPcr) this.lastPcr = pcr;
-      open.buffers.push(open.muxer.pes({ pid: TsPid.Video, pts: dts + cd.cts * TS_CLOCK_PER_MS, dts, ...(withPcr ? { pcr } : {}), randomAccess: cd.isKeyframe, chunks }));
+      open.muxer.writePes(open.out, TsPid.Video, dts + cd.cts * TS_CLOCK_PER_MS, dts, withPcr ? pcr : -1, cd.isKeyframe, chunks);
       this.lastTs = Math.max(this.lastTs, ts);
       // audio waits no longer than hls_max_audio_delay behind the video
       if (this.audio !== undefined && ts - this.audio.firstTs >= this.s.maxAudioDelay) this.flushAudio();
@@ -189,7 +202,7 @@ export class TsSegmenter {
     for (const c of chunks) bytes += c.length;
     if (this.audio !== undefined && this.audio.bytes + bytes > this.s.audioBufferSize) this.flushAudio();
     if (this.audio === undefined) this.audio = { chunks: [], bytes: 0, pts, firstTs: ts };
-    this.audio.chunks.push(...chunks);
+    for (let i = 0; i < chunks.length; i++) this.audio.chunks.push(chunks[i]!);
     this.audio.bytes += bytes;
     this.lastTs = Math.max(this.lastTs, ts);
     if (ts - this.audio.firstTs >= this.s.maxAudioDelay) this.flushAudio();
@@ -235,7 +248,7 @@ export class TsSegmenter {
     const pcr = a.firstTs * TS_CLOCK_PER_MS;
     const withPcr = audioOnly && pcr > this.lastPcr;
     if (withPcr) this.lastPcr = pcr;
-    open.buffers.push(open.muxer.pes({ pid: TsPid.Audio, pts: a.pts, ...(withPcr ? { pcr } : {}), randomAccess: audioOnly, chunks: a.chunks }));
+    open.muxer.writePes(open.out, TsPid.Audio, a.pts, a.pts, withPcr ? pcr : -1, audioOnly, a.chunks);
   }
 
   private tracks(): TsTracks {
@@ -252,12 +265,22 @@ export class TsSegmenter {
       this.muxer = new TsMuxer(t);
     }
     const muxer = this.muxer!;
-    this.open = { ...this.host.start(ts), startTs: ts, buffers: [muxer.tables()], muxer };
+    const out = this.spare.pop() ?? new TsBuffer(this.lastSize + (this.lastSize >> 2));
+    out.reset();
+    muxer.writeTables(out);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (this.spare.length < SPARE_BUFFERS && out.capacity <= REUSE_MAX_BYTES) this.spare.push(out);
+    };
+    this.open = { ...this.host.start(ts), startTs: ts, out, muxer, release };
   }
 
   private closeFragment(endTs: number, jobs: Job[], ended = false): void {
     const open = this.open;
     this.open = undefined;
+    if (open !== undefined) this.lastSize = open.out.length;
     this.host.close(open, endTs, jobs, ended);
   }
 }

@@ -152,12 +152,16 @@ export class FragmentWindow {
         ...(open.key !== undefined ? { key: { uri: open.key.uri, iv: open.key.iv.toString('hex') }, keyFile: open.key.file } : {}),
       };
       const key = open.key;
-      const buffers = open.buffers;
       const newKey = key !== undefined && key.id === open.id;
       jobs.push(async () => {
-        await this.ensureDirs();
-        if (newKey) await writeFileAtomic(key.file, key.key);
-        await writeFileAtomic(file, key !== undefined ? encrypt(buffers, key) : buffers);
+        try {
+          await this.ensureDirs();
+          if (newKey) await writeFileAtomic(key.file, key.key);
+          const ts = open.out.bytes;
+          await writeFileAtomic(file, key !== undefined ? encrypt([ts], key) : ts);
+        } finally {
+          open.release();
+        }
       });
       this.mediaMs += durationMs;
       this.window.push(done);

@@ -11,7 +11,7 @@ import { HevcNalType } from './hevc.js';
  * for H.264/H.265 (Annex-B with an access unit delimiter, parameter sets before
  * each keyframe) and AAC (ADTS) / MP3, a PCR on the PCR PID, continuity
  * counters and adaptation-field stuffing, in 188-byte packets. Pure functions
- * over bytes; a PES is written into one buffer allocated at its final size.
+ * over bytes; packets are written into a TsBuffer (one fragment's memory).
  */
 
 export const TS_PACKET_SIZE = 188;
@@ -119,11 +119,64 @@ function tsTimestamp(buf: Buffer, at: number, prefix: number, ts: number): void 
 }
 
 /**
+ * One fragment's transport stream, written packet by packet into one buffer
+ * that doubles when full. A muxer writes into it (`TsMuxer.writeTables`,
+ * `writePes`); `bytes` is the stream so far (a view); `reset()` starts over in
+ * the same memory, so an output that reuses its TsBuffers (HLS: one per
+ * fragment being muxed or written) allocates nothing per frame.
+ */
+export class TsBuffer {
+  private buf: Buffer;
+  private used = 0;
+
+  constructor(capacity: number = 64 * TS_PACKET_SIZE) {
+    this.buf = Buffer.allocUnsafeSlow(Math.max(TS_PACKET_SIZE, capacity));
+  }
+
+  /** bytes written */
+  get length(): number {
+    return this.used;
+  }
+
+  /** bytes it holds without growing */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /** the stream written so far (a view: valid until the next write or reset) */
+  get bytes(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+
+  reset(): void {
+    this.used = 0;
+  }
+
+  /** Makes room for `n` more bytes and counts them written: the buffer to write them in, from `length - n` on. */
+  grow(n: number): Buffer {
+    const need = this.used + n;
+    if (need > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < need) size *= 2;
+      const next = Buffer.allocUnsafeSlow(size);
+      this.buf.copy(next, 0, 0, this.used);
+      this.buf = next;
+    }
+    this.used = need;
+    return this.buf;
+  }
+}
+
+/**
  * A transport stream writer with its own continuity counters. `tables()` gives
- * the PAT and PMT (at the head of every fragment), `pes()` one PES packet.
+ * the PAT and PMT (at the head of every fragment), `pes()` one PES packet;
+ * `writeTables()` and `writePes()` write the same into a TsBuffer.
  */
 export class TsMuxer {
-  private readonly cc = new Map<number, number>();
+  private ccPat = 0;
+  private ccPmt = 0;
+  private ccVideo = 0;
+  private ccAudio = 0;
   readonly pcrPid: number;
 
   constructor(readonly tracks: TsTracks) {
@@ -131,18 +184,45 @@ export class TsMuxer {
     this.pcrPid = tracks.video !== undefined ? TsPid.Video : TsPid.Audio;
   }
 
+  /** the continuity counter of the next packet of `pid` (one of TsPid) */
   private nextCc(pid: number): number {
-    const c = this.cc.get(pid) ?? 0;
-    this.cc.set(pid, (c + 1) & 0x0f);
-    return c;
+    let c: number;
+    switch (pid) {
+      case TsPid.Video:
+        c = this.ccVideo;
+        this.ccVideo = (c + 1) & 0x0f;
+        return c;
+      case TsPid.Audio:
+        c = this.ccAudio;
+        this.ccAudio = (c + 1) & 0x0f;
+        return c;
+      case TsPid.Pat:
+        c = this.ccPat;
+        this.ccPat = (c + 1) & 0x0f;
+        return c;
+      case TsPid.Pmt:
+        c = this.ccPmt;
+        this.ccPmt = (c + 1) & 0x0f;
+        return c;
+      default:
+        throw new Error(`assert: PID ${pid} is not one of the muxer's`);
+    }
   }
 
   /** The PAT and the PMT, two packets. */
   tables(): Buffer {
-    const out = Buffer.alloc(2 * TS_PACKET_SIZE, STUFFING);
-    this.section(out, 0, TsPid.Pat, this.patSection());
-    this.section(out, TS_PACKET_SIZE, TsPid.Pmt, this.pmtSection());
-    return out;
+    const out = new TsBuffer(2 * TS_PACKET_SIZE);
+    this.writeTables(out);
+    return out.bytes;
+  }
+
+  /** The PAT and the PMT, two packets, into `out`. */
+  writeTables(out: TsBuffer): void {
+    const buf = out.grow(2 * TS_PACKET_SIZE);
+    const at = out.length - 2 * TS_PACKET_SIZE;
+    buf.fill(STUFFING, at, out.length);
+    this.section(buf, at, TsPid.Pat, this.patSection());
+    this.section(buf, at + TS_PACKET_SIZE, TsPid.Pmt, this.pmtSection());
   }
 
   private section(out: Buffer, at: number, pid: number, section: Buffer): void {
@@ -195,87 +275,103 @@ export class TsMuxer {
 
   /** One PES packet cut into TS packets, in one buffer of its final size. */
   pes(p: PesInput): Buffer {
-    const video = p.pid === TsPid.Video;
-    const hasDts = p.dts !== undefined && p.dts !== p.pts;
+    const out = new TsBuffer(TS_PACKET_SIZE);
+    this.writePes(out, p.pid, p.pts, p.dts ?? p.pts, p.pcr ?? -1, p.randomAccess, p.chunks);
+    return out.bytes;
+  }
+
+  /**
+   * One PES packet cut into TS packets, appended to `out`. `pts` and `dts` in
+   * 90 kHz, offset (non-negative); dts === pts writes no DTS. `pcr` < 0: no
+   * PCR. `chunks`: the elementary stream bytes, in order.
+   */
+  writePes(out: TsBuffer, pid: number, pts: number, dts: number, pcr: number, randomAccess: boolean, chunks: readonly Buffer[]): void {
+    const video = pid === TsPid.Video;
+    const hasDts = dts !== pts;
+    const hasPcr = pcr >= 0;
     const pesHeaderData = hasDts ? 2 * PES_TIMESTAMP_SIZE : PES_TIMESTAMP_SIZE;
+    const pesHeader = PES_FIXED_HEADER + pesHeaderData;
     let dataLength = 0;
-    for (const c of p.chunks) dataLength += c.length;
-    const pesLength = PES_FIXED_HEADER + pesHeaderData + dataLength;
-    const firstAf = p.pcr !== undefined ? AF_PCR_SIZE : p.randomAccess ? 2 : 0;
+    for (let i = 0; i < chunks.length; i++) dataLength += chunks[i]!.length;
+    const pesLength = pesHeader + dataLength;
+    const firstAf = hasPcr ? AF_PCR_SIZE : randomAccess ? 2 : 0;
     const firstCapacity = TS_PAYLOAD_SIZE - firstAf;
     const packets = pesLength <= firstCapacity ? 1 : 1 + Math.ceil((pesLength - firstCapacity) / TS_PAYLOAD_SIZE);
-    const out = Buffer.allocUnsafe(packets * TS_PACKET_SIZE);
-
-    // the PES header, written into the first packet's payload below
-    const head = Buffer.allocUnsafe(PES_FIXED_HEADER + pesHeaderData);
-    head[0] = 0;
-    head[1] = 0;
-    head[2] = 1;
-    head[3] = video ? PesStreamId.Video : PesStreamId.Audio;
-    const declared = pesLength - 6;
-    head.writeUInt16BE(video || declared > MAX_PES_PACKET_LENGTH ? 0 : declared, 4);
-    head[6] = PES_FLAGS1;
-    head[7] = hasDts ? PtsDtsFlags.PtsDts : PtsDtsFlags.Pts;
-    head[8] = pesHeaderData;
-    tsTimestamp(head, 9, hasDts ? TimestampPrefix.Pts : TimestampPrefix.PtsOnly, p.pts);
-    if (hasDts) tsTimestamp(head, 14, TimestampPrefix.Dts, p.dts!);
+    const buf = out.grow(packets * TS_PACKET_SIZE);
+    const base = out.length - packets * TS_PACKET_SIZE;
+    const pidHigh = pid >> 8;
+    const pidLow = pid & 0xff;
 
     let chunk = -1;
-    let src: Buffer = head;
+    let src: Buffer | undefined;
     let srcPos = 0;
     let remaining = pesLength;
     for (let k = 0; k < packets; k++) {
-      const at = k * TS_PACKET_SIZE;
-      out[at] = TS_SYNC_BYTE;
-      out[at + 1] = (k === 0 ? PAYLOAD_UNIT_START : 0) | (p.pid >> 8);
-      out[at + 2] = p.pid & 0xff;
+      const at = base + k * TS_PACKET_SIZE;
+      buf[at] = TS_SYNC_BYTE;
+      buf[at + 1] = (k === 0 ? PAYLOAD_UNIT_START : 0) | pidHigh;
+      buf[at + 2] = pidLow;
       const afBase = k === 0 ? firstAf : 0;
       const capacity = TS_PAYLOAD_SIZE - afBase;
       const take = Math.min(capacity, remaining);
       const stuffing = capacity - take;
       const afTotal = afBase + stuffing; // bytes of adaptation field incl. its length byte
-      out[at + 3] = (afTotal > 0 ? AdaptationControl.AdaptationAndPayload : AdaptationControl.PayloadOnly) | this.nextCc(p.pid);
+      buf[at + 3] = (afTotal > 0 ? AdaptationControl.AdaptationAndPayload : AdaptationControl.PayloadOnly) | this.nextCc(pid);
       let w = at + TS_HEADER_SIZE;
       if (afTotal > 0) {
-        out[w] = afTotal - 1; // adaptation_field_length
+        buf[w] = afTotal - 1; // adaptation_field_length
         if (afTotal > 1) {
           let flags = 0;
-          if (k === 0 && p.randomAccess) flags |= AfFlag.RandomAccess;
-          if (k === 0 && p.pcr !== undefined) flags |= AfFlag.Pcr;
-          out[w + 1] = flags;
+          if (k === 0 && randomAccess) flags |= AfFlag.RandomAccess;
+          if (k === 0 && hasPcr) flags |= AfFlag.Pcr;
+          buf[w + 1] = flags;
           let f = w + 2;
-          if (k === 0 && p.pcr !== undefined) {
-            const base = p.pcr % TIMESTAMP_MODULO;
+          if (k === 0 && hasPcr) {
+            const b = pcr % TIMESTAMP_MODULO;
             // 33-bit base, 6 reserved bits, 9-bit extension (0)
-            out.writeUInt32BE(Math.floor(base / 2), f);
-            out[f + 4] = ((base & 1) << 7) | 0x7e;
-            out[f + 5] = 0;
+            buf.writeUInt32BE(Math.floor(b / 2), f);
+            buf[f + 4] = ((b & 1) << 7) | 0x7e;
+            buf[f + 5] = 0;
             f += 6;
           }
-          out.fill(STUFFING, f, w + afTotal);
+          buf.fill(STUFFING, f, w + afTotal);
         }
         w += afTotal;
       }
-      // payload: `take` bytes from the header then the chunks
       let need = take;
+      if (k === 0) {
+        // the PES header (it always fits the first packet's payload)
+        buf[w] = 0;
+        buf[w + 1] = 0;
+        buf[w + 2] = 1;
+        buf[w + 3] = video ? PesStreamId.Video : PesStreamId.Audio;
+        const declared = pesLength - 6;
+        buf.writeUInt16BE(video || declared > MAX_PES_PACKET_LENGTH ? 0 : declared, w + 4);
+        buf[w + 6] = PES_FLAGS1;
+        buf[w + 7] = hasDts ? PtsDtsFlags.PtsDts : PtsDtsFlags.Pts;
+        buf[w + 8] = pesHeaderData;
+        tsTimestamp(buf, w + 9, hasDts ? TimestampPrefix.Pts : TimestampPrefix.PtsOnly, pts);
+        if (hasDts) tsTimestamp(buf, w + 14, TimestampPrefix.Dts, dts);
+        w += pesHeader;
+        need -= pesHeader;
+      }
+      // payload: `need` bytes from the chunks
       while (need > 0) {
-        if (srcPos === src.length) {
+        if (src === undefined || srcPos === src.length) {
           chunk++;
-          const next = p.chunks[chunk];
-          if (next === undefined) throw new Error('assert: PES length accounting');
-          src = next;
+          src = chunks[chunk];
+          if (src === undefined) throw new Error('assert: PES length accounting');
           srcPos = 0;
           continue;
         }
         const n = Math.min(need, src.length - srcPos);
-        src.copy(out, w, srcPos, srcPos + n);
+        src.copy(buf, w, srcPos, srcPos + n);
         w += n;
         srcPos += n;
         need -= n;
       }
       remaining -= take;
     }
-    return out;
   }
 }
 
