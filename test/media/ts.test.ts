@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { parseAudioSpecificConfig } from '../../src/media/aac.js';
 import { parseAvcDecoderConfig } from '../../src/media/avc.js';
-import { aacAdts, avcAnnexB, crc32Mpeg2, TS_PACKET_SIZE, TsMuxer, TsPid, TsStreamType } from '../../src/media/ts.js';
+import { aacAdts, avcAnnexB, crc32Mpeg2, TS_PACKET_SIZE, TsBuffer, TsMuxer, TsPid, TsStreamType } from '../../src/media/ts.js';
 import { checkTs } from './ts-check.js';
 
 const AVCC = Buffer.from([0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x04, 0x68, 0xee, 0x3c, 0x80]);
@@ -129,4 +129,33 @@ test('bad input: truncated NAL lengths and bad AAC frames throw coded errors; ra
       assert.ok(isServerError(e), String(e));
     }
   }
+});
+
+test('TsBuffer: packets written into one buffer that grows from one packet, then reset and reused, equal pes() output byte for byte', () => {
+  const avc = parseAvcDecoderConfig(AVCC);
+  const aac = parseAudioSpecificConfig(ASC);
+  const tracks = { video: TsStreamType.H264, audio: TsStreamType.Aac };
+  const one = new TsMuxer(tracks);
+  const into = new TsMuxer(tracks);
+  const out = new TsBuffer(1);
+  for (let fragment = 0; fragment < 3; fragment++) {
+    out.reset();
+    const expected: Buffer[] = [one.tables()];
+    into.writeTables(out);
+    for (let i = 0; i < 60; i++) {
+      const dts = 63000 + i * 3600;
+      const key = i === 0;
+      const video = avcAnnexB(au(key ? 0x65 : 0x41, 300 + ((i * 997) % 9000)), avc, key);
+      const audio = aacAdts(Buffer.alloc(1 + ((i * 31) % 700), i), aac);
+      expected.push(one.pes({ pid: TsPid.Video, pts: dts + 3600, dts, pcr: dts - 63000, randomAccess: key, chunks: video }));
+      into.writePes(out, TsPid.Video, dts + 3600, dts, dts - 63000, key, video);
+      expected.push(one.pes({ pid: TsPid.Audio, pts: dts, randomAccess: false, chunks: audio }));
+      into.writePes(out, TsPid.Audio, dts, dts, -1, false, audio);
+    }
+    const want = Buffer.concat(expected);
+    assert.equal(out.length, want.length);
+    assert.ok(out.bytes.equals(want), `fragment ${fragment}: the reused buffer holds other bytes than pes() made`);
+    assert.deepEqual(checkTs(out.bytes).errors, []);
+  }
+  assert.ok(out.capacity >= out.length);
 });
