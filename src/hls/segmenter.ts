@@ -37,7 +37,34 @@ export interface OpenFragment extends FragmentStart {
   readonly out: TsBuffer;
   readonly muxer: TsMuxer;
   /** Its host is done with `out` (written or dropped): the memory goes to the next fragments. Once. */
-  readonly release: () => void;
+  release(): void;
+}
+
+/** The open fragment: a class, so that the per-frame reads of its fields see one object shape. */
+class Fragment implements OpenFragment {
+  private released = false;
+  constructor(
+    start: FragmentStart,
+    readonly startTs: number,
+    readonly out: TsBuffer,
+    readonly muxer: TsMuxer,
+    private readonly recycle: (out: TsBuffer) => void,
+  ) {
+    this.id = start.id;
+    this.seq = start.seq;
+    this.discont = start.discont;
+    this.key = start.key;
+  }
+  readonly id: number;
+  readonly seq: number;
+  readonly discont: boolean;
+  readonly key: FragmentStart['key'];
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.recycle(this.out);
+  }
 }
 
 /** Where fragments come from and go to. */
@@ -59,7 +86,7 @@ interface PendingAudio {
 }
 
 export class TsSegmenter {
-  private open: OpenFragment | undefined;
+  private open: Fragment | undefined;
   private avc: AvcConfig | undefined;
   private hevc: HevcConfig | undefined;
   private aac: AacConfig | undefined;
@@ -75,6 +102,9 @@ export class TsSegmenter {
   private readonly spare: TsBuffer[] = [];
   /** the size of the last closed fragment: a new buffer's capacity */
   private lastSize = 0;
+  private readonly recycle = (out: TsBuffer): void => {
+    if (this.spare.length < SPARE_BUFFERS && out.capacity <= REUSE_MAX_BYTES) this.spare.push(out);
+  };
 
   constructor(
     private readonly s: HlsSettings,
@@ -254,7 +284,8 @@ export class TsSegmenter {
   private tracks(): TsTracks {
     const video = this.avc !== undefined ? TsStreamType.H264 : this.hevc !== undefined ? TsStreamType.H265 : undefined;
     const audio = this.aac !== undefined ? TsStreamType.Aac : this.mp3 ? TsStreamType.Mpeg1Audio : undefined;
-    return { ...(video !== undefined ? { video } : {}), ...(audio !== undefined ? { audio } : {}) };
+    // both keys always: one object shape for the muxers' per-frame reads
+    return { video, audio };
   }
 
   private openFragment(ts: number): void {
@@ -268,13 +299,7 @@ export class TsSegmenter {
     const out = this.spare.pop() ?? new TsBuffer(this.lastSize + (this.lastSize >> 2));
     out.reset();
     muxer.writeTables(out);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      if (this.spare.length < SPARE_BUFFERS && out.capacity <= REUSE_MAX_BYTES) this.spare.push(out);
-    };
-    this.open = { ...this.host.start(ts), startTs: ts, out, muxer, release };
+    this.open = new Fragment(this.host.start(ts), ts, out, muxer, this.recycle);
   }
 
   private closeFragment(endTs: number, jobs: Job[], ended = false): void {
