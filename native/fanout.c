@@ -49,6 +49,12 @@
  * closed, and the connection lives on in the copy. Throws ERR_NATIVE_DUP with
  * errno's text on failure (EMFILE...), a TypeError for a bad argument.
  *
+ *   writeFileAtomic(tmpPath, finalPath, bufs: Buffer[], done): void
+ *
+ * A whole file written to tmpPath and renamed to finalPath as one thread-pool
+ * job (native/files.c, contract there: the caller leaves the array and the
+ * buffers alone until done(err, step) is called).
+ *
  * This file is part of the project (see binding.gyp and scripts/build-native.mjs);
  * without it the server makes the same writes with fs.writeSync().
  */
@@ -65,6 +71,7 @@
 #include <sys/uio.h>
 #include <limits.h>
 #include <unistd.h>
+#include "files.h"
 #include "reader.h"
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -275,5 +282,6 @@ NAPI_MODULE_INIT() {
   if (napi_create_function(env, "dupFd", NAPI_AUTO_LENGTH, DupFd, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "dupFd", fn) != napi_ok) return NULL;
   if (!reader_init(env, exports)) return NULL;
+  if (!files_init(env, exports)) return NULL;
   return exports;
 }

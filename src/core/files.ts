@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { ErrorCode, serverError } from './errors.js';
+import { loadNativeWriter, NativeFileStep, type NativeWriter } from './native.js';
 
 /**
  * Files written by outputs (recordings, HLS/DASH playlists and fragments):
@@ -44,26 +46,115 @@ export function outputPath(root: string, ...segments: string[]): string {
 /**
  * Writes a whole file so that a reader sees the old version or the new one,
  * never a part: the data goes to a temporary name in the same directory
- * (`.name.<random>.tmp`), then one rename(2) replaces the file. On failure the
- * temporary file is removed and the error is thrown as ERR_OUTPUT_WRITE_FAILED
- * with the system error as `cause`.
+ * (`.name.<random><counter>.tmp`), then one rename(2) replaces the file. On
+ * failure the temporary file is removed and the error is thrown as
+ * ERR_OUTPUT_WRITE_FAILED (`cannot write <file>: <message>`) with the system
+ * error as `cause` (an Error like Node's: `code` ENOSPC/EROFS/EACCES/...,
+ * `errno`, `syscall`, `path`; the message holds the code).
+ *
+ * With the native addon (native/files.c) the four system calls are ONE
+ * thread-pool job; else node:fs/promises makes them (four round trips).
+ * Contract: the caller does not write into the buffers of `data` until the
+ * promise settles (a thread-pool thread reads them); the array itself is copied.
  */
+export function writeFileAtomic(file: string, data: string | Buffer | readonly Buffer[]): Promise<void> {
+  return writeFileAtomicWith(nativeFileWriter(), file, data);
+}
+
+/**
+ * writeFileAtomic through `native` when it has the method, else through
+ * node:fs/promises (tests give undefined to check that path).
+ */
+export function writeFileAtomicWith(native: NativeWriter | undefined, file: string, data: string | Buffer | readonly Buffer[]): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${TMP_PREFIX}${(tmpCounter++).toString(36)}.tmp`);
+  const write = native?.writeFileAtomic;
+  if (write === undefined) return writeWithFs(file, tmp, data);
+  const bufs = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Buffer.isBuffer(data) ? [data] : data.slice();
+  return new Promise<void>((resolve, reject) => {
+    try {
+      write.call(native, tmp, file, bufs, (err, step) => {
+        if (err === 0) resolve();
+        else reject(writeFailed(file, systemError(err, step, tmp, file)));
+      });
+    } catch (e) {
+      // a wrong argument (a path holding a NUL byte): nothing was queued
+      reject(writeFailed(file, e));
+    }
+  });
+}
+
+/** A random part made once per process, and a counter: unique names within a directory without a random draw per file. */
+const TMP_PREFIX = randomBytes(4).toString('hex');
+let tmpCounter = 0;
+
+/** The addon's writer, loaded on first use (undefined: not built, or built before writeFileAtomic). */
+let loadedWriter: { writer: NativeWriter | undefined } | undefined;
+
+function nativeFileWriter(): NativeWriter | undefined {
+  if (loadedWriter === undefined) {
+    const writer = loadNativeWriter().writer;
+    loadedWriter = { writer: writer?.writeFileAtomic !== undefined ? writer : undefined };
+  }
+  return loadedWriter.writer;
+}
+
+function writeFailed(file: string, e: unknown): Error {
+  return serverError(ErrorCode.OutputWriteFailed, `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}`, e);
+}
+
+const STEP_SYSCALL: Record<NativeFileStep, string> = {
+  [NativeFileStep.none]: 'writeFileAtomic',
+  [NativeFileStep.open]: 'open',
+  [NativeFileStep.write]: 'write',
+  [NativeFileStep.close]: 'close',
+  [NativeFileStep.rename]: 'rename',
+};
+
+/** The native job's failure as Node's system errors are made (`ENOSPC: no space left on device, write '<tmp>'`). */
+function systemError(errno: number, step: number, tmp: string, file: string): NodeJS.ErrnoException {
+  const syscall = STEP_SYSCALL[step as NativeFileStep] ?? `step ${step}`;
+  let code = `E${-errno}`;
+  let text = `error ${errno}`;
+  try {
+    code = getSystemErrorName(errno);
+    text = getSystemErrorMap().get(errno)?.[1] ?? text;
+  } catch {
+    // not an errno this platform knows: the number stays in the message
+  }
+  const where = step === NativeFileStep.rename ? `'${tmp}' -> '${file}'` : `'${tmp}'`;
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, ${syscall} ${where}`);
+  e.errno = errno;
+  e.code = code;
+  e.syscall = syscall;
+  e.path = tmp;
+  if (step === NativeFileStep.rename) (e as NodeJS.ErrnoException & { dest?: string }).dest = file;
+  return e;
+}
+
 /** The most buffers given to one writev(2) (Linux IOV_MAX is 1024). */
 const WRITEV_BATCH = 512;
 
+/** Every byte of `buffers`, WRITEV_BATCH at a time, again after a short write (the next one reports ENOSPC). */
 async function writeAll(fh: FileHandle, buffers: readonly Buffer[]): Promise<void> {
   for (let i = 0; i < buffers.length; i += WRITEV_BATCH) {
-    const batch = buffers.slice(i, i + WRITEV_BATCH);
+    let rest = buffers.slice(i, i + WRITEV_BATCH);
     let want = 0;
-    for (const b of batch) want += b.length;
-    const { bytesWritten } = await fh.writev(batch);
-    // a regular file takes a whole writev or fails; a short write means the disk is full
-    if (bytesWritten !== want) throw new Error(`short write (${bytesWritten} of ${want} bytes): disk full?`);
+    for (const b of rest) want += b.length;
+    while (want > 0) {
+      const { bytesWritten } = await fh.writev(rest);
+      if (bytesWritten <= 0) throw new Error(`short write (0 of ${want} bytes)`);
+      want -= bytesWritten;
+      let skip = bytesWritten;
+      let k = 0;
+      while (k < rest.length && skip >= rest[k]!.length) skip -= rest[k++]!.length;
+      rest = rest.slice(k);
+      if (skip > 0) rest[0] = rest[0]!.subarray(skip);
+    }
   }
 }
 
-export async function writeFileAtomic(file: string, data: string | Buffer | readonly Buffer[]): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+/** The same four steps through node:fs/promises. */
+async function writeWithFs(file: string, tmp: string, data: string | Buffer | readonly Buffer[]): Promise<void> {
   let done = false;
   try {
     const fh = await open(tmp, 'w', 0o644);
@@ -76,7 +167,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer | read
     await rename(tmp, file);
     done = true;
   } catch (e) {
-    throw serverError(ErrorCode.OutputWriteFailed, `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}`, e);
+    throw writeFailed(file, e);
   } finally {
     if (!done) await unlink(tmp).catch(() => undefined);
   }

@@ -48,7 +48,22 @@ export interface NativeWriter {
   pollerWatch?(poller: NativePoller, fd: number, token: number): void;
   pollerUnwatch?(poller: NativePoller, token: number): void;
   pollerClose?(poller: NativePoller): void;
+  /**
+   * A whole file as ONE thread-pool job (native/files.c): open(tmpPath,
+   * O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644), writev(2) of every buffer,
+   * close(2), rename(tmpPath, finalPath); then, on the main thread, done(0, 0),
+   * or done(-errno, step) with the NativeFileStep that failed (tmpPath was
+   * unlinked). Contract: until done is called the caller neither changes `bufs`
+   * (the job holds it, which keeps the buffers alive) nor writes into its
+   * buffers (another thread reads them). Throws a TypeError for wrong arguments
+   * (a path with a NUL byte). Absent in test doubles and in an addon built before it.
+   */
+  writeFileAtomic?(tmpPath: string, finalPath: string, bufs: readonly Buffer[], done: (err: number, step: number) => void): void;
 }
+
+/** Which system call of native writeFileAtomic failed (its `step`; native/files.c's STEP_*). */
+export const NativeFileStep = { none: 0, open: 1, write: 2, close: 3, rename: 4 } as const;
+export type NativeFileStep = (typeof NativeFileStep)[keyof typeof NativeFileStep];
 
 /** A poller made by createPoller (an opaque native handle). */
 export interface NativePoller {

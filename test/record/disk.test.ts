@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { outputErrors } from '../../src/core/metrics.js';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { open } from 'node:fs/promises';
@@ -17,28 +16,8 @@ import { RtmpServer } from '../../src/server.js';
 import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { hookServer } from '../helpers/hooks.js';
 import { until } from '../helpers/server.js';
+import { mountTmpfs, unmountAll } from '../helpers/tmpfs.js';
 import { summarize, tempDir } from './helpers.js';
-
-/** A tmpfs with `opts` at `dir` (we run as root in CI); the reason when mounting is not possible here. Unmounted by `unmountAll`. */
-function mountTmpfs(mounted: string[], dir: string, opts: string): string | undefined {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (e) {
-    return `mount -t tmpfs failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
-  }
-  mounted.push(dir);
-  return undefined;
-}
-
-function unmountAll(mounted: readonly string[]): void {
-  for (const dir of mounted) {
-    try {
-      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    } catch {
-      // already gone
-    }
-  }
-}
 
 async function start(t: TestContext, cfg: ServerConfig, fs?: RecordFs): Promise<{ server: RtmpServer; url: string; logs: MemoryLogEntry[] }> {
   const logs: MemoryLogEntry[] = [];

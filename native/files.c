@@ -1,0 +1,248 @@
+/*
+ * A whole file written and renamed into place as ONE job of libuv's thread
+ * pool (src/core/files.ts, writeFileAtomic).
+ *
+ * node:fs/promises makes four thread-pool round trips for it (open, writev,
+ * close, rename), each a wake-up of a worker thread and a FileHandle or promise
+ * settled on the main thread; HLS and DASH write every fragment and playlist
+ * that way. Here the four system calls run back to back on one worker and the
+ * main thread hears once.
+ *
+ *   writeFileAtomic(tmpPath: string, finalPath: string, bufs: Buffer[],
+ *                   done: (err: number, step: number) => void): void
+ *
+ * On a thread-pool thread: open(tmpPath, O_WRONLY | O_CREAT | O_TRUNC |
+ * O_CLOEXEC, 0644), writev(2) of every buffer in order (at most IOV_MAX per
+ * call, again after a short write or EINTR), close(2), rename(tmpPath,
+ * finalPath). On the main thread afterwards: done(0, 0), or done(-errno, step)
+ * with the step that failed (STEP_OPEN 1, STEP_WRITE 2, STEP_CLOSE 3,
+ * STEP_RENAME 4); tmpPath was then unlinked (its own error ignored). Wrong
+ * arguments throw a TypeError (ERR_NATIVE_ARGS) and nothing is queued; a path
+ * holding a NUL byte is a wrong argument.
+ *
+ * Contract with the caller: the buffers are written from another thread while
+ * JavaScript runs. Until done is called the caller neither changes the array
+ * (the job holds a reference to it, which keeps the buffers alive; their bytes
+ * do not move: a Buffer's memory is outside V8's moving heap) nor writes into
+ * the buffers. The paths are copied here; the callback is held by a reference.
+ * The worker thread calls no N-API function.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h> /* rename */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "files.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
+
+/* which system call failed (the `step` given to done; 0 when none did) */
+enum { STEP_NONE = 0, STEP_OPEN = 1, STEP_WRITE = 2, STEP_CLOSE = 3, STEP_RENAME = 4 };
+
+typedef struct {
+  napi_async_work work;
+  napi_ref bufs;     /* the Buffer array: keeps the buffers alive until done */
+  napi_ref done;     /* the callback */
+  char *tmp;         /* copied paths (UTF-8, NUL-terminated) */
+  char *final;
+  struct iovec *iov; /* the buffers' bytes, advanced in place by short writes */
+  size_t niov;
+  int err;           /* -errno, 0 when the file is in place */
+  int step;
+} atomic_job;
+
+static void job_free(atomic_job *job) {
+  free(job->tmp);
+  free(job->final);
+  free(job->iov);
+  free(job);
+}
+
+/* writev(2) of every iov entry: 0, or errno (EIO for a write that takes nothing) */
+static int write_all(int fd, struct iovec *iov, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (iov[i].iov_len == 0) {
+      i++;
+      continue;
+    }
+    size_t count = n - i > IOV_MAX ? IOV_MAX : n - i;
+    ssize_t r = writev(fd, iov + i, (int)count);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno > 0 ? errno : EIO;
+    }
+    if (r == 0) return EIO;
+    size_t left = (size_t)r;
+    while (left > 0 && i < n) {
+      if (left >= iov[i].iov_len) {
+        left -= iov[i].iov_len;
+        iov[i].iov_len = 0;
+        i++;
+      } else {
+        iov[i].iov_base = (char *)iov[i].iov_base + left;
+        iov[i].iov_len -= left;
+        left = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+/* on a thread-pool thread: no N-API here */
+static void job_execute(napi_env env, void *data) {
+  (void)env;
+  atomic_job *job = data;
+  int fd;
+  do fd = open(job->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    job->err = errno > 0 ? -errno : -EIO;
+    job->step = STEP_OPEN;
+  } else {
+    int e = write_all(fd, job->iov, job->niov);
+    if (e != 0) {
+      job->err = -e;
+      job->step = STEP_WRITE;
+      close(fd);
+    } else if (close(fd) != 0 && errno != EINTR && errno != EINPROGRESS) {
+      /* EINTR/EINPROGRESS: the descriptor is closed all the same (Linux), as libuv treats them */
+      job->err = errno > 0 ? -errno : -EIO;
+      job->step = STEP_CLOSE;
+    } else if (rename(job->tmp, job->final) != 0) {
+      job->err = errno > 0 ? -errno : -EIO;
+      job->step = STEP_RENAME;
+    }
+  }
+  if (job->err != 0) unlink(job->tmp);
+}
+
+/* on the main thread */
+static void job_complete(napi_env env, napi_status status, void *data) {
+  atomic_job *job = data;
+  if (status != napi_ok && job->err == 0) {
+    job->err = -ECANCELED;
+    job->step = STEP_NONE;
+  }
+  napi_value done, global, argv[2];
+  if (napi_get_reference_value(env, job->done, &done) == napi_ok && done != NULL &&
+      napi_get_global(env, &global) == napi_ok && napi_create_int32(env, job->err, &argv[0]) == napi_ok &&
+      napi_create_int32(env, job->step, &argv[1]) == napi_ok) {
+    /* an exception thrown by done is the process's uncaught exception (N-API reports it) */
+    napi_call_function(env, global, done, 2, argv, NULL);
+  }
+  napi_delete_reference(env, job->done);
+  napi_delete_reference(env, job->bufs);
+  napi_delete_async_work(env, job->work);
+  job_free(job);
+}
+
+/* a copy of a string argument, NULL when it is not a string, holds a NUL byte, or memory is short */
+static char *copy_path(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0) return NULL;
+  char *s = malloc(len + 1);
+  if (s == NULL) return NULL;
+  size_t got;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &got) != napi_ok || got != len || strlen(s) != len) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t nbufs = 0;
+  bool is_array = false;
+  napi_valuetype done_type = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[2], &nbufs) != napi_ok ||
+      napi_typeof(env, argv[3], &done_type) != napi_ok || done_type != napi_function) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeFileAtomic(tmpPath: string, finalPath: string, bufs: Buffer[], done: (err, step) => void)");
+    return NULL;
+  }
+  atomic_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, "ERR_NATIVE_MEMORY", "writeFileAtomic: out of memory");
+    return NULL;
+  }
+  job->tmp = copy_path(env, argv[0]);
+  job->final = copy_path(env, argv[1]);
+  if (job->tmp == NULL || job->final == NULL) {
+    job_free(job);
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeFileAtomic: the paths must be non-empty strings without NUL bytes");
+    return NULL;
+  }
+  job->niov = nbufs;
+  if (nbufs > 0) {
+    job->iov = malloc((size_t)nbufs * sizeof *job->iov);
+    if (job->iov == NULL) {
+      job_free(job);
+      napi_throw_error(env, "ERR_NATIVE_MEMORY", "writeFileAtomic: out of memory");
+      return NULL;
+    }
+  }
+  for (uint32_t i = 0; i < nbufs; i++) {
+    napi_value v;
+    void *d;
+    size_t l;
+    bool is_buffer = false;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
+        napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
+      job_free(job);
+      napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeFileAtomic: bufs must hold Buffers");
+      return NULL;
+    }
+    job->iov[i].iov_base = d;
+    job->iov[i].iov_len = l;
+  }
+  napi_value name;
+  if (napi_create_string_utf8(env, "rtmp-server:writeFileAtomic", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &job->bufs) != napi_ok) {
+    job_free(job);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[3], 1, &job->done) != napi_ok) {
+    napi_delete_reference(env, job->bufs);
+    job_free(job);
+    return NULL;
+  }
+  if (napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work) != napi_ok) {
+    napi_delete_reference(env, job->bufs);
+    napi_delete_reference(env, job->done);
+    job_free(job);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    napi_delete_reference(env, job->bufs);
+    napi_delete_reference(env, job->done);
+    job_free(job);
+    return NULL;
+  }
+  return NULL;
+}
+
+int files_init(napi_env env, napi_value exports) {
+  napi_value fn;
+  if (napi_create_function(env, "writeFileAtomic", NAPI_AUTO_LENGTH, WriteFileAtomic, NULL, &fn) != napi_ok) return 0;
+  return napi_set_named_property(env, exports, "writeFileAtomic", fn) == napi_ok;
+}
