@@ -177,6 +177,9 @@ export class TsMuxer {
   private ccPmt = 0;
   private ccVideo = 0;
   private ccAudio = 0;
+  /** the PAT and PMT sections (with their CRC): the same for every fragment of this muxer */
+  private pat: Buffer | undefined = undefined;
+  private pmt: Buffer | undefined = undefined;
   readonly pcrPid: number;
 
   constructor(readonly tracks: TsTracks) {
@@ -221,8 +224,10 @@ export class TsMuxer {
     const buf = out.grow(2 * TS_PACKET_SIZE);
     const at = out.length - 2 * TS_PACKET_SIZE;
     buf.fill(STUFFING, at, out.length);
-    this.section(buf, at, TsPid.Pat, this.patSection());
-    this.section(buf, at + TS_PACKET_SIZE, TsPid.Pmt, this.pmtSection());
+    this.pat ??= this.patSection();
+    this.pmt ??= this.pmtSection();
+    this.section(buf, at, TsPid.Pat, this.pat);
+    this.section(buf, at + TS_PACKET_SIZE, TsPid.Pmt, this.pmt);
   }
 
   private section(out: Buffer, at: number, pid: number, section: Buffer): void {
