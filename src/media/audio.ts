@@ -2,6 +2,9 @@ import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
 import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
+/** the data of a tag that has none (replaced by a view of the payload once parsed): no view made per tag */
+const NO_DATA = Buffer.alloc(0);
+
 /**
  * The FLV / RTMP audio tag header: legacy (FLV spec v10.1, E.4.2.1) and
  * Enhanced RTMP (veovera enhanced-rtmp v2, ExAudioTagHeader).
@@ -100,7 +103,7 @@ function parseLegacy(r: ByteReader, b0: number, format: number): AudioTagInfo {
     soundSize: (b0 & 0x02) !== 0 ? SoundSizeBits.Bits16 : SoundSizeBits.Bits8,
     stereo: (b0 & 0x01) !== 0,
     isSequenceHeader: false,
-    data: r.buf.subarray(0, 0),
+    data: NO_DATA,
   };
   if (format === SoundFormat.Aac) {
     const packetType = r.u8();
@@ -129,7 +132,7 @@ function parseEnhanced(r: ByteReader, b0: number): AudioTagInfo {
     soundSize: 0,
     stereo: false,
     isSequenceHeader: false,
-    data: r.buf.subarray(0, 0),
+    data: NO_DATA,
     packetType,
   };
   if (modEx.timestampOffsetNano !== undefined) info.timestampOffsetNano = modEx.timestampOffsetNano;

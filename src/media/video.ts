@@ -2,6 +2,9 @@ import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
 import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
+/** the data of a tag that has none (replaced by a view of the payload once parsed): no view made per tag */
+const NO_DATA = Buffer.alloc(0);
+
 /**
  * The FLV / RTMP video tag header: legacy (FLV spec v10.1, E.4.3.1) and
  * Enhanced RTMP (veovera enhanced-rtmp v1/v2, ExVideoTagHeader).
@@ -101,7 +104,7 @@ function parseLegacy(r: ByteReader, b0: number): VideoTagInfo {
     isSequenceHeader: false,
     isEndOfSequence: false,
     compositionTime: 0,
-    data: r.buf.subarray(0, 0),
+    data: NO_DATA,
   };
   if (frameType === VideoFrameType.Command) {
     info.command = r.u8();
@@ -146,7 +149,7 @@ function parseEnhanced(r: ByteReader, b0: number): VideoTagInfo {
     isSequenceHeader: false,
     isEndOfSequence: false,
     compositionTime: 0,
-    data: r.buf.subarray(0, 0),
+    data: NO_DATA,
     packetType,
   };
   if (modEx.timestampOffsetNano !== undefined) info.timestampOffsetNano = modEx.timestampOffsetNano;
