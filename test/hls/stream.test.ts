@@ -145,3 +145,35 @@ test('a bad frame (NAL length past the end) is skipped with one warning; the res
   assert.equal(p.segments.length, 2);
   assert.equal(logs.filter((l) => l.msg === 'hls: frame skipped').length, 1);
 });
+
+test('fragments muxed in reused buffers: fed a second at a time (each fragment written before the next is closed), every fragment holds exactly its own frames', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hls-reuse-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s = new HlsStream({ settings: settings(dir, { type: 'event', playlistLength: 60_000 }), name: 'cam', log: memoryLogger([]), now: () => 1_000_000, onIdle: () => undefined });
+  t.after(() => s.dispose());
+  const all = frames(0, 20_000, 1000);
+  const sink = s.begin(() => undefined);
+  assert.ok(sink);
+  // a batch per 500 ms of media: fragments close in different batches, after earlier writes finished (buffers reused)
+  for (let from = 0; from < all.length; ) {
+    let to = from + 1;
+    while (to < all.length && Math.floor(all[to]!.timestamp / 500) === Math.floor(all[from]!.timestamp / 500)) to++;
+    await sink.writeBatch(all.slice(from, to));
+    from = to;
+  }
+  sink.close(undefined);
+  await sink.done;
+  const p = parsePlaylist(await readFile(join(dir, 'cam.m3u8'), 'utf8'));
+  assert.equal(p.segments.length, 10);
+  let videoPes = 0;
+  for (const [i, seg] of p.segments.entries()) {
+    const r = checkTs(await readFile(join(dir, seg.uri)));
+    assert.deepEqual(r.errors, [], seg.uri);
+    const v = r.pts.get(0x100) ?? [];
+    // 25 fps, a fragment per 2 s: 50 frames, the first at i * 2000 ms (+ 700 ms of PTS offset)
+    assert.equal(v.length, 50, seg.uri);
+    assert.equal(v[0], (i * 2000 + 700) * 90, seg.uri);
+    videoPes += v.length;
+  }
+  assert.equal(videoPes, all.filter((f) => f.kind === FrameKind.Video && !f.isSequenceHeader).length);
+});
