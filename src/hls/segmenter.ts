@@ -28,6 +28,8 @@ const DEFAULT_FRAME_MS = 40;
 
 /** A fragment's memory is kept for the next ones while it is no larger than this (bytes). */
 const REUSE_MAX_BYTES = 32 * 1024 * 1024;
+/** a stream's first fragment buffer (it doubles as needed; later ones start at the last fragment's size + 1/4) */
+const FIRST_BUFFER_BYTES = 256 * 1024;
 /** fragments' memory kept for reuse: the one being written while the next fills */
 const SPARE_BUFFERS = 2;
 
@@ -296,7 +298,7 @@ export class TsSegmenter {
       this.muxer = new TsMuxer(t);
     }
     const muxer = this.muxer!;
-    const out = this.spare.pop() ?? new TsBuffer(this.lastSize + (this.lastSize >> 2));
+    const out = this.spare.pop() ?? new TsBuffer(Math.max(FIRST_BUFFER_BYTES, this.lastSize + (this.lastSize >> 2)));
     out.reset();
     muxer.writeTables(out);
     this.open = new Fragment(this.host.start(ts), ts, out, muxer, this.recycle);
