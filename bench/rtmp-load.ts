@@ -241,7 +241,7 @@ async function runWithWorkers(args: LoadArgs, media: LoopMedia, progress: Progre
     for (let i = 0; i < P; i++) {
       const off = P > 1 ? (i * rampMs) / P : 0;
       pubs[i % W]!.push({ stream: i, appUrl, name: `${name}-${i}`, startOffsetMs: off });
-      players[i % W]!.push({ index: i, appUrl, name: `${name}-${i}`, stream: i, startOffsetMs: off + warmupMs });
+      if (!args.noPlayers) players[i % W]!.push({ index: i, appUrl, name: `${name}-${i}`, stream: i, startOffsetMs: off + warmupMs });
     }
   } else if (mode === 'vod') {
     // no publisher: every player plays the file from its start (no origin: no lag; expected = the file's bitrate)

@@ -25,6 +25,7 @@ N players ramp in and read as fast as their sockets allow.
   --flv-url URL        players (and the latency mode's player) play over HTTP-FLV from URL
                        (http://host:port/app/name.flv); the publisher still uses --url
   --publishers P       publishers mode: P publishers (default file ~1 Mbit/s), each with one player
+  --no-players         publishers mode without the players (ingest, and the outputs: record, hls)
   --chunk-size B       chunk size our clients send with (default 4096)
   --connect-timeout S  per connection (default 10)
   --server-log FILE    our server's JSON log: drop episodes (warn) and dropped frames (info) it reports
@@ -48,6 +49,8 @@ export interface LoadArgs {
   /** HTTP-FLV players: http://host:port/app/name.flv */
   flvUrl: string | undefined;
   publishers: number;
+  /** publishers mode: no player per publisher */
+  noPlayers: boolean;
   /** VOD mode: no publisher; the players play the URL's file from the server's `play` application */
   vod: boolean;
   chunkSize: number;
@@ -107,6 +110,7 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
     latency: false,
     flvUrl: undefined,
     publishers: 0,
+    noPlayers: false,
     vod: false,
     chunkSize: 4096,
     connectTimeout: 10,
@@ -159,6 +163,9 @@ export function parseLoadArgs(argv: readonly string[]): LoadArgs {
         break;
       case '--publishers':
         a.publishers = num(1);
+        break;
+      case '--no-players':
+        a.noPlayers = true;
         break;
       case '--chunk-size':
         a.chunkSize = num(128);
