@@ -7,7 +7,7 @@ import { ErrorCode, isServerError } from '../../src/core/errors.js';
 import { writeFileAtomic, writeFileAtomicWith } from '../../src/core/files.js';
 import type { NativeWriter } from '../../src/core/native.js';
 import { nativeOrSkip } from '../helpers/native.js';
-import { mountTmpfs, unmountAll } from '../helpers/tmpfs.js';
+import { mountReadOnlyAndFull, unmountAll } from '../helpers/tmpfs.js';
 
 /**
  * writeFileAtomic through both of its paths: the addon's one thread-pool job
@@ -156,15 +156,12 @@ each('a read-only directory (EACCES, not as root), a read-only file system (EROF
     await writeFails(write(path.join(ro, 'x'), 'x'), 'EACCES', 'open');
     chmodSync(ro, 0o755);
   }
-  const rofs = path.join(dir, 'rofs');
-  const full = path.join(dir, 'full');
-  mkdirSync(rofs);
-  mkdirSync(full);
-  const why = mountTmpfs(mounted, rofs, 'size=1m,ro') ?? mountTmpfs(mounted, full, 'size=96k');
-  if (why !== undefined) {
-    t.skip(`cannot make a small file system here: ${why}`);
+  const fs = mountReadOnlyAndFull(mounted, dir, 'rofs', 'full');
+  if (typeof fs === 'string') {
+    t.skip(`cannot make a small file system here: ${fs}`);
     return;
   }
+  const { ro: rofs, full } = fs;
   await writeFails(write(path.join(rofs, 'x.m3u8'), 'x'), 'EROFS', 'open');
   assert.deepEqual(readdirSync(rofs), []);
   // 200 KB on a 96 KB file system: one buffer, then a gather list

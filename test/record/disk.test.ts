@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { outputErrors } from '../../src/core/metrics.js';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { RtmpServer } from '../../src/server.js';
 import { publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
 import { hookServer } from '../helpers/hooks.js';
 import { until } from '../helpers/server.js';
-import { mountTmpfs, unmountAll } from '../helpers/tmpfs.js';
+import { mountReadOnlyAndFull, unmountAll } from '../helpers/tmpfs.js';
 import { summarize, tempDir } from './helpers.js';
 
 async function start(t: TestContext, cfg: ServerConfig, fs?: RecordFs): Promise<{ server: RtmpServer; url: string; logs: MemoryLogEntry[] }> {
@@ -55,15 +55,12 @@ test('disk problems end that recording alone: read-only and missing record_path,
     unmountAll(mounted);
     rmSync(dir, { recursive: true, force: true });
   });
-  const ro = path.join(dir, 'ro');
-  const full = path.join(dir, 'full');
-  mkdirSync(ro);
-  mkdirSync(full);
-  const why = mountTmpfs(mounted, ro, 'size=1m,ro') ?? mountTmpfs(mounted, full, 'size=96k');
-  if (why !== undefined) {
-    t.skip(`cannot make a small file system here: ${why}`);
+  const fs = mountReadOnlyAndFull(mounted, dir, 'ro', 'full');
+  if (typeof fs === 'string') {
+    t.skip(`cannot make a small file system here: ${fs}`);
     return;
   }
+  const { ro, full } = fs;
   const hooks = await hookServer(t);
   const app = (name: string, p: string): string => `application ${name} { live on; record all; record_path ${p}; on_record_done ${hooks.url}/${name}; }`;
   const cfg = parseConfigText(`rtmp { server { listen 127.0.0.1:0; ${app('ro', ro)} ${app('missing', path.join(dir, 'nowhere'))} ${app('full', full)} } }`, 'disk.conf');
