@@ -33,26 +33,28 @@ export interface ProbeStream {
   readonly sample_rate?: string;
 }
 
+/** Runs ffprobe with `args`: its exit code (-1 when it could not start), stdout and stderr; killed after `timeoutMs`. */
+export async function runFfprobe(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string; err: string }> {
+  const bin = await ffprobePath();
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => {
+    child.on('close', (c) => resolve(c));
+    child.on('error', () => resolve(-1));
+  });
+  clearTimeout(timer);
+  return { code, out, err };
+}
+
 /** ffprobe -show_streams as JSON (extra arguments before the output options); rejects with its stderr on failure. */
 export async function ffprobe(input: string, extra: readonly string[] = []): Promise<{ streams: ProbeStream[]; stderr: string }> {
-  const bin = await ffprobePath();
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', input], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`ffprobe ${input} exited ${String(code)}: ${err}`));
-      try {
-        resolve({ streams: (JSON.parse(out) as { streams: ProbeStream[] }).streams, stderr: err });
-      } catch (e) {
-        reject(e instanceof Error ? e : new Error(String(e)));
-      }
-    });
-  });
+  const r = await runFfprobe(['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', input]);
+  if (r.code !== 0) throw new Error(`ffprobe ${input} exited ${String(r.code)}: ${r.err}`);
+  return { streams: (JSON.parse(r.out) as { streams: ProbeStream[] }).streams, stderr: r.err };
 }
 
 export interface FfmpegRun {

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { ByteReader } from '../../src/core/bytes.js';
-import { ffprobePath } from './ffmpeg.js';
+import { runFfprobe } from './ffmpeg.js';
 
 /**
  * An ISO BMFF box reader of our own for the tests (independent of the writer
@@ -138,18 +137,7 @@ export interface ProbeStream {
 
 /** `ffprobe -show_streams -show_format` as JSON (extra arguments before the input). */
 export async function ffprobe(input: string, extra: readonly string[] = [], timeoutMs = 30_000): Promise<{ code: number | null; streams: ProbeStream[]; format: Record<string, unknown>; stderr: string }> {
-  const bin = await ffprobePath();
-  const child = spawn(bin, ['-hide_banner', '-v', 'error', '-of', 'json', '-show_streams', '-show_format', ...extra, input], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => {
-    child.on('close', (c) => resolve(c));
-    child.on('error', () => resolve(-1));
-  });
-  clearTimeout(timer);
+  const { code, out, err } = await runFfprobe(['-hide_banner', '-v', 'error', '-of', 'json', '-show_streams', '-show_format', ...extra, input], timeoutMs);
   let parsed: { streams?: ProbeStream[]; format?: Record<string, unknown> } = {};
   try {
     parsed = JSON.parse(out === '' ? '{}' : out) as typeof parsed;

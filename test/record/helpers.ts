@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { FlvTagType, readFlvFile } from '../../src/media/flv.js';
 import { decodeAmf0 } from '../../src/rtmp/amf0.js';
 import { amfObjectOf, type AmfObject } from '../../src/rtmp/amf-types.js';
 import { freePort, runCli } from '../helpers/cli.js';
-import { ffprobePath, publishArgs, runFfmpeg } from '../helpers/ffmpeg.js';
+import { ffprobePath, publishArgs, runFfmpeg, runFfprobe } from '../helpers/ffmpeg.js';
 import { sleep } from '../helpers/server.js';
 
 export { ffprobePath };
@@ -20,12 +19,7 @@ export interface ProbeResult {
 
 /** ffprobe -show_format -show_streams -count_packets as JSON. */
 export async function probe(file: string): Promise<ProbeResult> {
-  const bin = await ffprobePath();
-  const child = spawn(bin, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-count_packets', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.resume();
-  await new Promise<void>((r) => child.on('close', () => r()));
+  const { out } = await runFfprobe(['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-count_packets', file]);
   return JSON.parse(out === '' ? '{"format":{},"streams":[]}' : out) as ProbeResult;
 }
 
