@@ -104,20 +104,18 @@ start_servers() { # tag
   wait_port "$NGINX_PORT" "$NGINX_PID" || { log "nginx did not start:"; cat "$OUT/server-nginx-$tag.log" >&2; return 1; }
 }
 
-load_ours() { # tag, load args... (in the background)
-  local tag=$1
-  shift
+load_server() { # label (ours|nginx), pid, port, tag, load args... (in the background)
+  local label=$1 pid=$2 port=$3 tag=$4
+  shift 4
+  local log_args=()
+  # our server's JSON log tells the load tool the frames it dropped (nginx-rtmp logs none)
+  [ "$label" = ours ] && log_args=(--server-log "$OUT/server-ours-$tag.log")
   # shellcheck disable=SC2086
-  "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label ours --pid "$OURS_PID" --server-log "$OUT/server-ours-$tag.log" \
-    --url "rtmp://127.0.0.1:$OURS_PORT/$STREAM_PATH" --json "$OUT/$tag-ours.json" "$@" $LOAD_ARGS >"$OUT/$tag-ours.txt" 2>&1 &
+  "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label "$label" --pid "$pid" "${log_args[@]}" \
+    --url "rtmp://127.0.0.1:$port/$STREAM_PATH" --json "$OUT/$tag-$label.json" "$@" $LOAD_ARGS >"$OUT/$tag-$label.txt" 2>&1 &
 }
-load_nginx() {
-  local tag=$1
-  shift
-  # shellcheck disable=SC2086
-  "${PIN_LOAD[@]}" node --import tsx bench/rtmp-load.ts --quiet --label nginx --pid "$NGINX_PID" \
-    --url "rtmp://127.0.0.1:$NGINX_PORT/$STREAM_PATH" --json "$OUT/$tag-nginx.json" "$@" $LOAD_ARGS >"$OUT/$tag-nginx.txt" 2>&1 &
-}
+load_ours() { load_server ours "$OURS_PID" "$OURS_PORT" "$@"; }
+load_nginx() { load_server nginx "$NGINX_PID" "$NGINX_PORT" "$@"; }
 
 # both servers loaded at the same time: key, round, load args...
 run_pair() {
