@@ -33,9 +33,8 @@ export interface ProbeStream {
   readonly sample_rate?: string;
 }
 
-/** Runs ffprobe with `args`: its exit code (-1 when it could not start), stdout and stderr; killed after `timeoutMs`. */
-export async function runFfprobe(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string; err: string }> {
-  const bin = await ffprobePath();
+/** Runs `bin` with `args`: its exit code (-1 when it could not start), stdout and stderr; killed after `timeoutMs`. */
+export async function runTool(bin: string, args: readonly string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -48,6 +47,11 @@ export async function runFfprobe(args: readonly string[], timeoutMs = 30_000): P
   });
   clearTimeout(timer);
   return { code, out, err };
+}
+
+/** Runs ffprobe with `args` (runTool). */
+export async function runFfprobe(args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string; err: string }> {
+  return runTool(await ffprobePath(), args, timeoutMs);
 }
 
 /** ffprobe -show_streams as JSON (extra arguments before the output options); rejects with its stderr on failure. */

@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { ffmpegPath, runFfmpeg } from './ffmpeg.js';
+import { ffmpegPath, runFfmpeg, runTool } from './ffmpeg.js';
 
 export type VodMediaKind = 'mp4' | 'mp4-faststart' | 'flv';
 
@@ -33,13 +32,13 @@ export async function makeVodFile(file: string, kind: VodMediaKind, opts: { seco
  * an RTMP/FLV input).
  */
 export async function playWithFfmpeg(url: string, inputArgs: readonly string[] = [], timeoutMs = 60_000): Promise<{ video: number; audio: number; videoCodec: string; videoDts: number[]; stderr: string }> {
-  const run = await runFfmpegStdout(['-hide_banner', '-nostdin', ...inputArgs, '-i', url, '-map', '0', '-c', 'copy', '-copyts', '-f', 'framecrc', '-'], timeoutMs);
+  const run = await runTool(await ffmpegPath(), ['-hide_banner', '-nostdin', ...inputArgs, '-i', url, '-map', '0', '-c', 'copy', '-copyts', '-f', 'framecrc', '-'], timeoutMs);
   const streams: string[] = [];
-  for (const m of run.stderr.matchAll(/Stream #0:(\d+)[^:]*: (Video|Audio): (\w+)/g)) streams[Number(m[1])] = `${m[2]}:${m[3]}`;
+  for (const m of run.err.matchAll(/Stream #0:(\d+)[^:]*: (Video|Audio): (\w+)/g)) streams[Number(m[1])] = `${m[2]}:${m[3]}`;
   let video = 0;
   let audio = 0;
   const videoDts: number[] = [];
-  for (const line of run.stdout.split('\n')) {
+  for (const line of run.out.split('\n')) {
     const m = /^\s*(\d+),\s*(-?\d+),/.exec(line);
     if (m === null) continue;
     const kind = streams[Number(m[1])] ?? '';
@@ -49,18 +48,6 @@ export async function playWithFfmpeg(url: string, inputArgs: readonly string[] =
     } else if (kind.startsWith('Audio:')) audio++;
   }
   const vs = streams.find((s) => s?.startsWith('Video:') === true);
-  return { video, audio, videoCodec: vs?.slice(6) ?? '', videoDts, stderr: run.stderr };
+  return { video, audio, videoCodec: vs?.slice(6) ?? '', videoDts, stderr: run.err };
 }
 
-async function runFfmpegStdout(args: readonly string[], timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  const bin = await ffmpegPath();
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { stdout, stderr, code };
-}
