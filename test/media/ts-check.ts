@@ -17,6 +17,8 @@ export interface TsReport {
   readonly pts: Map<number, number[]>;
   /** the first video PES is a keyframe (undefined: no video) */
   readonly startsWithKeyframe: boolean | undefined;
+  /** per PID, each PES unit's elementary stream bytes (after the PES header), in order */
+  readonly es: Map<number, Buffer[]>;
 }
 
 const SIZE = 188;
@@ -53,6 +55,7 @@ export function checkTs(buf: Buffer): TsReport {
   const errors: string[] = [];
   const streams = new Map<number, number>();
   const pts = new Map<number, number[]>();
+  const es = new Map<number, Buffer[]>();
   const pcrs: number[] = [];
   let pcrPid: number | undefined;
   let pmtPid: number | undefined;
@@ -75,6 +78,7 @@ export function checkTs(buf: Buffer): TsReport {
     const hlen = b[8]!;
     if ((flags & 0x80) === 0) errors.push(`PID ${pid}: PES without PTS`);
     else (pts.get(pid) ?? pts.set(pid, []).get(pid)!).push(readTs(b, 9));
+    (es.get(pid) ?? es.set(pid, []).get(pid)!).push(b.subarray(9 + hlen));
     const type = streams.get(pid);
     if (startsWithKeyframe === undefined && (type === 0x1b || type === 0x24)) {
       startsWithKeyframe = p.randomAccess && hasIdr(b.subarray(9 + hlen), type);
@@ -169,5 +173,5 @@ export function checkTs(buf: Buffer): TsReport {
   if (!sawPmt) errors.push('no PMT');
   if (pcrs.length === 0) errors.push('no PCR');
   if (startsWithKeyframe === false) errors.push('the first video PES is not a keyframe');
-  return { errors, packets, streams, pcrPid, pcrs, pts, startsWithKeyframe };
+  return { errors, packets, streams, pcrPid, pcrs, pts, startsWithKeyframe, es };
 }

@@ -159,3 +159,55 @@ test('TsBuffer: packets written into one buffer that grows from one packet, then
   }
   assert.ok(out.capacity >= out.length);
 });
+
+test('every PES carries its elementary stream bytes exactly: random content, 1 to 20 000 bytes, several chunks, both header sizes', () => {
+  // the constant-byte frames above would not notice bytes shifted or taken from the wrong chunk
+  const avc = parseAvcDecoderConfig(AVCC);
+  const aac = parseAudioSpecificConfig(ASC);
+  const m = new TsMuxer({ video: TsStreamType.H264, audio: TsStreamType.Aac });
+  const out = new TsBuffer(1);
+  m.writeTables(out);
+  const want = new Map<number, Buffer[]>([
+    [TsPid.Video, []],
+    [TsPid.Audio, []],
+  ]);
+  let seed = 7;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const bytes = (n: number): Buffer => {
+    const b = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) b[i] = rand(256);
+    return b;
+  };
+  const sizes = [1, 2, 3, 150, 168, 169, 170, 175, 176, 177, 182, 183, 184, 185, 1000, 4096, 20_000];
+  for (let i = 0; i < 200; i++) {
+    const dts = 63000 + i * 3600;
+    const key = i % 10 === 0;
+    // an access unit of one to three NAL units of random sizes and content
+    const nals: Buffer[] = [];
+    for (let n = 1 + rand(3); n > 0; n--) {
+      const size = i < sizes.length ? sizes[i]! : 1 + rand(9000);
+      const nal = bytes(size);
+      nal[0] = key && n === 1 ? 0x65 : 0x41;
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(size, 0);
+      nals.push(len, nal);
+    }
+    const video = avcAnnexB(Buffer.concat(nals), avc, key);
+    const pcr = i % 3 === 0 ? dts - 63000 : -1; // with and without a PCR in the first packet
+    m.writePes(out, TsPid.Video, dts + (i % 2) * 3600, dts, pcr, key, video); // PTS only, and PTS + DTS
+    want.get(TsPid.Video)!.push(Buffer.concat(video));
+    const audio = aacAdts(bytes(Math.min(i < sizes.length ? sizes[i]! : 1 + rand(1500), 8000)), aac);
+    m.writePes(out, TsPid.Audio, dts, dts, -1, false, audio);
+    want.get(TsPid.Audio)!.push(Buffer.concat(audio));
+  }
+  const r = checkTs(out.bytes);
+  assert.deepEqual(r.errors, []);
+  for (const [pid, units] of want) {
+    const got = r.es.get(pid) ?? [];
+    assert.equal(got.length, units.length, `PID ${pid}: PES units`);
+    for (let i = 0; i < units.length; i++) assert.ok(got[i]!.equals(units[i]!), `PID ${pid}, PES ${i}: other bytes than the chunks (${got[i]!.length} / ${units[i]!.length})`);
+  }
+});
