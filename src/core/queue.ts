@@ -35,3 +35,16 @@ export class Queue<T> {
     this.head = 0;
   }
 }
+
+/**
+ * Empties an array that is filled and emptied again and again (a batch, a
+ * write round) and keeps its storage. `a.length = 0` makes V8 free the
+ * backing store of any array with 16 or more slots, so the next pushes
+ * allocate it again, once per batch (bench/RESULTS.md, 2026-12-07 22:00:
+ * ~1 MB/s of the hls50 server's allocation); pop() gives slots back only
+ * while more than half of them would be unused, so an array emptied this way
+ * settles at the size its batches need.
+ */
+export function emptyArray(a: unknown[]): void {
+  while (a.length > 0) a.pop();
+}

@@ -2,6 +2,7 @@ import { ErrorCode, describeError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { releaseEncodings } from '../core/encoding.js';
 import { headroomOf } from '../core/payload-arena.js';
+import { emptyArray } from '../core/queue.js';
 import { FrameFlag, FrameKind, MediaFrame, frameFlags } from './frame.js';
 import type { StreamInfo, StreamReader } from './reader.js';
 
@@ -254,7 +255,7 @@ export class LiveStream implements StreamInfo {
     const n = this.spareCount;
     if (n === 0) return spare;
     for (let i = 0; i < n; i++) releaseEncodings(spare[i]!);
-    spare.length = 0;
+    emptyArray(spare);
     this.spareCount = 0;
     return spare;
   }

@@ -42,6 +42,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ErrorCode, serverError } from '../core/errors.js';
 import type { NativeWriter } from '../core/native.js';
+import { emptyArray } from '../core/queue.js';
 
 export interface SocketOutputOptions {
   /**
@@ -239,7 +240,7 @@ export class WriteGroup {
       }
     } finally {
       // the round's buffers are not kept past it (a throw here is a bug, but must not pin them)
-      distinct.length = 0;
+      emptyArray(distinct);
       this.last = undefined;
     }
   }
