@@ -22,8 +22,8 @@ export const FrameFlag = {
 } as const;
 
 /**
- * What a muxer needs of an audio/video frame, parsed once from its FLV tag
- * header (src/media/video.ts, audio.ts) the first time a reader asks.
+ * What a muxer needs of an audio/video frame, parsed from its FLV tag header
+ * (src/media/video.ts, audio.ts) when a reader asks.
  */
 export interface CodecData {
   /**
@@ -46,9 +46,6 @@ export interface CodecData {
   readonly data: Buffer;
 }
 
-/** `MediaFrame.codecData` before it was asked for */
-const NOT_PARSED = null;
-
 /**
  * One media message of a live stream, shared by every reader of the stream.
  *
@@ -58,9 +55,11 @@ const NOT_PARSED = null;
  * every reader of that format.
  *
  * Codec facts: `flags` (keyframe, sequence header) are set on ingest with a few
- * byte reads; the rest (`codecData`: codec, cts, codec data view) is parsed on
- * first use and kept, so the ingest path pays nothing for it and N muxers pay
- * one parse.
+ * byte reads; the rest (`codecData`: codec, cts, codec data view) is parsed
+ * when a muxer asks, each time it asks: the ingest path pays nothing for it,
+ * and a frame kept in the GOP cache does not keep two more objects (the facts
+ * and a view) for the collector to promote and trace (until 2026-12-07 they
+ * were kept on the frame, ~100 bytes per cached frame).
  */
 export class MediaFrame implements EncodingSlots {
   enc0: Buffer | undefined = undefined;
@@ -71,7 +70,6 @@ export class MediaFrame implements EncodingSlots {
   key2 = NO_ENCODING_KEY;
   /** the RTMP encoding that owns the payload's headroom, if any (src/rtmp/player.ts OutgoingMedia) */
   headroomKey = NO_ENCODING_KEY;
-  private parsed: CodecData | undefined | typeof NOT_PARSED = NOT_PARSED;
 
   constructor(
     readonly kind: FrameKind,
@@ -90,14 +88,13 @@ export class MediaFrame implements EncodingSlots {
   }
 
   /**
-   * The frame's codec-level facts, parsed on first use (then kept);
-   * undefined for script data and for a tag header the parser rejects
-   * (truncated, unknown packet type): a muxer skips such a frame.
+   * The frame's codec-level facts, parsed from the tag header at each call (a
+   * few byte reads and a view: read it once per frame); undefined for script
+   * data and for a tag header the parser rejects (truncated, unknown packet
+   * type): a muxer skips such a frame.
    */
   get codecData(): CodecData | undefined {
-    let p = this.parsed;
-    if (p === NOT_PARSED) p = this.parsed = parseCodecData(this.kind, this.payload);
-    return p;
+    return parseCodecData(this.kind, this.payload);
   }
 
   /** the codec's FourCC ('' when there is no codec data): see CodecData.codec */

@@ -28,7 +28,10 @@ test('AVC: codec, keyframe, composition time, and the codec data as a view', () 
   assert.deepEqual(c.data, nal);
   assert.equal(c.data.buffer, payload.buffer, 'a view, not a copy');
   assert.equal(c.data.byteOffset, payload.byteOffset + 5);
-  assert.equal(f.codecData, c, 'parsed once');
+  // parsed at each call, nothing kept on the frame (a cached frame holds no parse results)
+  assert.notEqual(f.codecData, c);
+  assert.deepEqual(f.codecData, c);
+  assert.deepEqual(Object.keys(f).filter((k) => k.toLowerCase().includes('parse') || k === 'codecData'), []);
 
   const neg = frame(FrameKind.Video, Buffer.concat([Buffer.from([0x27, 0x01, 0xff, 0xff, 0xd8]), nal]));
   assert.equal(neg.cts, -40, 'signed');
