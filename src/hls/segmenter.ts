@@ -1,4 +1,5 @@
 import type { HlsSettings } from '../config/hls.js';
+import { emptyArray } from '../core/queue.js';
 import { FrameKind, type MediaFrame } from '../live/frame.js';
 import { parseAudioSpecificConfig, type AacConfig } from '../media/aac.js';
 import { parseAvcDecoderConfig, type AvcConfig } from '../media/avc.js';
@@ -97,6 +98,8 @@ export class TsSegmenter {
   private audio: PendingAudio | undefined;
   private audioNext: number | undefined;
   private lastPcr = -1;
+  /** the Annex-B chunks of the video frame being written (one array for every frame) */
+  private readonly videoChunks: Buffer[] = [];
   private lastTs = 0;
   private lastVideoDelta = DEFAULT_FRAME_MS;
   private lastVideoTs: number | undefined;
@@ -183,12 +186,13 @@ export class TsSegmenter {
       }
       const open = this.open;
       if (open === undefined || open.muxer.tracks.video === undefined) return closed;
-      const chunks = codec === 'avc1' ? avcAnnexB(cd.data, this.avc, cd.isKeyframe) : hevcAnnexB(cd.data, this.hevc, cd.isKeyframe);
+      const chunks = codec === 'avc1' ? avcAnnexB(cd.data, this.avc, cd.isKeyframe, this.videoChunks) : hevcAnnexB(cd.data, this.hevc, cd.isKeyframe, this.videoChunks);
       const dts = ts * TS_CLOCK_PER_MS + PTS_OFFSET;
       const pcr = ts * TS_CLOCK_PER_MS;
       const withPcr = pcr > this.lastPcr;
       if (withPcr) this.lastPcr = pcr;
       open.muxer.writePes(open.out, TsPid.Video, dts + cd.cts * TS_CLOCK_PER_MS, dts, withPcr ? pcr : -1, cd.isKeyframe, chunks);
+      emptyArray(chunks); // the views go (the frame's payload is not kept past its write)
       this.lastTs = Math.max(this.lastTs, ts);
       // audio waits no longer than hls_max_audio_delay behind the video
       if (this.audio !== undefined && ts - this.audio.firstTs >= this.s.maxAudioDelay) this.flushAudio();

@@ -373,7 +373,7 @@ export class LiveStream implements StreamInfo {
     }
     if (!this.options.gopCache) return;
     if (frame.isKeyframe) {
-      this.gop.length = 0;
+      emptyArray(this.gop); // its storage stays: the next GOP needs as much
       this.gopBytes = 0;
       this.gopValid = true;
     } else if (!this.gopValid) {

@@ -1,4 +1,5 @@
 import { ByteReader } from '../core/bytes.js';
+import { emptyArray } from '../core/queue.js';
 import { ErrorCode, isServerError, serverError } from '../core/errors.js';
 import { BitReader, removeEmulationPrevention } from './bits.js';
 
@@ -194,14 +195,14 @@ export function parseAvcSps(sps: Buffer): AvcSpsInfo {
 /**
  * Splits length-prefixed NAL units (AVCC/HVCC framing) into views. Zero-length
  * units are skipped. A length running past the end, or a leftover partial
- * prefix, is FlvMalformed.
+ * prefix, is FlvMalformed. `out` (emptied first) lets a caller reuse an array.
  */
-export function splitNalUnits(data: Buffer, nalLengthSize: number): Buffer[] {
+export function splitNalUnits(data: Buffer, nalLengthSize: number, out: Buffer[] = []): Buffer[] {
   if (!Number.isInteger(nalLengthSize) || nalLengthSize < 1 || nalLengthSize > 4) {
     throw serverError(ErrorCode.FlvMalformed, `bad NAL unit length size ${nalLengthSize}`);
   }
   const r = new ByteReader(data, 0, data.length, ErrorCode.FlvMalformed);
-  const out: Buffer[] = [];
+  emptyArray(out);
   while (r.remaining > 0) {
     r.require(nalLengthSize);
     const len = data.readUIntBE(r.pos, nalLengthSize);

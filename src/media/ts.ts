@@ -1,4 +1,5 @@
 import { ErrorCode, serverError } from '../core/errors.js';
+import { emptyArray } from '../core/queue.js';
 import type { AacConfig } from './aac.js';
 import { adtsHeader } from './aac.js';
 import type { AvcConfig } from './avc.js';
@@ -382,14 +383,19 @@ export class TsMuxer {
 
 // ---------------------------------------------------------------- elementary streams
 
+/** The NAL units of the access unit being converted (reused: the conversions are synchronous; emptied after each). */
+const nalScratch: Buffer[] = [];
+
 /**
  * An H.264 access unit from AVCC (length-prefixed) to Annex-B chunks: an AUD
  * first (a publisher's own AUD is dropped), the avcC's SPS/PPS before a
- * keyframe that does not carry its own. Chunks are views of `data`.
+ * keyframe that does not carry its own. Chunks are views of `data`. `out`
+ * (emptied first) lets a muxer reuse one array for every frame.
  */
-export function avcAnnexB(data: Buffer, cfg: AvcConfig | undefined, keyframe: boolean): Buffer[] {
-  const nals = splitNalUnits(data, cfg?.nalLengthSize ?? 4);
-  const out: Buffer[] = [AVC_AUD];
+export function avcAnnexB(data: Buffer, cfg: AvcConfig | undefined, keyframe: boolean, out: Buffer[] = []): Buffer[] {
+  emptyArray(out);
+  const nals = splitNalUnits(data, cfg?.nalLengthSize ?? 4, nalScratch);
+  out.push(AVC_AUD);
   let hasSps = false;
   for (const n of nals) if ((n[0]! & AVC_NAL_TYPE_MASK) === AvcNalType.Sps) hasSps = true;
   if (keyframe && !hasSps && cfg !== undefined) {
@@ -400,14 +406,16 @@ export function avcAnnexB(data: Buffer, cfg: AvcConfig | undefined, keyframe: bo
     if ((n[0]! & AVC_NAL_TYPE_MASK) === AvcNalType.AccessUnitDelimiter) continue;
     out.push(START_CODE, n);
   }
+  emptyArray(nals);
   return out;
 }
 
 /** The same for H.265: AUD, VPS/SPS/PPS of the hvcC before a keyframe that lacks them. */
-export function hevcAnnexB(data: Buffer, cfg: HevcConfig | undefined, keyframe: boolean): Buffer[] {
-  const nals = splitNalUnits(data, cfg?.nalLengthSize ?? 4);
+export function hevcAnnexB(data: Buffer, cfg: HevcConfig | undefined, keyframe: boolean, out: Buffer[] = []): Buffer[] {
+  emptyArray(out);
+  const nals = splitNalUnits(data, cfg?.nalLengthSize ?? 4, nalScratch);
   const type = (n: Buffer): number => (n[0]! >> HEVC_NAL_TYPE_SHIFT) & HEVC_NAL_TYPE_MASK;
-  const out: Buffer[] = [HEVC_AUD];
+  out.push(HEVC_AUD);
   const hasParams = nals.some((n) => type(n) === HevcNalType.Sps);
   if (keyframe && !hasParams && cfg !== undefined) {
     for (const a of cfg.arrays) {
@@ -419,6 +427,7 @@ export function hevcAnnexB(data: Buffer, cfg: HevcConfig | undefined, keyframe: 
     if (type(n) === HevcNalType.AccessUnitDelimiter) continue;
     out.push(START_CODE, n);
   }
+  emptyArray(nals);
   return out;
 }
 
