@@ -1,10 +1,10 @@
 import type { HlsSettings } from '../config/hls.js';
 import { emptyArray } from '../core/queue.js';
 import { FrameKind, type MediaFrame } from '../live/frame.js';
-import { parseAudioSpecificConfig, type AacConfig } from '../media/aac.js';
+import { adtsHeader, parseAudioSpecificConfig, type AacConfig } from '../media/aac.js';
 import { parseAvcDecoderConfig, type AvcConfig } from '../media/avc.js';
 import { parseHevcDecoderConfig, type HevcConfig } from '../media/hevc.js';
-import { aacAdts, avcAnnexB, hevcAnnexB, TS_CLOCK_PER_MS, TsBuffer, TsMuxer, TsPid, TsStreamType, type TsTracks } from '../media/ts.js';
+import { avcAnnexB, hevcAnnexB, TS_CLOCK_PER_MS, TsBuffer, TsMuxer, TsPid, TsStreamType, type TsTracks } from '../media/ts.js';
 import type { FragmentStart, Job } from './window.js';
 
 /**
@@ -204,11 +204,11 @@ export class TsSegmenter {
       return false;
     }
     if (cd.data.length === 0) return false;
-    let chunks: Buffer[];
-    if (cd.codec === 'mp4a' && this.aac !== undefined) chunks = aacAdts(cd.data, this.aac);
+    // the frame's bytes in the PES: AAC gets its ADTS header in front, MP3 goes as it is
+    let header: Buffer | undefined;
+    if (cd.codec === 'mp4a' && this.aac !== undefined) header = adtsHeader(this.aac, cd.data.length);
     else if (cd.codec === '.mp3') {
       this.mp3 = true;
-      chunks = [cd.data];
     } else {
       this.warnOnce(`audio:${cd.codec}`, { codec: cd.codec }, 'hls: audio codec not carried in MPEG-TS (or no codec header yet); audio skipped');
       return false;
@@ -234,11 +234,11 @@ export class TsSegmenter {
       if (this.audioNext !== undefined && Math.abs(pts - this.audioNext) < this.s.sync * TS_CLOCK_PER_MS) pts = Math.round(this.audioNext);
       this.audioNext = pts + (AAC_SAMPLES_PER_FRAME * HZ_90K) / this.aac.sampleRate;
     }
-    let bytes = 0;
-    for (const c of chunks) bytes += c.length;
+    const bytes = (header?.length ?? 0) + cd.data.length;
     if (this.audio !== undefined && this.audio.bytes + bytes > this.s.audioBufferSize) this.flushAudio();
     if (this.audio === undefined) this.audio = { chunks: [], bytes: 0, pts, firstTs: ts };
-    for (let i = 0; i < chunks.length; i++) this.audio.chunks.push(chunks[i]!);
+    if (header !== undefined) this.audio.chunks.push(header);
+    this.audio.chunks.push(cd.data);
     this.audio.bytes += bytes;
     this.lastTs = Math.max(this.lastTs, ts);
     if (ts - this.audio.firstTs >= this.s.maxAudioDelay) this.flushAudio();

@@ -1,4 +1,3 @@
-import { ByteWriter } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
 import { BitReader } from './bits.js';
 
@@ -119,13 +118,14 @@ export function adtsHeader(cfg: AacConfig, frameLength: number): Buffer {
   // syncword(12) ID=0(1) layer=00(2) protection_absent=1(1)
   // profile(2) sfi(4) private(1) channel_configuration(3) original(1) home(1)
   // copyright_id_bit(1) copyright_id_start(1) aac_frame_length(13) adts_buffer_fullness(11) raw_data_blocks-1(2)
-  return new ByteWriter(ADTS_HEADER_SIZE)
-    .u8(ADTS_SYNCWORD >> 4)
-    .u8(((ADTS_SYNCWORD & 0x0f) << 4) | 0x01)
-    .u8((profile << 6) | (sfi << 2) | (ch >> 2))
-    .u8(((ch & 0x03) << 6) | (total >> 11))
-    .u8((total >> 3) & 0xff)
-    .u8(((total & 0x07) << 5) | (ADTS_BUFFER_FULLNESS_VBR >> 6))
-    .u8((ADTS_BUFFER_FULLNESS_VBR & 0x3f) << 2)
-    .done();
+  // one per AAC frame muxed to HLS: written in place, without a writer object
+  const h = Buffer.allocUnsafe(ADTS_HEADER_SIZE);
+  h[0] = ADTS_SYNCWORD >> 4;
+  h[1] = ((ADTS_SYNCWORD & 0x0f) << 4) | 0x01;
+  h[2] = (profile << 6) | (sfi << 2) | (ch >> 2);
+  h[3] = ((ch & 0x03) << 6) | (total >> 11);
+  h[4] = (total >> 3) & 0xff;
+  h[5] = ((total & 0x07) << 5) | (ADTS_BUFFER_FULLNESS_VBR >> 6);
+  h[6] = (ADTS_BUFFER_FULLNESS_VBR & 0x3f) << 2;
+  return h;
 }
