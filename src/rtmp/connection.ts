@@ -1,36 +1,33 @@
 import type { Socket } from 'node:net';
-import { ErrorCode, ServerError, describeError, serverError } from '../core/errors.js';
+import { ErrorCode, ServerError, serverError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Queue } from '../core/queue.js';
-import { amfNumber, amfObjectOf, type AmfObject } from './amf-types.js';
 import { ChunkDecoder, encodeMessage, splitAggregate } from './chunk.js';
-import { StatusCode, commandMessage, decodeCommand, onStatusMessage, splitStreamName, type Command } from './commands.js';
-import { parseControl, setChunkSizeMessage, setPeerBandwidthMessage, userControlMessage, windowAckSizeMessage, ackMessage } from './control.js';
+import { decodeCommand } from './commands.js';
+import { parseControl, userControlMessage, ackMessage } from './control.js';
 import { ServerHandshake } from './handshake.js';
 import { ProxyProtocolParser } from './proxy-protocol.js';
-import { BandwidthLimit, MessageType, type RtmpMessage } from './messages.js';
+import { MessageType, type RtmpMessage } from './messages.js';
 import { SocketOutput, errnoName, type WriteGroup } from './output.js';
-import { BACKLOG_MESSAGE_COST, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, type ConnectInfo, type ConnectionHandler, type ConnectionOptions, type PlayHandle, type PlayInfo, type PublishHandle, type PublishInfo, type PublishType, type RedirectRole } from './session-types.js';
-import { boundedString, isPublishCommand, isStreamData, logText, trimSlashes } from './client-input.js';
-import { PlayerOutput } from './player-output.js';
+import { BACKLOG_MESSAGE_COST, DEFAULT_MESSAGE_BURST, DEFAULT_MESSAGE_RATE, type ConnectInfo, type ConnectionHandler, type ConnectionOptions, type RedirectRole } from './session-types.js';
+import { isPublishCommand, isStreamData, logText } from './client-input.js';
+import { NetStreams, toServerError, type CommandHost, type NetStream } from './netstreams.js';
 
 // the connection's contract with the application layer, and the output of a playing NetStream, for importers of this module
 export * from './session-types.js';
 export { logText } from './client-input.js';
 export { PlayerOutput, type PlayerConnection } from './player-output.js';
 
-type NetStream =
-  | { state: 'idle' }
-  | { state: 'publishing'; info: PublishInfo; handle: PublishHandle }
-  | { state: 'playing'; info: PlayInfo; handle: PlayHandle; output: PlayerOutput }
-  | { state: 'pending'; role: 'publish' | 'play' };
-
 /**
- * One server-side RTMP connection: handshake, chunk stream, protocol control,
- * NetConnection and NetStream commands. Media goes to the handler's publish
- * handles; playback goes through PlayerOutput.
+ * One server-side RTMP connection, the transport: bytes in (receive), the
+ * PROXY header, the handshake, the chunk stream, protocol control and acks,
+ * the message rate limit, the backlog behind a pending command, output
+ * corking, timeouts and pings (tick), closing (fail/close/shutdown), and media
+ * to the publishing NetStreams. The NetConnection/NetStream commands and the
+ * NetStream table are src/rtmp/netstreams.ts (NetStreams); playback goes
+ * through PlayerOutput.
  */
-export class RtmpConnection {
+export class RtmpConnection implements CommandHost {
   /** the client's address: the socket's peer, or what a PROXY protocol header said */
   remote: string;
   remoteAddress: string;
@@ -46,8 +43,10 @@ export class RtmpConnection {
   private handshake: ServerHandshake | undefined = new ServerHandshake();
   private proxy: ProxyProtocolParser | undefined;
   private readonly decoder: ChunkDecoder;
-  private readonly streams = new Map<number, NetStream>();
-  private nextStreamId = 1;
+  /** the command layer: NetConnection/NetStream commands, the NetStream table */
+  private readonly commands: NetStreams;
+  /** the command layer's NetStream table, read directly on the media path (one lookup per message) */
+  private readonly streams: ReadonlyMap<number, NetStream>;
   private peerAckWindow = 0;
   private lastAckSent = 0;
   private lastInput = Date.now();
@@ -61,9 +60,6 @@ export class RtmpConnection {
   private backlogBytes = 0;
   /** NetStreams with a publish waiting in the backlog: their media may wait too */
   private readonly queuedPublish = new Set<number>();
-  private publishing: PublishHandle[] = [];
-  /** names this connection published or played, for its close log line */
-  private readonly streamNames = new Set<string>();
 
   constructor(
     /** unique within the server (the server counts connections) */
@@ -88,6 +84,13 @@ export class RtmpConnection {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.log = logger.child({ conn: this.id, remote: this.remote });
+    this.commands = new NetStreams(this, {
+      connect: (info) => handler.connect(this, info),
+      publish: (info) => handler.publish(this, info),
+      play: (info, output) => handler.play(this, info, output),
+      streamLength: (name) => handler.streamLength?.(this, name),
+    });
+    this.streams = this.commands.streams;
     const sharedInput = options.sharedInput === true;
     this.decoder = new ChunkDecoder(
       {
@@ -110,12 +113,7 @@ export class RtmpConnection {
 
   /** What this connection publishes and plays right now (for stats and control). */
   activeStreams(): { streamId: number; name: string; role: 'publisher' | 'player'; dropped?: number }[] {
-    const out: { streamId: number; name: string; role: 'publisher' | 'player' }[] = [];
-    for (const [streamId, s] of this.streams) {
-      if (s.state === 'publishing') out.push({ streamId, name: s.info.name, role: 'publisher' });
-      else if (s.state === 'playing') out.push({ streamId, name: s.info.name, role: 'player' });
-    }
-    return out;
+    return this.commands.activeStreams();
   }
 
   /** bytes received from the peer (counted here: with the shared reader, Node.js's socket reads nothing itself) */
@@ -179,11 +177,7 @@ export class RtmpConnection {
    */
   shutdown(): void {
     if (this.closed) return;
-    for (const id of [...this.streams.keys()]) {
-      const s = this.streams.get(id);
-      if (s?.state === 'playing') this.send(userControlMessage({ type: 'streamEof', streamId: id }));
-      this.stopStream(id, true);
-    }
+    this.commands.shutdownStreams();
     this.close();
   }
 
@@ -275,7 +269,7 @@ export class RtmpConnection {
         start = 0;
         end = data.length;
       }
-      const pubs = this.publishing;
+      const pubs = this.commands.publishing;
       for (let i = 0; i < pubs.length; i++) pubs[i]!.beginBatch();
       try {
         this.decoder.push(data, end, start);
@@ -370,9 +364,11 @@ export class RtmpConnection {
         this.onDataMessage(m);
         return;
       case MessageType.CommandAmf0:
-      case MessageType.CommandAmf3:
-        this.onCommand(decodeCommand(m));
+      case MessageType.CommandAmf3: {
+        const work = this.commands.onCommand(decodeCommand(m));
+        if (work !== undefined) this.hold(work);
         return;
+      }
       case MessageType.Aggregate:
         // onMessage splits aggregates before they get here; kept on the one path all the same
         this.onMessage(m);
@@ -461,286 +457,6 @@ export class RtmpConnection {
     }
   }
 
-  private onCommand(c: Command): void {
-    switch (c.name) {
-      case 'connect':
-        this.hold(this.onConnect(c));
-        return;
-      case 'createStream':
-        this.onCreateStream(c);
-        return;
-      case 'releaseStream':
-      case 'FCSubscribe':
-        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
-        return;
-      case 'FCPublish': {
-        const name = boundedString('FCPublish name', c.args[0]);
-        this.send(commandMessage(0, 'onFCPublish', 0, null, { level: 'status', code: StatusCode.PublishStart, description: name }));
-        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
-        return;
-      }
-      case 'FCUnpublish': {
-        const name = boundedString('FCUnpublish name', c.args[0]);
-        this.send(commandMessage(0, 'onFCUnpublish', 0, null, { level: 'status', code: StatusCode.UnpublishSuccess, description: name }));
-        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
-        for (const [id, s] of this.streams) {
-          if (s.state === 'publishing' && s.info.name === splitStreamName(name).name) this.stopStream(id, true);
-        }
-        return;
-      }
-      case 'publish':
-        this.hold(this.onPublish(c));
-        return;
-      case 'play':
-        this.hold(this.onPlay(c));
-        return;
-      case 'deleteStream': {
-        const id = amfNumber(c.args[0] ?? null);
-        if (id !== undefined) {
-          this.stopStream(id, true);
-          this.streams.delete(id);
-        }
-        return;
-      }
-      case 'closeStream':
-        this.stopStream(c.streamId, true);
-        return;
-      case 'pause':
-        this.onPause(c);
-        return;
-      case 'receiveAudio':
-      case 'receiveVideo': {
-        const s = this.streams.get(c.streamId);
-        if (s?.state === 'playing') {
-          const on = c.args[0] !== false;
-          if (c.name === 'receiveAudio') s.output.receiveAudio = on;
-          else s.output.receiveVideo = on;
-        }
-        return;
-      }
-      case 'getStreamLength':
-        this.hold(this.onGetStreamLength(c));
-        return;
-      case 'seek':
-        this.onSeek(c);
-        return;
-      case '_checkbw':
-        if (c.transactionId !== 0) this.send(commandMessage(0, '_result', c.transactionId, null));
-        return;
-      case '_result':
-      case '_error':
-      case 'onBWDone':
-      case '_onbwcheck':
-      case '_onbwdone':
-        return;
-      default:
-        this.log.debug({ command: logText(c.name) }, 'unknown command');
-        if (c.transactionId !== 0) {
-          this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: `unknown command ${logText(c.name)}` }));
-        }
-    }
-  }
-
-  private async onConnect(c: Command): Promise<void> {
-    if (this.connectInfo !== undefined) {
-      throw serverError(ErrorCode.ProtocolViolation, 'connect sent twice');
-    }
-    const o = amfObjectOf(c.object) ?? {};
-    // every string is bounded before anything looks at it
-    const str = (k: string): string => boundedString(`connect ${k}`, o[k]);
-    const rawApp = str('app');
-    const tcUrl = str('tcUrl');
-    const flashVer = str('flashVer') || str('flashver');
-    const swfUrl = str('swfUrl');
-    const pageUrl = str('pageUrl');
-    const { name: app, query } = splitStreamName(trimSlashes(rawApp));
-    const info: ConnectInfo = {
-      app,
-      query,
-      tcUrl,
-      flashVer,
-      swfUrl,
-      pageUrl,
-      objectEncoding: amfNumber(o['objectEncoding'] ?? null) ?? 0,
-      object: o,
-      args: c.args,
-    };
-    this.log = this.log.child({ app: logText(app) });
-    try {
-      await this.handler.connect(this, info);
-    } catch (e) {
-      const err = toServerError(e);
-      this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.ConnectRejected, description: err.message }));
-      this.log.info({ code: err.code, err: logText(err.message), flashVer: logText(info.flashVer) }, 'connect refused');
-      this.close();
-      return;
-    }
-    this.app = app;
-    this.connectInfo = info;
-    // the four messages of the reply leave in one writev(2)
-    this.output.cork();
-    try {
-      this.acceptConnect(c, info, o);
-    } finally {
-      this.output.uncork();
-    }
-    this.log.info({ flashVer: logText(info.flashVer), tcUrl: logText(info.tcUrl) }, 'connect');
-  }
-
-  private acceptConnect(c: Command, info: ConnectInfo, o: AmfObject): void {
-    this.send(windowAckSizeMessage(this.options.windowAckSize));
-    this.send(setPeerBandwidthMessage(this.options.peerBandwidth, BandwidthLimit.Dynamic));
-    this.send(setChunkSizeMessage(this.options.chunkSize));
-    this.output.chunkSize = this.options.chunkSize;
-    const props: AmfObject = { fmsVer: 'FMS/3,0,1,123', capabilities: 31, mode: 1 };
-    const result: AmfObject = {
-      level: 'status',
-      code: StatusCode.ConnectSuccess,
-      description: 'Connection succeeded.',
-      objectEncoding: info.objectEncoding,
-    };
-    // Enhanced RTMP: answer a client's codec negotiation with what we pass through
-    if (o['fourCcList'] !== undefined || o['videoFourCcInfoMap'] !== undefined) {
-      props['fourCcList'] = ['av01', 'vp09', 'vp08', 'hvc1', 'avc1', 'Opus', 'fLaC', 'ac-3', 'ec-3', 'mp4a', '.mp3'];
-    }
-    this.send(commandMessage(0, '_result', c.transactionId, props, result));
-    this.send(commandMessage(0, 'onBWDone', 0, null, 8192));
-  }
-
-  private requireConnected(what: string): void {
-    if (this.connectInfo === undefined) throw serverError(ErrorCode.ProtocolViolation, `${what} before connect`);
-  }
-
-  private onCreateStream(c: Command): void {
-    this.requireConnected('createStream');
-    if (this.streams.size >= this.options.maxStreams) {
-      this.send(commandMessage(0, '_error', c.transactionId, null, { level: 'error', code: StatusCode.CallFailed, description: 'too many streams' }));
-      return;
-    }
-    const id = this.nextStreamId++;
-    this.streams.set(id, { state: 'idle' });
-    this.send(commandMessage(0, '_result', c.transactionId, null, id));
-  }
-
-  private streamFor(c: Command): number {
-    this.requireConnected(c.name);
-    // some clients publish on a stream they never created: accept it like nginx-rtmp does
-    if (!this.streams.has(c.streamId)) {
-      if (this.streams.size >= this.options.maxStreams) throw serverError(ErrorCode.ProtocolViolation, 'too many streams');
-      this.streams.set(c.streamId, { state: 'idle' });
-    }
-    const s = this.streams.get(c.streamId)!;
-    // commands run one at a time (onMessage), so this is a peer's doing only if that rule breaks: refuse
-    if (s.state === 'pending') throw serverError(ErrorCode.StreamPending, `${c.name} on stream ${c.streamId} while its ${s.role} is pending`);
-    // a second publish/play on a busy NetStream replaces the first (Flash's NetStream.play(other) switches)
-    if (s.state !== 'idle') this.stopStream(c.streamId, false);
-    return c.streamId;
-  }
-
-  private async onPublish(c: Command): Promise<void> {
-    const raw = boundedString('publish name', c.args[0]);
-    const typeArg = boundedString('publish type', c.args[1]) || 'live';
-    const streamId = this.streamFor(c);
-    const type: PublishType = typeArg === 'record' || typeArg === 'append' ? typeArg : 'live';
-    const { name, query } = splitStreamName(raw);
-    const info: PublishInfo = { streamId, name, query, type };
-    this.streams.set(streamId, { state: 'pending', role: 'publish' });
-    let handle: PublishHandle;
-    try {
-      handle = await this.handler.publish(this, info);
-    } catch (e) {
-      const err = toServerError(e);
-      this.streams.set(streamId, { state: 'idle' });
-      const code = err.code === ErrorCode.StreamBusy || err.code === ErrorCode.StreamNameInvalid ? StatusCode.PublishBadName : StatusCode.PublishDenied;
-      this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      this.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'publish refused');
-      return;
-    }
-    if (this.closed) {
-      handle.close();
-      return;
-    }
-    this.streams.set(streamId, { state: 'publishing', info, handle });
-    this.streamNames.add(name);
-    this.publishing = [...this.publishing, handle];
-    this.send(userControlMessage({ type: 'streamBegin', streamId }));
-    this.send(onStatusMessage(streamId, 'status', StatusCode.PublishStart, `${name} is now published.`, { details: name, clientid: this.id }));
-    this.log.info({ stream: logText(name), type }, 'publish');
-  }
-
-  private async onPlay(c: Command): Promise<void> {
-    const raw = boundedString('play name', c.args[0]);
-    const streamId = this.streamFor(c);
-    const { name, query } = splitStreamName(raw);
-    const start = amfNumber(c.args[1] ?? null) ?? -2;
-    const duration = amfNumber(c.args[2] ?? null) ?? -1;
-    const reset = c.args[3] !== false;
-    const info: PlayInfo = { streamId, name, query, start, duration, reset };
-    this.streams.set(streamId, { state: 'pending', role: 'play' });
-    // the handler calls output.begin() once the play is accepted, before media can flow
-    const output = new PlayerOutput(this, streamId);
-    let handle: PlayHandle;
-    try {
-      handle = await this.handler.play(this, info, output);
-    } catch (e) {
-      const err = toServerError(e);
-      this.streams.set(streamId, { state: 'idle' });
-      const code = err.code === ErrorCode.StreamNameInvalid || err.code === ErrorCode.VodNotFound ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
-      this.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      this.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'play refused');
-      return;
-    }
-    if (this.closed) {
-      handle.close();
-      return;
-    }
-    this.streams.set(streamId, { state: 'playing', info, handle, output });
-    this.streamNames.add(name);
-    this.log.info({ stream: logText(name), start, duration }, 'play');
-  }
-
-  /** getStreamLength(name): a recorded stream's length in seconds (0 for a live one), as nginx-rtmp answers. */
-  private async onGetStreamLength(c: Command): Promise<void> {
-    const { name } = splitStreamName(boundedString('getStreamLength name', c.args[0] ?? ''));
-    let ms: number | undefined;
-    try {
-      ms = this.connectInfo === undefined || name === '' ? undefined : await this.handler.streamLength?.(this, name);
-    } catch (e) {
-      this.log.debug({ stream: logText(name), err: logText(toServerError(e).message) }, 'getStreamLength: no length');
-    }
-    if (c.transactionId !== 0 && !this.closed) this.send(commandMessage(0, '_result', c.transactionId, null, (ms ?? 0) / 1000));
-  }
-
-  /** seek(ms): a recorded stream goes on from the keyframe at or before it; a live one cannot seek. */
-  private onSeek(c: Command): void {
-    const s = this.streams.get(c.streamId);
-    if (s?.state !== 'playing') return;
-    const ms = amfNumber(c.args[0] ?? null);
-    if (s.handle.seek === undefined || ms === undefined || !Number.isFinite(ms)) {
-      this.send(onStatusMessage(c.streamId, 'error', StatusCode.SeekFailed, 'Seek failed: not a recorded stream.', { details: s.info.name }));
-      return;
-    }
-    s.output.paused = false;
-    const at = s.handle.seek(Math.max(0, ms));
-    s.output.seeked(s.info.name, at);
-    this.log.info({ stream: logText(s.info.name), ms, at }, 'seek');
-  }
-
-  private onPause(c: Command): void {
-    const s = this.streams.get(c.streamId);
-    if (s?.state !== 'playing') return;
-    const pause = c.args[0] !== false;
-    s.handle.pause?.(pause);
-    s.output.paused = pause;
-    if (pause) {
-      this.send(onStatusMessage(c.streamId, 'status', StatusCode.PauseNotify, 'Paused.', { details: s.info.name }));
-    } else {
-      s.handle.resume();
-      this.send(userControlMessage({ type: 'streamBegin', streamId: c.streamId }));
-      this.send(onStatusMessage(c.streamId, 'status', StatusCode.UnpauseNotify, 'Unpaused.', { details: s.info.name }));
-    }
-  }
-
   /**
    * The control API's redirect (nginx-rtmp's redirect/publisher|subscriber|client):
    * each NetStream that publishes or plays `name` (any name when undefined) in the
@@ -756,20 +472,13 @@ export class RtmpConnection {
   redirect(role: RedirectRole, name: string | undefined, newName: string): number {
     if (this.closed) return 0;
     let n = 0;
-    for (const [id, s] of [...this.streams]) {
-      if (s.state !== 'publishing' && s.state !== 'playing') continue;
-      if ((role === 'publisher' && s.state !== 'publishing') || (role === 'subscriber' && s.state !== 'playing')) continue;
-      if (name !== undefined && s.info.name !== name) continue;
-      const m =
-        s.state === 'publishing'
-          ? commandMessage(id, 'publish', 0, null, newName, s.info.type)
-          : commandMessage(id, 'play', 0, null, newName, s.info.start, s.info.duration, true);
+    for (const { streamId, message: m, publish } of this.commands.redirects(role, name, newName)) {
       n++;
       if (this.busy) {
         // behind the pending command, like a message from the client (counted, but never refused for the bound)
         this.backlog.push(m);
         this.backlogBytes += m.payload.length + BACKLOG_MESSAGE_COST;
-        if (s.state === 'publishing') this.queuedPublish.add(id);
+        if (publish) this.queuedPublish.add(streamId);
       } else {
         try {
           this.dispatch(m);
@@ -782,45 +491,17 @@ export class RtmpConnection {
     return n;
   }
 
-  /** Ends whatever the NetStream does; the stream id stays valid. */
-  private stopStream(streamId: number, notify: boolean): void {
-    const s = this.streams.get(streamId);
-    if (s === undefined) return;
-    if (s.state === 'publishing') {
-      this.publishing = this.publishing.filter((h) => h !== s.handle);
-      s.handle.close();
-      if (notify && !this.closed) {
-        this.send(onStatusMessage(streamId, 'status', StatusCode.UnpublishSuccess, `${s.info.name} is now unpublished.`, { details: s.info.name }));
-      }
-      this.log.info({ stream: logText(s.info.name), bytesIn: this.bytesIn }, 'unpublish');
-    } else if (s.state === 'playing') {
-      s.handle.close();
-      if (notify && !this.closed) {
-        this.send(onStatusMessage(streamId, 'status', StatusCode.PlayStop, `Stopped playing ${s.info.name}.`, { details: s.info.name }));
-      }
-      this.log.info({ stream: logText(s.info.name), bytesOut: this.bytesOut }, 'play stop');
-    }
-    this.streams.set(streamId, { state: 'idle' });
-  }
-
   private cleanup(err: ServerError | undefined): void {
     if (this.closed) return;
     this.closed = true;
     this.backlog.clear();
     this.backlogBytes = 0;
     this.queuedPublish.clear();
-    for (const id of [...this.streams.keys()]) this.stopStream(id, false);
-    this.streams.clear();
+    this.commands.closeAll();
     this.log.info(
-      { streams: [...this.streamNames].map(logText), bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
+      { streams: [...this.commands.streamNames].map(logText), bytesIn: this.bytesIn, bytesOut: this.bytesOut, seconds: Math.round((Date.now() - this.connectedAt) / 100) / 10, code: err?.code },
       'close',
     );
     this.handler.closed(this, err);
   }
-}
-
-function toServerError(e: unknown): ServerError {
-  if (e instanceof ServerError) return e;
-  const d = describeError(e);
-  return serverError(ErrorCode.ProtocolViolation, d.message, e);
 }
