@@ -273,10 +273,8 @@ export class NetStreams {
       handle = await this.calls.publish(info);
     } catch (e) {
       const err = toServerError(e);
-      this.streams.set(streamId, { state: 'idle' });
       const code = err.code === ErrorCode.StreamBusy || err.code === ErrorCode.StreamNameInvalid ? StatusCode.PublishBadName : StatusCode.PublishDenied;
-      host.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      host.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'publish refused');
+      this.refused('publish', streamId, name, err, code);
       return;
     }
     if (host.closed) {
@@ -289,6 +287,13 @@ export class NetStreams {
     host.send(userControlMessage({ type: 'streamBegin', streamId }));
     host.send(onStatusMessage(streamId, 'status', StatusCode.PublishStart, `${name} is now published.`, { details: name, clientid: host.id }));
     host.log.info({ stream: logText(name), type }, 'publish');
+  }
+
+  /** The application refused a publish or play: the NetStream goes back to idle, the client gets `code`, one log line. */
+  private refused(what: 'publish' | 'play', streamId: number, name: string, err: ServerError, code: string): void {
+    this.streams.set(streamId, { state: 'idle' });
+    this.host.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
+    this.host.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, `${what} refused`);
   }
 
   private async onPlay(c: Command): Promise<void> {
@@ -308,10 +313,8 @@ export class NetStreams {
       handle = await this.calls.play(info, output);
     } catch (e) {
       const err = toServerError(e);
-      this.streams.set(streamId, { state: 'idle' });
       const code = err.code === ErrorCode.StreamNameInvalid || err.code === ErrorCode.VodNotFound ? StatusCode.PlayStreamNotFound : StatusCode.PlayFailed;
-      host.send(onStatusMessage(streamId, 'error', code, err.message, { details: name }));
-      host.log.info({ stream: logText(name), code: err.code, err: logText(err.message) }, 'play refused');
+      this.refused('play', streamId, name, err, code);
       return;
     }
     if (host.closed) {
