@@ -1,9 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
-
-/** the data of a tag that has none (replaced by a view of the payload once parsed): no view made per tag */
-const NO_DATA = Buffer.alloc(0);
+import { NO_TAG_DATA, peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP audio tag header: legacy (FLV spec v10.1, E.4.2.1) and
@@ -103,7 +100,7 @@ function parseLegacy(r: ByteReader, b0: number, format: number): AudioTagInfo {
     soundSize: (b0 & 0x02) !== 0 ? SoundSizeBits.Bits16 : SoundSizeBits.Bits8,
     stereo: (b0 & 0x01) !== 0,
     isSequenceHeader: false,
-    data: NO_DATA,
+    data: NO_TAG_DATA,
   };
   if (format === SoundFormat.Aac) {
     const packetType = r.u8();
@@ -132,7 +129,7 @@ function parseEnhanced(r: ByteReader, b0: number): AudioTagInfo {
     soundSize: 0,
     stereo: false,
     isSequenceHeader: false,
-    data: NO_DATA,
+    data: NO_TAG_DATA,
     packetType,
   };
   if (modEx.timestampOffsetNano !== undefined) info.timestampOffsetNano = modEx.timestampOffsetNano;

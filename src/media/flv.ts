@@ -42,6 +42,11 @@ export const FLV_TAG_HEADER_SIZE = 11;
 export const FLV_PREVIOUS_TAG_SIZE = 4;
 /** DataSize is a UI24. */
 export const FLV_MAX_TAG_DATA_SIZE = 0xffffff;
+/**
+ * The `data` of an audio/video tag header parsed before its body is known (replaced by a view of the
+ * payload once parsed; a tag without a body keeps it): one shared empty buffer, no view made per tag.
+ */
+export const NO_TAG_DATA = Buffer.alloc(0);
 const DEFAULT_MAX_TAG_DATA_SIZE = 16 * 1024 * 1024;
 
 const FlvTypeFlags = { Audio: 0x04, Video: 0x01 } as const;

@@ -1,9 +1,6 @@
 import { ByteReader } from '../core/bytes.js';
 import { ErrorCode, serverError } from '../core/errors.js';
-import { peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
-
-/** the data of a tag that has none (replaced by a view of the payload once parsed): no view made per tag */
-const NO_DATA = Buffer.alloc(0);
+import { NO_TAG_DATA, peekExPacketType, readModExChain, readTrackHeader } from './flv.js';
 
 /**
  * The FLV / RTMP video tag header: legacy (FLV spec v10.1, E.4.3.1) and
@@ -104,7 +101,7 @@ function parseLegacy(r: ByteReader, b0: number): VideoTagInfo {
     isSequenceHeader: false,
     isEndOfSequence: false,
     compositionTime: 0,
-    data: NO_DATA,
+    data: NO_TAG_DATA,
   };
   if (frameType === VideoFrameType.Command) {
     info.command = r.u8();
@@ -149,7 +146,7 @@ function parseEnhanced(r: ByteReader, b0: number): VideoTagInfo {
     isSequenceHeader: false,
     isEndOfSequence: false,
     compositionTime: 0,
-    data: NO_DATA,
+    data: NO_TAG_DATA,
     packetType,
   };
   if (modEx.timestampOffsetNano !== undefined) info.timestampOffsetNano = modEx.timestampOffsetNano;
