@@ -6,12 +6,12 @@
  * once per read (the stream handle's onread, the socket's stream bookkeeping,
  * the user's callback, a microtask checkpoint). A publisher makes about one
  * read per message, so with hundreds of publishers that entry costs more than
- * the processing of the message. A poller watches descriptors with libuv's
- * uv_poll (the loop Node.js runs, napi_get_uv_event_loop), reads each ready one
+ * the processing of the message. A poller watches descriptors on the loop
+ * Node.js runs (napi_get_uv_event_loop; how: below), reads each ready one
  * with one recv(2) into the next free part of a batch buffer, and hands the
  * batch to one JavaScript callback: in the loop's check phase (right after the
- * poll phase that made the reads), or at once when the batch buffer or its
- * entry table is full.
+ * poll phase that made the reads), at the end of a read window (below), or at
+ * once when the batch buffer or its entry table is full.
  *
  *   createPoller(buffer: Buffer, meta: Int32Array, onBatch: (count) => void): poller
  *
@@ -27,20 +27,37 @@
  *
  * Watches fd for reads; its entries carry `token` (0 <= token < 2^20, unique
  * among the poller's watched descriptors). The poller owns fd from now on:
- * it closes it on unwatch. Throws ERR_NATIVE_POLL (errno's text) when libuv
- * refuses (the descriptor is not open, or already watched in this loop); fd is
- * then not owned (the caller closes it).
+ * it closes it on unwatch. Throws ERR_NATIVE_POLL (errno's text) when epoll
+ * refuses (the descriptor is not open, is not pollable, or is already in the
+ * poller's set); fd is then not owned (the caller closes it).
  *
  *   pollerUnwatch(poller, token: number): void
  *
  * Stops reading, forgets the batch's pending entries of token (they become
- * token -1, which the callback skips), and closes the descriptor once libuv
- * has released it. An unknown token is ignored. Callable from onBatch.
+ * token -1, which the callback skips), and closes the descriptor. An unknown token is ignored. Callable from onBatch.
+ *
+ *   pollerSetWindow(poller, ms: number): void
+ *
+ * The read window (0..1000 ms; 0, the start, turns it off). With a window,
+ * the first descriptor that becomes readable does not wake the loop for its
+ * own read: the poller stops listening for ms milliseconds, then reads every
+ * descriptor that is ready by then and hands that batch to onBatch at once
+ * (from the timer). Reads wait at most ms longer; the loop wakes at most once
+ * a window for them instead of once per arrival. The policy that turns it on
+ * and off is the caller's (src/rtmp/socket-input.ts, ReadWindow).
  *
  *   pollerClose(poller): void
  *
- * Unwatches everything and stops the check handle: the poller is done (later
- * calls throw).
+ * Unwatches everything and stops the poller's handles: the poller is done
+ * (later calls throw).
+ *
+ * How: the watched descriptors are in an epoll set of the poller's own
+ * (level-triggered EPOLLIN), and that set's descriptor is the one thing the
+ * poller watches in libuv's loop (uv_poll). When it is readable, the poller
+ * asks its set which descriptors are ready (epoll_wait with no timeout) and
+ * makes one recv(2) on each; with a window it first stops watching the set and
+ * starts a timer. Linux only (epoll): elsewhere the addon has no poller and
+ * the server uses the shared read buffer instead.
  *
  * Contract with the caller (asserted on its side): a descriptor given to
  * pollerWatch is a dup(2) the caller made for the poller alone; nothing else
@@ -51,10 +68,13 @@
 #include <node_api.h>
 #include <uv.h>
 
+#ifdef __linux__
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -65,20 +85,33 @@
 #define READ_MAX (64 * 1024)
 #define ENTRY_INTS 3
 #define MAX_TOKEN (1 << 20)
+/* ready descriptors taken from the poller's epoll set per epoll_wait(2) */
+#define EVENTS_MAX 512
+/* the longest read window pollerSetWindow accepts */
+#define WINDOW_MAX_MS 1000
 
 typedef struct poller poller;
 
 typedef struct {
-  uv_poll_t handle;
-  poller *owner;
   int fd;
   int32_t token;
+  /* in the poller's epoll set (until unwatched, or the peer's end or an error) */
+  int listening;
 } watcher;
 
 struct poller {
   napi_env env;
   uv_loop_t *loop;
+  /* delivers the reads of the poll phase */
   uv_check_t check;
+  /* the epoll set's descriptor, watched in libuv's loop */
+  uv_poll_t set_watch;
+  /* the read window */
+  uv_timer_t window;
+  int epfd;
+  uint64_t window_ms;
+  /* the window's timer runs (set_watch is stopped meanwhile) */
+  int window_open;
   napi_ref buffer_ref;
   napi_ref meta_ref;
   napi_ref callback_ref;
@@ -92,19 +125,36 @@ struct poller {
   /* watchers by token; NULL where none */
   watcher **watchers;
   size_t watchers_len;
+  /* watchers in the epoll set: while there is one, the poller keeps the loop alive */
+  size_t listening;
   int delivering;
   int closed;
-  /* the check handle is closed / the external was collected: p is freed when both are */
-  int check_closed;
+  /* handles not yet closed (check, set_watch, window): p is freed when none is left and the external was collected */
+  int open_handles;
   int collected;
 };
 
 static int flush_batch(poller *p);
+static void on_set_readable(uv_poll_t *h, int status, int events);
 
-static void on_watcher_closed(uv_handle_t *h) {
-  watcher *w = (watcher *)h->data;
-  close(w->fd);
-  free(w);
+/* a watched descriptor keeps the loop alive, as a socket Node.js reads does (its own handle, never reading, does not) */
+static void update_refs(poller *p) {
+  if (p->listening > 0) {
+    uv_ref((uv_handle_t *)&p->set_watch);
+    uv_ref((uv_handle_t *)&p->window);
+  } else {
+    uv_unref((uv_handle_t *)&p->set_watch);
+    uv_unref((uv_handle_t *)&p->window);
+  }
+}
+
+/* takes w out of the epoll set (its descriptor stays open) */
+static void stop_listening(poller *p, watcher *w) {
+  if (!w->listening) return;
+  w->listening = 0;
+  epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+  p->listening--;
+  update_refs(p);
 }
 
 static void stop_watcher(poller *p, watcher *w) {
@@ -113,8 +163,9 @@ static void stop_watcher(poller *p, watcher *w) {
   for (size_t i = 0; i < p->count; i++) {
     if (p->meta[i * ENTRY_INTS] == w->token) p->meta[i * ENTRY_INTS] = -1;
   }
-  uv_poll_stop(&w->handle);
-  uv_close((uv_handle_t *)&w->handle, on_watcher_closed);
+  stop_listening(p, w);
+  close(w->fd);
+  free(w);
 }
 
 static void add_entry(poller *p, int32_t token, int32_t result, size_t offset) {
@@ -125,38 +176,53 @@ static void add_entry(poller *p, int32_t token, int32_t result, size_t offset) {
   p->count++;
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  watcher *w = (watcher *)h->data;
-  poller *p = w->owner;
-  (void)events;
+/* One recv(2) of a ready descriptor into the batch; 0 when the poller closed meanwhile. */
+static int read_one(poller *p, watcher *w, uint32_t events) {
+  int32_t token = w->token;
   if (p->buf_len - p->used < READ_MAX || p->count == p->max_entries) {
     /* no room for a full read: the batch goes now (the callback may unwatch w itself) */
-    if (!flush_batch(p)) return;
-    if (p->watchers[w->token] != w) return;
+    if (!flush_batch(p)) return !p->closed;
+    if (p->watchers[token] != w) return 1;
   }
-  /* libuv reports an error condition of the socket (EPOLLERR) as status UV_EBADF and stops the handle:
-     the recv(2) below then gets the data still queued, or the socket's own error (ECONNRESET...) */
   ssize_t r;
   do r = recv(w->fd, p->buf + p->used, READ_MAX, MSG_DONTWAIT);
   while (r < 0 && errno == EINTR);
   if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (status < 0) add_entry(p, w->token, status, p->used);
-      return;
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      if (!(events & EPOLLERR)) return 1;
+      /* an error condition without a pending error for recv: SO_ERROR says which */
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      e = getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr > 0 ? soerr : EIO;
     }
-    add_entry(p, w->token, errno > 0 ? -errno : -EIO, p->used);
-    uv_poll_stop(h);
-    return;
+    add_entry(p, token, e > 0 ? -e : -EIO, p->used);
+    stop_listening(p, w);
+    return 1;
   }
-  add_entry(p, w->token, (int32_t)r, p->used);
+  add_entry(p, token, (int32_t)r, p->used);
   if (r == 0) {
-    uv_poll_stop(h);
-    return;
+    stop_listening(p, w);
+    return 1;
   }
-  /* data before the error: read on (the error comes with a later read) */
-  if (status < 0) uv_poll_start(h, UV_READABLE, on_readable);
   /* the next read starts on an 8-byte boundary */
   p->used += ((size_t)r + 7) & ~(size_t)7;
+  return 1;
+}
+
+/* One recv(2) on each descriptor of the epoll set that is ready now. */
+static void read_ready(poller *p) {
+  struct epoll_event events[EVENTS_MAX];
+  int n;
+  do n = epoll_wait(p->epfd, events, EVENTS_MAX, 0);
+  while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n; i++) {
+    uint32_t token = events[i].data.u32;
+    /* unwatched by a batch delivered meanwhile (or its token given to another descriptor: recv finds nothing or reads it, both fine) */
+    watcher *w = token < p->watchers_len ? p->watchers[token] : NULL;
+    if (w == NULL || !w->listening) continue;
+    if (!read_one(p, w, events[i].events)) return;
+  }
 }
 
 /* Hands the batch to JavaScript; 0 when the callback threw (reported as an uncaught exception) or the poller closed. */
@@ -183,17 +249,47 @@ static int flush_batch(poller *p) {
   return s == napi_ok && !p->closed;
 }
 
+/* the window is over: read what is ready, deliver it, listen again */
+static void on_window(uv_timer_t *t) {
+  poller *p = (poller *)t->data;
+  p->window_open = 0;
+  if (p->closed) return;
+  read_ready(p);
+  if (!p->closed) flush_batch(p);
+  if (!p->closed) uv_poll_start(&p->set_watch, UV_READABLE, on_set_readable);
+}
+
+static void on_set_readable(uv_poll_t *h, int status, int events) {
+  poller *p = (poller *)h->data;
+  (void)status;
+  (void)events;
+  if (p->window_ms > 0) {
+    /* the reads wait for the window: the loop does not wake for the arrivals meanwhile */
+    uv_poll_stop(&p->set_watch);
+    p->window_open = 1;
+    uv_timer_start(&p->window, on_window, p->window_ms, 0);
+    return;
+  }
+  /* delivered in the check phase, right after this poll phase */
+  read_ready(p);
+}
+
 static void on_check(uv_check_t *h) {
   poller *p = (poller *)h->data;
   flush_batch(p);
 }
 
-static void on_check_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   poller *p = (poller *)h->data;
+  if (h == (uv_handle_t *)&p->set_watch) {
+    /* libuv no longer watches the set: its descriptor can go */
+    close(p->epfd);
+    p->epfd = -1;
+  }
+  if (--p->open_handles > 0) return;
   free(p->watchers);
   p->watchers = NULL;
   p->watchers_len = 0;
-  p->check_closed = 1;
   if (p->collected) free(p);
 }
 
@@ -203,7 +299,7 @@ static void on_collected(napi_env env, void *data, void *hint) {
   (void)hint;
   poller *p = (poller *)data;
   p->collected = 1;
-  if (p->check_closed) free(p);
+  if (p->closed && p->open_handles == 0) free(p);
 }
 
 static int get_poller(napi_env env, napi_value v, poller **out) {
@@ -238,31 +334,55 @@ static napi_value CreatePoller(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_NATIVE_POLL", "no event loop");
     return NULL;
   }
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    napi_throw_error(env, "ERR_NATIVE_POLL", strerror(errno));
+    return NULL;
+  }
   poller *p = calloc(1, sizeof *p);
   if (p == NULL) {
+    close(epfd);
     napi_throw_error(env, "ERR_NATIVE_MEMORY", "createPoller: out of memory");
     return NULL;
   }
   p->env = env;
   p->loop = loop;
+  p->epfd = epfd;
   p->buf = buf;
   p->buf_len = buf_len;
   p->meta = meta;
   p->max_entries = meta_len / ENTRY_INTS;
   napi_value name, external;
-  if (napi_create_reference(env, argv[0], 1, &p->buffer_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &p->meta_ref) != napi_ok ||
+  int r = uv_poll_init(loop, &p->set_watch, epfd);
+  if (r != 0 || napi_create_reference(env, argv[0], 1, &p->buffer_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &p->meta_ref) != napi_ok ||
       napi_create_reference(env, argv[2], 1, &p->callback_ref) != napi_ok ||
       napi_create_string_utf8(env, "rtmp-server:reads", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, NULL, name, &p->context) != napi_ok || napi_create_external(env, p, on_collected, NULL, &external) != napi_ok) {
-    free(p);
-    napi_throw_error(env, "ERR_NATIVE_POLL", "createPoller: N-API failure");
+    if (r == 0) {
+      /* the handle is in the loop: closed there, then the descriptor and p go (on_handle_closed, with nothing else open) */
+      p->set_watch.data = p;
+      p->open_handles = 1;
+      p->closed = 1;
+      p->collected = 1;
+      uv_close((uv_handle_t *)&p->set_watch, on_handle_closed);
+    } else {
+      close(epfd);
+      free(p);
+    }
+    napi_throw_error(env, "ERR_NATIVE_POLL", r != 0 ? uv_strerror(r) : "createPoller: N-API failure");
     return NULL;
   }
+  p->set_watch.data = p;
   uv_check_init(loop, &p->check);
   p->check.data = p;
+  uv_timer_init(loop, &p->window);
+  p->window.data = p;
+  p->open_handles = 3;
   uv_check_start(&p->check, on_check);
+  uv_poll_start(&p->set_watch, UV_READABLE, on_set_readable);
   /* the sockets keep the loop alive, not the poller */
   uv_unref((uv_handle_t *)&p->check);
+  update_refs(p);
   return external;
 }
 
@@ -298,27 +418,23 @@ static napi_value PollerWatch(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_NATIVE_MEMORY", "pollerWatch: out of memory");
     return NULL;
   }
-  int r = uv_poll_init(p->loop, &w->handle, fd);
-  if (r == 0) {
-    w->handle.data = w;
-    w->owner = p;
-    w->fd = fd;
-    w->token = token;
-    r = uv_poll_start(&w->handle, UV_READABLE, on_readable);
-    if (r != 0) {
-      /* fd is the caller's again; the handle is closed without closing it */
-      w->fd = -1;
-      uv_close((uv_handle_t *)&w->handle, (uv_close_cb)free);
-    }
-  } else {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.u32 = (uint32_t)token;
+  if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    /* fd is the caller's again (not open, not pollable...) */
+    int e = errno;
     free(w);
-  }
-  if (r != 0) {
-    napi_throw_error(env, "ERR_NATIVE_POLL", uv_strerror(r));
+    napi_throw_error(env, "ERR_NATIVE_POLL", strerror(e));
     return NULL;
   }
-  /* a watched socket keeps the loop alive, as a socket Node.js reads does (its own handle, never reading, does not) */
+  w->fd = fd;
+  w->token = token;
+  w->listening = 1;
   p->watchers[token] = w;
+  p->listening++;
+  update_refs(p);
   return NULL;
 }
 
@@ -333,6 +449,21 @@ static napi_value PollerUnwatch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (token >= 0 && (size_t)token < p->watchers_len && p->watchers[token] != NULL) stop_watcher(p, p->watchers[token]);
+  return NULL;
+}
+
+static napi_value PollerSetWindow(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  poller *p;
+  int32_t ms;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_poller(env, argv[0], &p) ||
+      napi_get_value_int32(env, argv[1], &ms) != napi_ok || ms < 0 || ms > WINDOW_MAX_MS) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "pollerSetWindow(poller: an open poller, ms: 0..1000)");
+    return NULL;
+  }
+  /* a window already open ends as it was set (on_window listens again) */
+  p->window_ms = (uint64_t)ms;
   return NULL;
 }
 
@@ -355,9 +486,10 @@ static napi_value PollerClose(napi_env env, napi_callback_info info) {
   napi_async_destroy(env, p->context);
   p->buf = NULL;
   p->meta = NULL;
-  uv_check_stop(&p->check);
-  /* p itself stays until the external is collected too (on_collected): later calls see it closed */
-  uv_close((uv_handle_t *)&p->check, on_check_closed);
+  /* p itself stays until its handles are closed and the external is collected (later calls see it closed) */
+  uv_close((uv_handle_t *)&p->check, on_handle_closed);
+  uv_close((uv_handle_t *)&p->window, on_handle_closed);
+  uv_close((uv_handle_t *)&p->set_watch, on_handle_closed);
   return NULL;
 }
 
@@ -369,6 +501,7 @@ int reader_init(napi_env env, napi_value exports) {
       {"createPoller", CreatePoller},
       {"pollerWatch", PollerWatch},
       {"pollerUnwatch", PollerUnwatch},
+      {"pollerSetWindow", PollerSetWindow},
       {"pollerClose", PollerClose},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
@@ -378,3 +511,15 @@ int reader_init(napi_env env, napi_value exports) {
   }
   return 1;
 }
+
+#else /* not Linux: no poller (the server reads through the shared buffer) */
+
+#include "reader.h"
+
+int reader_init(napi_env env, napi_value exports) {
+  (void)env;
+  (void)exports;
+  return 1;
+}
+
+#endif

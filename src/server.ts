@@ -90,7 +90,8 @@ export class RtmpServer {
     const given = options.nativeWriter;
     this.native = given === false ? { writer: undefined, reason: 'disabled by the embedding code' } : given !== undefined ? { writer: given, path: '(given by the embedding code)' } : loadNativeWriter();
     this.writeGroup = new WriteGroup({ native: this.native.writer });
-    this.sharedReader = createSocketInput(this.native.writer, this.writeGroup);
+    // one poller for the process: the first server block's read_window counts, as for warmup
+    this.sharedReader = createSocketInput(this.native.writer, this.writeGroup, config.rtmp[0]?.readWindow ?? 0);
     this.hub = new LiveHub({ outputBatch: this.writeGroup, logger: this.log.child({ module: 'live' }) });
     // the outputs, one line each, after the application's own modules (the live step is added last)
     const outputs = (app: ApplicationConfig, deps: ModuleDeps): (AppModule | undefined)[] => [

@@ -1092,6 +1092,7 @@ function buildRtmpServer(srv: RtmpServerTree, rtmp: RtmpTree, issues: Issues, li
     directWrite: r.flag('direct_write'),
     nativeWrite: r.flag('native_write'),
     sharedRead: r.flag('shared_read'),
+    readWindow: r.int('read_window'),
     warmup: r.flag('warmup'),
     tcpNodelay: r.flag('tcp_nodelay'),
     maxConnections: r.int('max_connections'),

@@ -162,6 +162,8 @@ export interface RtmpServerConfig {
   readonly nativeWrite: boolean;
   /** shared_read: connections read into one buffer of the server's (needs the native addon's dup) */
   readonly sharedRead: boolean;
+  /** read_window: ms a read may wait under load so that one wake-up takes more reads, 0 = off (the first server block's setting counts) */
+  readonly readWindow: number;
   /** warmup: a synthetic loopback stream at boot compiles the hot paths first (the first server block's setting counts) */
   readonly warmup: boolean;
   /** tcp_nodelay: TCP_NODELAY on RTMP connections (off: Nagle merges small writes) */

@@ -47,6 +47,13 @@ export interface NativeWriter {
   createPoller?(buffer: Buffer, meta: Int32Array, onBatch: (count: number) => void): NativePoller;
   pollerWatch?(poller: NativePoller, fd: number, token: number): void;
   pollerUnwatch?(poller: NativePoller, token: number): void;
+  /**
+   * The poller's read window in ms (0..1000, 0 = none, the start): reads wait
+   * at most this long so that one wake-up of the loop takes the arrivals of
+   * the whole window (native/reader.c; the policy: ReadWindow in
+   * src/rtmp/socket-input.ts). Absent in an addon built before it.
+   */
+  pollerSetWindow?(poller: NativePoller, ms: number): void;
   pollerClose?(poller: NativePoller): void;
   /**
    * A whole file as ONE thread-pool job (native/files.c): open(tmpPath,

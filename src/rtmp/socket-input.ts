@@ -39,11 +39,12 @@ function duplicate(accepted: net.Socket, dupFd: (fd: number) => number): { copy:
  * one call into JavaScript per turn), else SharedSocketReader (Node.js's
  * `onread` into one buffer), else none (each socket read the usual way).
  */
-export function createSocketInput(native: NativeWriter | undefined, group: WriteGroup | undefined): SocketInput | undefined {
+export function createSocketInput(native: NativeWriter | undefined, group: WriteGroup | undefined, readWindowMs = 0): SocketInput | undefined {
   const dupFd = native?.dupFd?.bind(native);
   if (native === undefined || dupFd === undefined) return undefined;
   if (native.createPoller !== undefined && native.pollerWatch !== undefined && native.pollerUnwatch !== undefined && native.pollerClose !== undefined) {
-    return new NativeSocketReader(native as Required<NativeWriter>, dupFd, group);
+    const setWindow = native.pollerSetWindow;
+    return new NativeSocketReader(native as PollerNative, dupFd, group, setWindow !== undefined && readWindowMs > 0 ? new ReadWindow(readWindowMs) : undefined);
   }
   return new SharedSocketReader(dupFd);
 }
@@ -139,6 +140,85 @@ export class SharedSocketReader implements SocketInput {
   }
 }
 
+/** What ReadWindow decides from (defaults in READ_WINDOW). */
+export interface ReadWindowOptions {
+  /** the window when it is on, ms (read_window) */
+  readonly ms: number;
+  /** on when the read rate would put at least this many reads in a window; off below half of it */
+  readonly minReads?: number;
+  /** how often the rate is measured, ms */
+  readonly periodMs?: number;
+}
+
+export const READ_WINDOW = {
+  /** read_window's default, ms */
+  Ms: 4,
+  /** reads a window must gather on average for it to be on (off below half) */
+  MinReads: 8,
+  /** the rate is measured over this long */
+  PeriodMs: 250,
+  /** the longest window native/reader.c accepts */
+  MaxMs: 1000,
+} as const;
+
+/**
+ * When the poller's read window is on (the window itself: native/reader.c).
+ *
+ * A window costs latency: a read waits up to `ms` for the arrivals the same
+ * wake-up of the loop will take. It pays only when many connections send at
+ * once: each wake-up of the process (the scheduler's switch, libuv's poll, the
+ * entry into JavaScript, the write group's flush) then serves a window's worth
+ * of reads instead of the few that arrived while the last batch ran
+ * (bench/RESULTS.md, 2026-12-08: ~10 % of the server's CPU at 50 publishers).
+ * So the window is on only while the reads come fast enough to put at least
+ * `minReads` in each window (at 4 ms and 8 reads: 2 000 reads a second, ~27
+ * publishers at 1 Mbit/s), and off again below half of that: one publisher and
+ * its players, or a few, never wait for it.
+ */
+export class ReadWindow {
+  readonly ms: number;
+  private readonly minReads: number;
+  private readonly periodMs: number;
+  private on = false;
+  private reads = 0;
+  private periodStart: number | undefined = undefined;
+
+  constructor(o: ReadWindowOptions | number) {
+    const opts = typeof o === 'number' ? { ms: o } : o;
+    if (!Number.isInteger(opts.ms) || opts.ms < 1 || opts.ms > READ_WINDOW.MaxMs) throw new RangeError(`read window must be an integer of 1..${READ_WINDOW.MaxMs} ms, got ${opts.ms}`);
+    this.ms = opts.ms;
+    this.minReads = opts.minReads ?? READ_WINDOW.MinReads;
+    this.periodMs = opts.periodMs ?? READ_WINDOW.PeriodMs;
+  }
+
+  /** Whether the window is on now. */
+  get active(): boolean {
+    return this.on;
+  }
+
+  /**
+   * Counts a batch of `reads` delivered at `now` (ms). Once a period has
+   * passed, decides from the period's rate: returns the window to set (ms, 0
+   * for off) when that changes, else undefined.
+   */
+  batch(reads: number, now: number): number | undefined {
+    if (this.periodStart === undefined) this.periodStart = now;
+    this.reads += reads;
+    const elapsed = now - this.periodStart;
+    if (elapsed < this.periodMs) return undefined;
+    // reads a window of this length would have gathered at the period's rate
+    const perWindow = (this.reads * this.ms) / elapsed;
+    this.reads = 0;
+    this.periodStart = now;
+    const on = this.on ? perWindow >= this.minReads / 2 : perWindow >= this.minReads;
+    if (on === this.on) return undefined;
+    this.on = on;
+    return on ? this.ms : 0;
+  }
+}
+
+type PollerNative = Pick<Required<NativeWriter>, 'createPoller' | 'pollerWatch' | 'pollerUnwatch' | 'pollerClose'> & Pick<NativeWriter, 'pollerSetWindow'>;
+
 /** Bytes a batch can hold: sixteen full reads (native/reader.c reads at most 64 KiB at a time). */
 const BATCH_BYTES = 1024 * 1024;
 /** Reads a batch can hold (three int32 each: token, result, offset). */
@@ -183,12 +263,20 @@ export class NativeSocketReader implements SocketInput {
   private closed = false;
 
   constructor(
-    private readonly native: Pick<Required<NativeWriter>, 'createPoller' | 'pollerWatch' | 'pollerUnwatch' | 'pollerClose'>,
+    private readonly native: PollerNative,
     private readonly dupFd: (fd: number) => number,
     /** the server's write group: a batch's writes leave together */
     private readonly group?: WriteGroup,
+    /** the read window's policy (none: every read is delivered in the turn that made it) */
+    private readonly window?: ReadWindow,
   ) {
+    assert(window === undefined || native.pollerSetWindow !== undefined, 'a read window needs the addon\'s pollerSetWindow');
     this.poller = native.createPoller(this.buffer, this.meta, (count) => this.deliver(count));
+  }
+
+  /** Whether reads wait for the window now (ReadWindow). */
+  get windowActive(): boolean {
+    return this.window?.active === true;
   }
 
   /** The accepted socket must not have read yet (a server with pauseOnConnect); it stays paused for good. */
@@ -220,7 +308,11 @@ export class NativeSocketReader implements SocketInput {
 
   /** One batch of reads, in the order they were made. */
   private deliver(count: number): void {
-    const { meta, buffer, handlers, group } = this;
+    const { meta, buffer, handlers, group, window } = this;
+    if (window !== undefined) {
+      const set = window.batch(count, Date.now());
+      if (set !== undefined) this.native.pollerSetWindow!(this.poller, set);
+    }
     group?.begin();
     try {
       for (let i = 0; i < count; i++) {

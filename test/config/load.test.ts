@@ -513,6 +513,12 @@ rtmp {
     assert.equal(s.sharedRead, true, 'shared_read is on by default');
     assert.equal(server('listen 1935; shared_read off;').sharedRead, false);
     assert.throws(() => server('listen 1935; application a { shared_read off; }'), /shared_read/, 'a server-level setting');
+    assert.equal(s.readWindow, 4, 'read_window is 4ms by default');
+    assert.equal(server('listen 1935; read_window off;').readWindow, 0);
+    assert.equal(server('listen 1935; read_window 10ms;').readWindow, 10);
+    assert.equal(server('listen 1935; read_window 1s;').readWindow, 1000);
+    assert.throws(() => server('listen 1935; read_window 2s;'), /read_window/, 'at most 1s (the native poller\'s limit)');
+    assert.throws(() => server('listen 1935; application a { read_window 2ms; }'), /read_window/, 'a server-level setting');
     assert.equal(s.warmup, false, 'warmup is off by default (issue 14: not worth its memory without runtime tricks)');
     assert.equal(server('listen 1935; warmup on;').warmup, true);
     assert.equal(server('listen 1935; warmup off;').warmup, false);

@@ -14,9 +14,11 @@ import { playCounting, publishSynthetic } from '../helpers/synthetic.js';
  * The real addon, with its dupFd counted (or made to fail); with `poller` its batched reader too
  * (NativeSocketReader), else as an addon built before it (SharedSocketReader, Node.js's onread).
  */
-function countingWriter(real: NativeWriter, fail = false, poller = true): { writer: NativeWriter; dups: number[]; watched: number[] } {
+function countingWriter(real: NativeWriter, fail = false, poller = true): { writer: NativeWriter; dups: number[]; watched: number[]; windows: number[] } {
   const dups: number[] = [];
   const watched: number[] = [];
+  /** every read window the server set (pollerSetWindow) */
+  const windows: number[] = [];
   const writer: NativeWriter = {
     writeSlots: (...a) => real.writeSlots(...a),
     trimHeap: () => real.trimHeap?.(),
@@ -34,14 +36,18 @@ function countingWriter(real: NativeWriter, fail = false, poller = true): { writ
     };
     writer.pollerUnwatch = (...a) => real.pollerUnwatch!(...a);
     writer.pollerClose = (...a) => real.pollerClose!(...a);
+    writer.pollerSetWindow = (p, ms) => {
+      windows.push(ms);
+      real.pollerSetWindow!(p, ms);
+    };
   }
-  return { writer, dups, watched };
+  return { writer, dups, watched, windows };
 }
 
-async function serve(t: TestContext, writer: NativeWriter, sharedRead = true): Promise<{ url: string; logs: MemoryLogEntry[]; server: RtmpServer }> {
+async function serve(t: TestContext, writer: NativeWriter, sharedRead = true, readWindow?: number): Promise<{ url: string; logs: MemoryLogEntry[]; server: RtmpServer }> {
   const logs: MemoryLogEntry[] = [];
   const server = new RtmpServer(
-    loopbackDefault(() => ({ sharedRead })),
+    loopbackDefault(() => ({ sharedRead, ...(readWindow !== undefined ? { readWindow } : {}) })),
     { logger: memoryLogger(logs), modules: buildModules, nativeWriter: writer, warmup: false },
   );
   await server.start();
@@ -100,6 +106,25 @@ for (const poller of [true, false]) {
     assert.ok(logs.some((l) => l.msg === 'native fan-out writer loaded' && l.fields['sharedRead'] === true));
   });
 }
+
+test('read_window: with the window on (200 ms: one publisher reads fast enough for it), a late player still gets every frame intact and in order', async (t) => {
+  const real = nativeOrSkip(t);
+  if (real === undefined) return;
+  const { writer, windows } = countingWriter(real);
+  const { url } = await serve(t, writer, true, 200);
+  const checked = await lateJoinerGetsIntactFrames(url);
+  assert.ok(checked >= 60, `checked ${checked} frames`);
+  assert.equal(windows[0], 200, 'the window turned on');
+});
+
+test('read_window: one publisher and its player at the default window never turn it on (no added latency)', async (t) => {
+  const real = nativeOrSkip(t);
+  if (real === undefined) return;
+  const { writer, windows } = countingWriter(real);
+  const { url } = await serve(t, writer);
+  assert.ok((await lateJoinerGetsIntactFrames(url)) >= 60);
+  assert.deepEqual(windows, [], 'no window set');
+});
 
 test('shared_read: a peer that resets a connection the server is closing (stop) does not keep the server from stopping', async (t) => {
   const real = nativeOrSkip(t);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { loadNativeWriter } from '../../src/core/native.js';
 import { SocketOutput, WriteGroup, descriptorOf } from '../../src/rtmp/output.js';
-import { NativeSocketReader, SharedSocketReader, type SocketInputHandler } from '../../src/rtmp/socket-input.js';
+import { NativeSocketReader, READ_WINDOW, ReadWindow, SharedSocketReader, type SocketInputHandler } from '../../src/rtmp/socket-input.js';
 import { nativeOrSkip } from '../helpers/native.js';
 
 /** A listener that accepts paused (as the server's do); each accepted socket comes out of next(). */
@@ -196,11 +196,11 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
   }
 }
 
-function nativeReader(t: TestContext, group?: WriteGroup): NativeSocketReader | undefined {
+function nativeReader(t: TestContext, group?: WriteGroup, window?: ReadWindow): NativeSocketReader | undefined {
   const w = nativeOrSkip(t);
   if (w === undefined) return undefined;
   assert.ok(w.createPoller !== undefined, 'the addon has the poller');
-  const reader = new NativeSocketReader(w as Required<typeof w>, w.dupFd!.bind(w), group);
+  const reader = new NativeSocketReader(w as Required<typeof w>, w.dupFd!.bind(w), group, window);
   t.after(() => reader.close());
   return reader;
 }
@@ -333,4 +333,165 @@ test('native poller: unwatching a token during a batch forgets that token\'s ent
   assert.deepEqual(seen[0]!.length, 2, 'both reads in one batch');
   assert.equal(seen[0]![1], -1, 'the second entry, unwatched while the first was delivered, is forgotten');
   assert.throws(() => w.pollerWatch!(poller, -1, 2), TypeError);
+});
+
+/** A poller on `tokens.length` accepted connections; each batch's entries (token, bytes as text) go to `batches` with the time it came. */
+async function pollerOn(t: TestContext, n: number): Promise<{ w: Required<NonNullable<ReturnType<typeof nativeOrSkip>>>; poller: ReturnType<NonNullable<ReturnType<typeof nativeOrSkip>>['createPoller'] & {}>; clients: net.Socket[]; batches: { at: number; entries: [number, string][] }[] } | undefined> {
+  const w = nativeOrSkip(t);
+  if (w === undefined) return undefined;
+  assert.ok(w.pollerSetWindow !== undefined, 'the addon has the read window');
+  const l = await pausedListener(t);
+  const buffer = Buffer.alloc(256 * 1024);
+  const meta = new Int32Array(3 * 64);
+  const batches: { at: number; entries: [number, string][] }[] = [];
+  const poller = w.createPoller!(buffer, meta, (count) => {
+    const entries: [number, string][] = [];
+    for (let i = 0; i < count; i++) {
+      const [token, result, offset] = [meta[i * 3]!, meta[i * 3 + 1]!, meta[i * 3 + 2]!];
+      entries.push([token, result > 0 ? buffer.toString('latin1', offset, offset + result) : `<${result}>`]);
+    }
+    batches.push({ at: performance.now(), entries });
+  });
+  let closed = false;
+  t.after(() => {
+    if (!closed) w.pollerClose!(poller);
+  });
+  const clients: net.Socket[] = [];
+  for (let token = 0; token < n; token++) {
+    const accepted = l.next();
+    clients.push(connect(t, l.port));
+    const acc = await accepted;
+    t.after(() => acc.destroy());
+    w.pollerWatch!(poller, w.dupFd!(descriptorOf(acc)), token);
+  }
+  const close = w.pollerClose!.bind(w);
+  (w as { pollerClose: typeof close }).pollerClose = (p) => {
+    closed = true;
+    close(p);
+  };
+  return { w: w as Required<typeof w>, poller, clients, batches };
+}
+
+test('native poller: with a read window, reads that arrive within it come in one batch at its end; without, each arrival is its own batch', async (t) => {
+  const p = await pollerOn(t, 2);
+  if (p === undefined) return;
+  const { w, poller, clients, batches } = p;
+  // no window: two arrivals 40 ms apart are two batches
+  clients[0]!.write('a');
+  await until('a', () => batches.length === 1);
+  await new Promise((r) => setTimeout(r, 40));
+  clients[1]!.write('b');
+  await until('b', () => batches.length === 2);
+  assert.deepEqual(batches.map((b) => b.entries), [[[0, 'a']], [[1, 'b']]]);
+  // a 150 ms window: the first arrival waits for it, the second (40 ms later) joins it, in one batch
+  w.pollerSetWindow(poller, 150);
+  const sent = performance.now();
+  clients[0]!.write('c');
+  await new Promise((r) => setTimeout(r, 40));
+  clients[1]!.write('d');
+  clients[0]!.write('e');
+  await until('c, d, e', () => batches.length === 3, 3000);
+  const b = batches[2]!;
+  assert.deepEqual(b.entries.map(([token, text]) => [token, text]).sort(), [[0, 'ce'], [1, 'd']], 'every connection\'s arrivals of the window, in one batch');
+  const waited = b.at - sent;
+  assert.ok(waited >= 140, `the batch came at the window's end (${waited.toFixed(1)} ms after the first arrival)`);
+  assert.ok(waited < 1000, `and not much later (${waited.toFixed(1)} ms)`);
+  // back to no window: the next arrival is delivered in its own turn again
+  w.pollerSetWindow(poller, 0);
+  await new Promise((r) => setTimeout(r, 20));
+  const sent2 = performance.now();
+  clients[1]!.write('f');
+  await until('f', () => batches.length === 4);
+  assert.ok(batches[3]!.at - sent2 < 100, 'no window: no wait');
+  assert.throws(() => w.pollerSetWindow(poller, 1001), TypeError);
+  assert.throws(() => w.pollerSetWindow(poller, -1), TypeError);
+});
+
+test('native poller: unwatching a connection or closing the poller while a window is open delivers nothing more for it', async (t) => {
+  const p = await pollerOn(t, 2);
+  if (p === undefined) return;
+  const { w, poller, clients, batches } = p;
+  w.pollerSetWindow(poller, 100);
+  clients[0]!.write('x');
+  clients[1]!.write('y');
+  await new Promise((r) => setTimeout(r, 30));
+  w.pollerUnwatch(poller, 1); // inside the window
+  await until('the window\'s batch', () => batches.length === 1);
+  assert.deepEqual(batches[0]!.entries, [[0, 'x']]);
+  // the peer of the unwatched connection: the poller closed its copy; the accepted socket still holds the connection
+  clients[0]!.write('z');
+  await new Promise((r) => setTimeout(r, 20));
+  w.pollerClose(poller); // inside the next window
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(batches.length, 1, 'nothing after close');
+  assert.throws(() => w.pollerSetWindow(poller, 5), TypeError, 'a closed poller');
+});
+
+test('ReadWindow: on when a window would gather minReads at the measured rate, off below half of it, decided once per period', () => {
+  assert.throws(() => new ReadWindow(0), RangeError);
+  assert.throws(() => new ReadWindow(READ_WINDOW.MaxMs + 1), RangeError);
+  assert.throws(() => new ReadWindow(2.5), RangeError);
+  const rw = new ReadWindow({ ms: 4, minReads: 8, periodMs: 100 });
+  // 1 000 reads a second: 4 per 4 ms window, below 8: stays off
+  let t = 0;
+  for (let i = 0; i < 20; i++) assert.equal(rw.batch(10, (t += 10)), undefined);
+  assert.equal(rw.active, false);
+  // 2 500 reads a second (10 a window): on, said once, at the end of a period
+  const changes: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const c = rw.batch(25, (t += 10));
+    if (c !== undefined) changes.push(c);
+  }
+  assert.deepEqual(changes, [4]);
+  assert.equal(rw.active, true);
+  // 1 500 a second (6 a window): between half and minReads: stays on (hysteresis)
+  for (let i = 0; i < 30; i++) assert.equal(rw.batch(15, (t += 10)), undefined);
+  // 500 a second (2 a window): off
+  changes.length = 0;
+  for (let i = 0; i < 30; i++) {
+    const c = rw.batch(5, (t += 10));
+    if (c !== undefined) changes.push(c);
+  }
+  assert.deepEqual(changes, [0]);
+  assert.equal(rw.active, false);
+  // the default: one publisher (~75 reads a second) never turns it on; 50 (~3 700) do
+  const d = new ReadWindow(READ_WINDOW.Ms);
+  t = 0;
+  for (let i = 0; i < 300; i++) assert.equal(d.batch(1, (t += 13)), undefined);
+  let on: number | undefined;
+  for (let i = 0; i < 1000 && on === undefined; i++) on = d.batch(4, (t += 1));
+  assert.equal(on, READ_WINDOW.Ms);
+});
+
+test('NativeSocketReader with a read window: under a fast stream of reads the window turns on, and every byte still arrives in order per connection', async (t) => {
+  const reader = nativeReader(t, undefined, new ReadWindow({ ms: 20, minReads: 2, periodMs: 50 }));
+  if (reader === undefined) return;
+  const l = await pausedListener(t);
+  const recs: Recorder[] = [];
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const accepted = l.next();
+    clients.push(connect(t, l.port));
+    const acc = await accepted;
+    acc.on('error', () => undefined);
+    t.after(() => acc.destroy());
+    const rec = new Recorder();
+    reader.adopt(acc, rec);
+    recs.push(rec);
+  }
+  const expected = ['', '', '', ''];
+  let activeSeen = false;
+  for (let k = 0; k < 60; k++) {
+    for (let i = 0; i < 4; i++) {
+      const piece = `${i}:${k};`;
+      expected[i] += piece;
+      clients[i]!.write(piece);
+    }
+    await new Promise((r) => setTimeout(r, 3));
+    activeSeen ||= reader.windowActive;
+  }
+  await until('every byte', () => recs.every((r, i) => r.text === expected[i]), 5000);
+  assert.ok(activeSeen, 'the window turned on under ~1 300 reads a second');
+  const calls = recs.reduce((a, r) => a + r.calls, 0);
+  assert.ok(calls < 240, `reads were gathered: ${calls} deliveries for 240 writes`);
 });
