@@ -26,6 +26,25 @@
  * do not move: a Buffer's memory is outside V8's moving heap) nor writes into
  * the buffers. The paths are copied here; the callback is held by a reference.
  * The worker thread calls no N-API function.
+ *
+ *   writeAt(fds: Int32Array, positions: Float64Array, counts: Int32Array,
+ *           bufs: Buffer[], results: Int32Array, done: () => void): void
+ *
+ * Positioned writes to several open files as ONE thread-pool job (the
+ * recorders' writes of one turn, src/record/disk.ts). Entry i writes the next
+ * counts[i] buffers of bufs, in order, to fds[i] starting at positions[i], with
+ * pwritev(2) (at most IOV_MAX buffers per call, again after a short write or
+ * EINTR). Then, on the main thread, results[i] is 0 (every byte written) or
+ * -errno (ENOSPC, EIO, EBADF...: that entry stopped there; the others went
+ * on), and done() is called. n = fds.length; positions, counts and results
+ * have at least n elements and the counts add up to bufs.length (else a
+ * TypeError, and nothing is queued).
+ *
+ * Contract with the caller, as writeFileAtomic's for the buffers and the
+ * arrays (held by references until done; not changed meanwhile), and: every
+ * fds[i] stays open until done is called (a descriptor closed meanwhile could
+ * be given to another file, which the job would then write). The caller keeps
+ * the files' handles from closing until then (src/record/disk.ts, closeFile).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -241,8 +260,180 @@ static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_ref refs[5]; /* fds, positions, counts, bufs, results: kept alive until done */
+  napi_ref done;
+  size_t n;
+  int32_t *fds;
+  double *positions;
+  int32_t *counts;
+  int32_t *results;  /* written by the worker, read by JavaScript after done */
+  struct iovec *iov; /* every buffer's bytes, advanced in place by short writes */
+  size_t niov;
+} at_job;
+
+static void at_job_free(napi_env env, at_job *job) {
+  for (size_t i = 0; i < sizeof job->refs / sizeof job->refs[0]; i++) {
+    if (job->refs[i] != NULL) napi_delete_reference(env, job->refs[i]);
+  }
+  if (job->done != NULL) napi_delete_reference(env, job->done);
+  free(job->iov);
+  free(job);
+}
+
+/* pwritev(2) of iov[0..n) at pos: 0, or errno (EIO for a write that takes nothing) */
+static int pwrite_all(int fd, off_t pos, struct iovec *iov, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (iov[i].iov_len == 0) {
+      i++;
+      continue;
+    }
+    size_t count = n - i > IOV_MAX ? IOV_MAX : n - i;
+    ssize_t r = pwritev(fd, iov + i, (int)count, pos);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno > 0 ? errno : EIO;
+    }
+    if (r == 0) return EIO;
+    pos += r;
+    size_t left = (size_t)r;
+    while (left > 0 && i < n) {
+      if (left >= iov[i].iov_len) {
+        left -= iov[i].iov_len;
+        iov[i].iov_len = 0;
+        i++;
+      } else {
+        iov[i].iov_base = (char *)iov[i].iov_base + left;
+        iov[i].iov_len -= left;
+        left = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+/* on a thread-pool thread: no N-API here */
+static void at_execute(napi_env env, void *data) {
+  (void)env;
+  at_job *job = data;
+  size_t k = 0;
+  for (size_t i = 0; i < job->n; i++) {
+    size_t c = (size_t)job->counts[i];
+    int e = pwrite_all(job->fds[i], (off_t)job->positions[i], job->iov + k, c);
+    job->results[i] = e == 0 ? 0 : -e;
+    k += c;
+  }
+}
+
+/* on the main thread */
+static void at_complete(napi_env env, napi_status status, void *data) {
+  at_job *job = data;
+  if (status != napi_ok) {
+    for (size_t i = 0; i < job->n; i++) job->results[i] = -ECANCELED;
+  }
+  napi_value done, global;
+  if (napi_get_reference_value(env, job->done, &done) == napi_ok && done != NULL && napi_get_global(env, &global) == napi_ok) {
+    /* an exception thrown by done is the process's uncaught exception (N-API reports it) */
+    napi_call_function(env, global, done, 0, NULL, NULL);
+  }
+  napi_delete_async_work(env, job->work);
+  at_job_free(env, job);
+}
+
+/* the data and element count of a typed array of `type`, or 0 */
+static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  bool is = false;
+  return napi_is_typedarray(env, v, &is) == napi_ok && is && napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) == napi_ok && type == want;
+}
+
+static napi_value WriteAt(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  void *fds, *positions, *counts, *results;
+  size_t nfds = 0, npos = 0, ncounts = 0, nresults = 0;
+  uint32_t nbufs = 0;
+  bool is_array = false;
+  napi_valuetype done_type = napi_undefined;
+  static const char usage[] = "writeAt(fds: Int32Array, positions: Float64Array, counts: Int32Array, bufs: Buffer[], results: Int32Array, done: () => void)";
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 || !typed(env, argv[0], napi_int32_array, &fds, &nfds) ||
+      !typed(env, argv[1], napi_float64_array, &positions, &npos) || !typed(env, argv[2], napi_int32_array, &counts, &ncounts) ||
+      napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &nbufs) != napi_ok ||
+      !typed(env, argv[4], napi_int32_array, &results, &nresults) || napi_typeof(env, argv[5], &done_type) != napi_ok ||
+      done_type != napi_function || npos < nfds || ncounts < nfds || nresults < nfds) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", usage);
+    return NULL;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < nfds; i++) {
+    int32_t c = ((int32_t *)counts)[i];
+    double pos = ((double *)positions)[i];
+    if (c < 0 || ((int32_t *)fds)[i] < 0 || !(pos >= 0) || pos > 9007199254740991.0 || pos != (double)(int64_t)pos) {
+      napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeAt: each entry needs a descriptor >= 0, a whole position >= 0 and a count >= 0");
+      return NULL;
+    }
+    total += (uint64_t)c;
+  }
+  if (total != nbufs) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeAt: the counts must add up to bufs.length");
+    return NULL;
+  }
+  at_job *job = calloc(1, sizeof *job);
+  if (job == NULL || (nbufs > 0 && (job->iov = malloc((size_t)nbufs * sizeof *job->iov)) == NULL)) {
+    free(job);
+    napi_throw_error(env, "ERR_NATIVE_MEMORY", "writeAt: out of memory");
+    return NULL;
+  }
+  job->n = nfds;
+  job->niov = nbufs;
+  job->fds = fds;
+  job->positions = positions;
+  job->counts = counts;
+  job->results = results;
+  for (uint32_t i = 0; i < nbufs; i++) {
+    napi_value v;
+    void *d;
+    size_t l;
+    bool is_buffer = false;
+    if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
+        napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
+      at_job_free(env, job);
+      napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeAt: bufs must hold Buffers");
+      return NULL;
+    }
+    job->iov[i].iov_base = d;
+    job->iov[i].iov_len = l;
+  }
+  /* the typed arrays and the buffer array (argv[0..4]) live until done */
+  for (size_t r = 0; r < 5; r++) {
+    if (napi_create_reference(env, argv[r], 1, &job->refs[r]) != napi_ok) {
+      at_job_free(env, job);
+      return NULL;
+    }
+  }
+  napi_value name;
+  if (napi_create_reference(env, argv[5], 1, &job->done) != napi_ok ||
+      napi_create_string_utf8(env, "rtmp-server:writeAt", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, at_execute, at_complete, job, &job->work) != napi_ok) {
+    at_job_free(env, job);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    at_job_free(env, job);
+    return NULL;
+  }
+  return NULL;
+}
+
 int files_init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "writeFileAtomic", NAPI_AUTO_LENGTH, WriteFileAtomic, NULL, &fn) != napi_ok) return 0;
-  return napi_set_named_property(env, exports, "writeFileAtomic", fn) == napi_ok;
+  if (napi_set_named_property(env, exports, "writeFileAtomic", fn) != napi_ok) return 0;
+  if (napi_create_function(env, "writeAt", NAPI_AUTO_LENGTH, WriteAt, NULL, &fn) != napi_ok) return 0;
+  return napi_set_named_property(env, exports, "writeAt", fn) == napi_ok;
 }

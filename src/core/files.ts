@@ -113,6 +113,17 @@ const STEP_SYSCALL: Record<NativeFileStep, string> = {
 /** The native job's failure as Node's system errors are made (`ENOSPC: no space left on device, write '<tmp>'`). */
 function systemError(errno: number, step: number, tmp: string, file: string): NodeJS.ErrnoException {
   const syscall = STEP_SYSCALL[step as NativeFileStep] ?? `step ${step}`;
+  const e = errnoError(errno, syscall, tmp, step === NativeFileStep.rename ? `'${tmp}' -> '${file}'` : undefined);
+  if (step === NativeFileStep.rename) (e as NodeJS.ErrnoException & { dest?: string }).dest = file;
+  return e;
+}
+
+/**
+ * A native call's -errno as Node.js makes its system errors: `code` (ENOSPC...),
+ * `errno`, `syscall`, `path`, and the message `ENOSPC: no space left on device,
+ * write '<path>'` (`where` replaces the quoted path).
+ */
+export function errnoError(errno: number, syscall: string, file: string, where = `'${file}'`): NodeJS.ErrnoException {
   let code = `E${-errno}`;
   let text = `error ${errno}`;
   try {
@@ -121,13 +132,11 @@ function systemError(errno: number, step: number, tmp: string, file: string): No
   } catch {
     // not an errno this platform knows: the number stays in the message
   }
-  const where = step === NativeFileStep.rename ? `'${tmp}' -> '${file}'` : `'${tmp}'`;
   const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, ${syscall} ${where}`);
   e.errno = errno;
   e.code = code;
   e.syscall = syscall;
-  e.path = tmp;
-  if (step === NativeFileStep.rename) (e as NodeJS.ErrnoException & { dest?: string }).dest = file;
+  e.path = file;
   return e;
 }
 

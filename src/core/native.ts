@@ -66,6 +66,16 @@ export interface NativeWriter {
    * (a path with a NUL byte). Absent in test doubles and in an addon built before it.
    */
   writeFileAtomic?(tmpPath: string, finalPath: string, bufs: readonly Buffer[], done: (err: number, step: number) => void): void;
+  /**
+   * Positioned writes to several open files as ONE thread-pool job
+   * (native/files.c): entry i pwritev(2)s the next counts[i] buffers of bufs
+   * to fds[i] at positions[i]; then, on the main thread, results[i] is 0 or
+   * -errno and done() is called. Contract: until done, the arrays and buffers
+   * are not changed and every fds[i] stays open (src/record/disk.ts keeps
+   * each file from closing meanwhile). Throws a TypeError for wrong
+   * arguments (nothing queued). Absent in test doubles and in an addon built before it.
+   */
+  writeAt?(fds: Int32Array, positions: Float64Array, counts: Int32Array, bufs: readonly Buffer[], results: Int32Array, done: () => void): void;
 }
 
 /** Which system call of native writeFileAtomic failed (its `step`; native/files.c's STEP_*). */

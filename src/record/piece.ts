@@ -90,6 +90,8 @@ export class StreamInfo {
 /** One open piece of a recording. */
 export class Piece {
   readonly fh: FileHandle;
+  /** the file as opened (its writer: batched or fh.writev) */
+  private readonly file: OpenedFile;
   /** bytes in the file (the next write's position) */
   pos: number;
   /** added to every timestamp (record_append: the file's last timestamp) */
@@ -116,6 +118,7 @@ export class Piece {
     readonly meta: FlvFileMetadata,
     readonly mp4: Mp4Piece | undefined,
   ) {
+    this.file = file;
     this.fh = file.fh;
     this.pos = file.pos;
     this.shift = file.shift;
@@ -195,7 +198,7 @@ export class Piece {
 
   /** Writes `iov`, the bytes counted last in `pos`, to the file. */
   flush(iov: readonly Buffer[]): Promise<void> {
-    return writeEndingAt(this.fh, this.path, iov, this.pos);
+    return writeEndingAt(this.file, this.path, iov, this.pos);
   }
 
   /**

@@ -17,7 +17,7 @@ import { FrameKind, type MediaFrame } from '../live/frame.js';
 import { DEFAULT_KEYFRAME_CAPACITY, FLV_TAG_OVERHEAD } from '../media/flv-file.js';
 import { FLV_PREVIOUS_TAG_SIZE } from '../media/flv.js';
 import type { SessionInfo } from '../app/chain.js';
-import { DEFAULT_WRITE_WINDOW_MS, NODE_RECORD_FS, openPieceFile, writeClock, type RecordFs, type WriteClock } from './disk.js';
+import { DEFAULT_WRITE_WINDOW_MS, NODE_RECORD_FS, closeFile, openPieceFile, writeClock, type RecordFs, type WriteClock } from './disk.js';
 import { Mp4Piece } from './mp4.js';
 import { recordFilePath } from './names.js';
 import { Piece, StreamInfo } from './piece.js';
@@ -231,7 +231,7 @@ export class FlvRecorder implements BatchSink {
       if (p.mp4 !== undefined) this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the last MP4 fragment could not be written at close (the file stays readable up to the one before)');
       else this.o.log.warn({ path: p.path, code: ErrorCode.OutputWriteFailed, err: describeError(e).message }, 'record: the metadata could not be rewritten at close (the file stays readable, without its index)');
     } finally {
-      await p.fh.close().catch(() => undefined);
+      await closeFile(p.fh).catch(() => undefined);
       this.files.push(p.path);
       this.o.log.info({ path: p.path, recorder: this.o.config.name, bytes: p.pos, duration: p.lastTs / 1000 }, 'record: file closed');
       this.o.events?.recordDone({ session: this.o.session, name: this.o.name, query: this.o.query, recorder: this.o.config.name, path: p.path });

@@ -233,12 +233,14 @@ const ENTRY_INTS = 3;
  * socket's bookkeeping, a callback, a microtask checkpoint). A publisher makes
  * about one read per message, so with hundreds of publishers that entry costs
  * more than the message's processing. The native poller watches a dup(2) of
- * each adopted socket with libuv's uv_poll on Node's own loop, makes one
- * recv(2) per ready socket into the next free part of one batch buffer, and
- * calls deliver() with the batch in the loop's check phase, right after the
- * poll phase that made the reads (or at once when the buffer is full). The
- * batch's writes (command replies, media fanned out to players) wait in the
- * server's write group and leave together when the batch ends.
+ * each adopted socket (in an epoll set of its own, watched on Node's own
+ * loop), makes one recv(2) per ready socket into the next free part of one
+ * batch buffer, and calls deliver() with the batch in the loop's check phase,
+ * right after the poll phase that made the reads (or at once when the buffer
+ * is full). The batch's writes (command replies, media fanned out to players)
+ * wait in the server's write group and leave together when the batch ends.
+ * Under load (ReadWindow) the poller also lets reads wait up to read_window
+ * ms, so that one wake-up takes the window's arrivals of every connection.
  *
  * The contract (asserted here and in native/reader.c):
  * - The poller owns its copy of the descriptor: nothing else reads or closes it,
