@@ -42,8 +42,10 @@
  * the first descriptor that becomes readable does not wake the loop for its
  * own read: the poller stops listening for ms milliseconds, then reads every
  * descriptor that is ready by then and hands that batch to onBatch at once
- * (from the timer). Reads wait at most ms longer; the loop wakes at most once
- * a window for them instead of once per arrival. The policy that turns it on
+ * (from the timer). While windows keep finding reads, the next one starts
+ * right away; one that finds none listens again. Reads wait at most ms
+ * longer; the loop wakes at most once a window for them instead of once per
+ * arrival. Setting 0 ends an open window at once. The policy that turns it on
  * and off is the caller's (src/rtmp/socket-input.ts, ReadWindow).
  *
  *   pollerClose(poller): void
@@ -210,8 +212,8 @@ static int read_one(poller *p, watcher *w, uint32_t events) {
   return 1;
 }
 
-/* One recv(2) on each descriptor of the epoll set that is ready now. */
-static void read_ready(poller *p) {
+/* One recv(2) on each descriptor of the epoll set that is ready now; how many were ready. */
+static int read_ready(poller *p) {
   struct epoll_event events[EVENTS_MAX];
   int n;
   do n = epoll_wait(p->epfd, events, EVENTS_MAX, 0);
@@ -221,8 +223,9 @@ static void read_ready(poller *p) {
     /* unwatched by a batch delivered meanwhile (or its token given to another descriptor: recv finds nothing or reads it, both fine) */
     watcher *w = token < p->watchers_len ? p->watchers[token] : NULL;
     if (w == NULL || !w->listening) continue;
-    if (!read_one(p, w, events[i].events)) return;
+    if (!read_one(p, w, events[i].events)) break;
   }
+  return n > 0 ? n : 0;
 }
 
 /* Hands the batch to JavaScript; 0 when the callback threw (reported as an uncaught exception) or the poller closed. */
@@ -249,14 +252,28 @@ static int flush_batch(poller *p) {
   return s == napi_ok && !p->closed;
 }
 
-/* the window is over: read what is ready, deliver it, listen again */
+/*
+ * The window is over: read what is ready and deliver it. While reads keep
+ * coming (this window had some), the next window starts at once and the set
+ * stays unwatched, as a network driver polls while packets keep arriving: no
+ * epoll_ctl(2) per window (stopping and restarting the watch is a DEL and an
+ * ADD, with the kernel's loop check for an epoll set in an epoll set). A
+ * window that found nothing ends it: the set is watched again and the loop may
+ * sleep until the next arrival.
+ */
 static void on_window(uv_timer_t *t) {
   poller *p = (poller *)t->data;
   p->window_open = 0;
   if (p->closed) return;
-  read_ready(p);
+  int ready = read_ready(p);
   if (!p->closed) flush_batch(p);
-  if (!p->closed) uv_poll_start(&p->set_watch, UV_READABLE, on_set_readable);
+  if (p->closed) return;
+  if (ready > 0 && p->window_ms > 0) {
+    p->window_open = 1;
+    uv_timer_start(&p->window, on_window, p->window_ms, 0);
+  } else {
+    uv_poll_start(&p->set_watch, UV_READABLE, on_set_readable);
+  }
 }
 
 static void on_set_readable(uv_poll_t *h, int status, int events) {
@@ -462,8 +479,14 @@ static napi_value PollerSetWindow(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_NATIVE_ARGS", "pollerSetWindow(poller: an open poller, ms: 0..1000)");
     return NULL;
   }
-  /* a window already open ends as it was set (on_window listens again) */
   p->window_ms = (uint64_t)ms;
+  if (ms == 0 && p->window_open) {
+    /* off: the open window ends now (what is ready is read in this turn's poll phase, level-triggered) */
+    uv_timer_stop(&p->window);
+    p->window_open = 0;
+    uv_poll_start(&p->set_watch, UV_READABLE, on_set_readable);
+  }
+  /* a new length applies from the next window */
   return NULL;
 }
 

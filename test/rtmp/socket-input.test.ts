@@ -396,13 +396,20 @@ test('native poller: with a read window, reads that arrive within it come in one
   const waited = b.at - sent;
   assert.ok(waited >= 140, `the batch came at the window's end (${waited.toFixed(1)} ms after the first arrival)`);
   assert.ok(waited < 1000, `and not much later (${waited.toFixed(1)} ms)`);
-  // back to no window: the next arrival is delivered in its own turn again
+  // a window that found reads starts the next at once; the next, empty, listens again: a later arrival opens a new window
+  await new Promise((r) => setTimeout(r, 400));
+  const sent1 = performance.now();
+  clients[0]!.write('g');
+  await until('g', () => batches.length === 4, 3000);
+  assert.deepEqual(batches[3]!.entries, [[0, 'g']]);
+  assert.ok(batches[3]!.at - sent1 >= 140, `a new window after the quiet time (${(batches[3]!.at - sent1).toFixed(1)} ms)`);
+  // back to no window (ending the window that follows g's at once): the next arrival is delivered in its own turn again
   w.pollerSetWindow(poller, 0);
   await new Promise((r) => setTimeout(r, 20));
   const sent2 = performance.now();
   clients[1]!.write('f');
-  await until('f', () => batches.length === 4);
-  assert.ok(batches[3]!.at - sent2 < 100, 'no window: no wait');
+  await until('f', () => batches.length === 5);
+  assert.ok(batches[4]!.at - sent2 < 100, 'no window: no wait');
   assert.throws(() => w.pollerSetWindow(poller, 1001), TypeError);
   assert.throws(() => w.pollerSetWindow(poller, -1), TypeError);
 });
