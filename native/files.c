@@ -92,8 +92,12 @@ static void job_free(atomic_job *job) {
   free(job);
 }
 
-/* writev(2) of every iov entry: 0, or errno (EIO for a write that takes nothing) */
-static int write_all(int fd, struct iovec *iov, size_t n) {
+/*
+ * Every byte of iov[0..n): writev(2) at the file's position when pos < 0, else
+ * pwritev(2) from pos; at most IOV_MAX entries per call, again after a short
+ * write or EINTR. 0, or errno (EIO for a write that takes nothing).
+ */
+static int write_all(int fd, off_t pos, struct iovec *iov, size_t n) {
   size_t i = 0;
   while (i < n) {
     if (iov[i].iov_len == 0) {
@@ -101,12 +105,13 @@ static int write_all(int fd, struct iovec *iov, size_t n) {
       continue;
     }
     size_t count = n - i > IOV_MAX ? IOV_MAX : n - i;
-    ssize_t r = writev(fd, iov + i, (int)count);
+    ssize_t r = pos < 0 ? writev(fd, iov + i, (int)count) : pwritev(fd, iov + i, (int)count, pos);
     if (r < 0) {
       if (errno == EINTR) continue;
       return errno > 0 ? errno : EIO;
     }
     if (r == 0) return EIO;
+    if (pos >= 0) pos += r;
     size_t left = (size_t)r;
     while (left > 0 && i < n) {
       if (left >= iov[i].iov_len) {
@@ -134,7 +139,7 @@ static void job_execute(napi_env env, void *data) {
     job->err = errno > 0 ? -errno : -EIO;
     job->step = STEP_OPEN;
   } else {
-    int e = write_all(fd, job->iov, job->niov);
+    int e = write_all(fd, -1, job->iov, job->niov);
     if (e != 0) {
       job->err = -e;
       job->step = STEP_WRITE;
@@ -282,38 +287,6 @@ static void at_job_free(napi_env env, at_job *job) {
   free(job);
 }
 
-/* pwritev(2) of iov[0..n) at pos: 0, or errno (EIO for a write that takes nothing) */
-static int pwrite_all(int fd, off_t pos, struct iovec *iov, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    if (iov[i].iov_len == 0) {
-      i++;
-      continue;
-    }
-    size_t count = n - i > IOV_MAX ? IOV_MAX : n - i;
-    ssize_t r = pwritev(fd, iov + i, (int)count, pos);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno > 0 ? errno : EIO;
-    }
-    if (r == 0) return EIO;
-    pos += r;
-    size_t left = (size_t)r;
-    while (left > 0 && i < n) {
-      if (left >= iov[i].iov_len) {
-        left -= iov[i].iov_len;
-        iov[i].iov_len = 0;
-        i++;
-      } else {
-        iov[i].iov_base = (char *)iov[i].iov_base + left;
-        iov[i].iov_len -= left;
-        left = 0;
-      }
-    }
-  }
-  return 0;
-}
-
 /* on a thread-pool thread: no N-API here */
 static void at_execute(napi_env env, void *data) {
   (void)env;
@@ -321,7 +294,7 @@ static void at_execute(napi_env env, void *data) {
   size_t k = 0;
   for (size_t i = 0; i < job->n; i++) {
     size_t c = (size_t)job->counts[i];
-    int e = pwrite_all(job->fds[i], (off_t)job->positions[i], job->iov + k, c);
+    int e = write_all(job->fds[i], (off_t)job->positions[i], job->iov + k, c);
     job->results[i] = e == 0 ? 0 : -e;
     k += c;
   }
