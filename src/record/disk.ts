@@ -158,8 +158,12 @@ export class BatchedWrites {
         for (let i = 0; i < n; i++) {
           const w = list[i]!;
           const r = results[i]!;
-          if (r === 0) w.resolve();
-          else w.reject(serverError(ErrorCode.OutputWriteFailed, `record: cannot write ${w.path}: ${errnoError(r, 'write', w.path).message}`, errnoError(r, 'write', w.path)));
+          if (r === 0) {
+            w.resolve();
+          } else {
+            const cause = errnoError(r, 'write', w.path);
+            w.reject(serverError(ErrorCode.OutputWriteFailed, `record: cannot write ${w.path}: ${cause.message}`, cause));
+          }
         }
       });
     } catch (e) {
