@@ -176,6 +176,23 @@ static void job_complete(napi_env env, napi_status status, void *data) {
   job_free(job);
 }
 
+/* iov[i] = the bytes of the array's Buffer i, for i < n: 1, or 0 when an element is not a Buffer */
+static int buffers_to_iov(napi_env env, napi_value array, uint32_t n, struct iovec *iov) {
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    void *d;
+    size_t l;
+    bool is_buffer = false;
+    if (napi_get_element(env, array, i, &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
+        napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
+      return 0;
+    }
+    iov[i].iov_base = d;
+    iov[i].iov_len = l;
+  }
+  return 1;
+}
+
 /* a copy of a string argument, NULL when it is not a string, holds a NUL byte, or memory is short */
 static char *copy_path(napi_env env, napi_value v) {
   size_t len;
@@ -224,19 +241,10 @@ static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  for (uint32_t i = 0; i < nbufs; i++) {
-    napi_value v;
-    void *d;
-    size_t l;
-    bool is_buffer = false;
-    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
-        napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
-      job_free(job);
-      napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeFileAtomic: bufs must hold Buffers");
-      return NULL;
-    }
-    job->iov[i].iov_base = d;
-    job->iov[i].iov_len = l;
+  if (!buffers_to_iov(env, argv[2], nbufs, job->iov)) {
+    job_free(job);
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeFileAtomic: bufs must hold Buffers");
+    return NULL;
   }
   napi_value name;
   if (napi_create_string_utf8(env, "rtmp-server:writeFileAtomic", NAPI_AUTO_LENGTH, &name) != napi_ok ||
@@ -367,19 +375,10 @@ static napi_value WriteAt(napi_env env, napi_callback_info info) {
   job->positions = positions;
   job->counts = counts;
   job->results = results;
-  for (uint32_t i = 0; i < nbufs; i++) {
-    napi_value v;
-    void *d;
-    size_t l;
-    bool is_buffer = false;
-    if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
-        napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
-      at_job_free(env, job);
-      napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeAt: bufs must hold Buffers");
-      return NULL;
-    }
-    job->iov[i].iov_base = d;
-    job->iov[i].iov_len = l;
+  if (!buffers_to_iov(env, argv[3], nbufs, job->iov)) {
+    at_job_free(env, job);
+    napi_throw_type_error(env, "ERR_NATIVE_ARGS", "writeAt: bufs must hold Buffers");
+    return NULL;
   }
   /* the typed arrays and the buffer array (argv[0..4]) live until done */
   for (size_t r = 0; r < 5; r++) {
